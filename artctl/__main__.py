@@ -1,0 +1,3 @@
+from artctl.cli import main
+
+main()

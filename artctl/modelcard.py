@@ -1,0 +1,85 @@
+"""The model card: what an exported ONNX file says about itself in its metadata_props.
+
+The exporter writes it, the server and mint read it (through onnxruntime's model metadata or the
+sidecar model.json), and `artctl inspect` prints it. Values in ONNX metadata are strings, so lists
+and maps are stored as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CARD_VERSION = "artctl-card-v1"
+
+
+class ModelCardError(ValueError):
+    """An ONNX file without a (valid) artctl model card."""
+
+
+@dataclass
+class ModelCard:
+    name: str
+    architecture: str
+    resolution: int
+    channels: int
+    z_dim: int
+    label_names: list[str] = field(default_factory=list)
+    default_psi: float = 1.0
+    has_psi: bool = False
+    has_label: bool = False
+    contracts: dict[str, str] = field(default_factory=dict)
+    data_fingerprint: str = ""
+    exporter_version: str = ""
+    torch_version: str = ""
+    precision: str = "fp32"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_metadata(self) -> dict[str, str]:
+        """Flatten to ONNX metadata_props (str -> str)."""
+        out = {"artctl_card": CARD_VERSION, **self.extra}
+        for key, value in asdict(self).items():
+            if key == "extra":
+                continue
+            out[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        return out
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str]) -> ModelCard:
+        """Parse metadata_props written by to_metadata; unknown keys land in `extra`."""
+        if meta.get("artctl_card") != CARD_VERSION:
+            raise ModelCardError(f"no {CARD_VERSION} model card in the model's metadata")
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        values: dict[str, Any] = {}
+        try:
+            for key in known:
+                if key not in meta:
+                    continue
+                is_text = cls.__dataclass_fields__[key].type in ("str", str)
+                values[key] = meta[key] if is_text else json.loads(meta[key])
+        except json.JSONDecodeError as exc:
+            raise ModelCardError(f"model card field is not valid JSON: {exc}") from exc
+        extra = {k: v for k, v in meta.items() if k not in known and k != "artctl_card"}
+        try:
+            return cls(**values, extra=extra)
+        except TypeError as exc:
+            raise ModelCardError(f"incomplete model card: {exc}") from exc
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar_path(model_path: Path) -> Path:
+    """model.onnx -> model.json (the card plus the file's SHA-256)."""
+    return Path(model_path).with_suffix(".json")

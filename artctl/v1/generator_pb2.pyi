@@ -1,0 +1,154 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ImageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IMAGE_FORMAT_PNG: _ClassVar[ImageFormat]
+    IMAGE_FORMAT_RAW: _ClassVar[ImageFormat]
+IMAGE_FORMAT_PNG: ImageFormat
+IMAGE_FORMAT_RAW: ImageFormat
+
+class GenerateRequest(_message.Message):
+    __slots__ = ("model", "seeds", "psi", "labels", "format", "include_metadata", "traits")
+    class TraitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_METADATA_FIELD_NUMBER: _ClassVar[int]
+    TRAITS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    seeds: _containers.RepeatedScalarFieldContainer[int]
+    psi: float
+    labels: _containers.RepeatedScalarFieldContainer[int]
+    format: ImageFormat
+    include_metadata: bool
+    traits: _containers.ScalarMap[str, str]
+    def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., psi: _Optional[float] = ..., labels: _Optional[_Iterable[int]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., include_metadata: _Optional[bool] = ..., traits: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class RenderProfile(_message.Message):
+    __slots__ = ("model_sha256", "runtime", "provider", "device", "exec_batch", "precision", "latent_contract")
+    MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    EXEC_BATCH_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    LATENT_CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    model_sha256: str
+    runtime: str
+    provider: str
+    device: str
+    exec_batch: int
+    precision: str
+    latent_contract: str
+    def __init__(self, model_sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., provider: _Optional[str] = ..., device: _Optional[str] = ..., exec_batch: _Optional[int] = ..., precision: _Optional[str] = ..., latent_contract: _Optional[str] = ...) -> None: ...
+
+class Artwork(_message.Message):
+    __slots__ = ("seed", "image", "mime", "width", "height", "channels", "pixel_sha256", "metadata_json", "psi", "label", "index")
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MIME_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    PIXEL_SHA256_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    seed: int
+    image: bytes
+    mime: str
+    width: int
+    height: int
+    channels: int
+    pixel_sha256: str
+    metadata_json: str
+    psi: float
+    label: int
+    index: int
+    def __init__(self, seed: _Optional[int] = ..., image: _Optional[bytes] = ..., mime: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., channels: _Optional[int] = ..., pixel_sha256: _Optional[str] = ..., metadata_json: _Optional[str] = ..., psi: _Optional[float] = ..., label: _Optional[int] = ..., index: _Optional[int] = ...) -> None: ...
+
+class GenerateResponse(_message.Message):
+    __slots__ = ("model", "profile", "artworks")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    ARTWORKS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    profile: RenderProfile
+    artworks: _containers.RepeatedCompositeFieldContainer[Artwork]
+    def __init__(self, model: _Optional[str] = ..., profile: _Optional[_Union[RenderProfile, _Mapping]] = ..., artworks: _Optional[_Iterable[_Union[Artwork, _Mapping]]] = ...) -> None: ...
+
+class ModelCard(_message.Message):
+    __slots__ = ("name", "architecture", "resolution", "channels", "z_dim", "label_names", "default_psi", "has_psi", "has_label", "sha256", "data_fingerprint", "exporter_version", "contracts", "metadata", "profile")
+    class ContractsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    Z_DIM_FIELD_NUMBER: _ClassVar[int]
+    LABEL_NAMES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_PSI_FIELD_NUMBER: _ClassVar[int]
+    HAS_PSI_FIELD_NUMBER: _ClassVar[int]
+    HAS_LABEL_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    DATA_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    EXPORTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONTRACTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    architecture: str
+    resolution: int
+    channels: int
+    z_dim: int
+    label_names: _containers.RepeatedScalarFieldContainer[str]
+    default_psi: float
+    has_psi: bool
+    has_label: bool
+    sha256: str
+    data_fingerprint: str
+    exporter_version: str
+    contracts: _containers.ScalarMap[str, str]
+    metadata: _containers.ScalarMap[str, str]
+    profile: RenderProfile
+    def __init__(self, name: _Optional[str] = ..., architecture: _Optional[str] = ..., resolution: _Optional[int] = ..., channels: _Optional[int] = ..., z_dim: _Optional[int] = ..., label_names: _Optional[_Iterable[str]] = ..., default_psi: _Optional[float] = ..., has_psi: _Optional[bool] = ..., has_label: _Optional[bool] = ..., sha256: _Optional[str] = ..., data_fingerprint: _Optional[str] = ..., exporter_version: _Optional[str] = ..., contracts: _Optional[_Mapping[str, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., profile: _Optional[_Union[RenderProfile, _Mapping]] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models", "default_model")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelCard]
+    default_model: str
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelCard, _Mapping]]] = ..., default_model: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""The gRPC inference server. Imports onnxruntime and grpc, never torch (a test proves it)."""

@@ -1,0 +1,54 @@
+"""The models a server holds: name -> runtime + batcher, with `default` always resolving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from serving.batcher import DynamicBatcher
+from serving.runtime import ModelRuntime
+
+DEFAULT_ALIAS = "default"
+
+
+class ModelNotFoundError(LookupError):
+    """No model of that name (NOT_FOUND)."""
+
+
+@dataclass
+class ServedModel:
+    runtime: ModelRuntime
+    batcher: DynamicBatcher
+
+    @property
+    def name(self) -> str:
+        return self.runtime.name
+
+
+class ModelRegistry:
+    def __init__(self) -> None:
+        self._models: dict[str, ServedModel] = {}
+        self.default_name: str | None = None
+
+    def add(self, model: ServedModel, default: bool = False) -> None:
+        if model.name in self._models or model.name == DEFAULT_ALIAS:
+            raise ValueError(f"model name {model.name!r} is taken")
+        self._models[model.name] = model
+        if default or self.default_name is None:
+            self.default_name = model.name
+
+    def get(self, name: str) -> ServedModel:
+        if name in ("", DEFAULT_ALIAS):
+            if self.default_name is None:
+                raise ModelNotFoundError("no default model is loaded")
+            return self._models[self.default_name]
+        try:
+            return self._models[name]
+        except KeyError:
+            known = ", ".join(sorted(self._models)) or "none"
+            raise ModelNotFoundError(f"unknown model {name!r} (loaded: {known})") from None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._models.values())
+
+    def __len__(self) -> int:
+        return len(self._models)

@@ -1,0 +1,182 @@
+"""Checkpoints: a directory of safetensors files plus config.json, written atomically.
+
+Layout of a run directory:
+    RUN/config.json                      the TrainConfig, for reading without any checkpoint
+    RUN/checkpoints/step-000200/         one complete checkpoint (written as .tmp-*, then renamed)
+        config.json                      TrainConfig + data fingerprint + contract versions
+        G.safetensors  G_ema.safetensors  D.safetensors  optim.safetensors
+        state.json                       step, image count and anything else needed to resume
+    RUN/latest                           name of the newest complete checkpoint (atomic replace)
+
+Nothing is pickled: torch.load is never used, so a checkpoint from a stranger cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from trainer.config import TrainConfig
+
+CHECKPOINT_FORMAT = "artctl-checkpoint-v1"
+MODEL_FILES = ("G.safetensors", "G_ema.safetensors", "D.safetensors")
+PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, incomplete, corrupt or of a format we refuse to read."""
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: TrainConfig
+    meta: dict[str, Any]  # fingerprint, contracts, label names, ...
+
+    def tensors(self, name: str) -> dict[str, torch.Tensor]:
+        file = self.path / name
+        if not file.is_file():
+            raise CheckpointError(f"{self.path} has no {name}")
+        try:
+            return load_file(str(file))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{file} is not a readable safetensors file ({exc})") from exc
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small text file so that readers see the old or the new content, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
+    state = opt.state_dict()
+    tensors = {}
+    for index, entries in state["state"].items():
+        for key, value in entries.items():
+            tensors[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).clone()
+    return tensors, state["param_groups"]
+
+
+def _restore_optimizer(
+    prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: Any
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        head, index, key = name.split(".", 2)
+        if head == prefix:
+            state.setdefault(int(index), {})[key] = value
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_checkpoint(
+    run_dir: Path,
+    config: TrainConfig,
+    meta: dict[str, Any],
+    modules: dict[str, torch.nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    state: dict[str, Any],
+) -> Path:
+    """Write a complete checkpoint into run_dir/checkpoints/step-N and point run_dir/latest at it."""
+    run_dir = Path(run_dir)
+    parent = run_dir / "checkpoints"
+    parent.mkdir(parents=True, exist_ok=True)
+    final = parent / f"step-{int(state['step']):06d}"
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=".tmp-"))
+    try:
+        for name, module in modules.items():
+            sd = {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
+            save_file(sd, str(tmp / f"{name}.safetensors"), metadata={"format": CHECKPOINT_FORMAT})
+        opt_tensors: dict[str, torch.Tensor] = {}
+        groups = {}
+        for name, opt in optimizers.items():
+            tensors, groups[name] = _optimizer_tensors(name, opt)
+            opt_tensors.update(tensors)
+        save_file(
+            opt_tensors,
+            str(tmp / "optim.safetensors"),
+            metadata={"format": CHECKPOINT_FORMAT, "param_groups": json.dumps(groups)},
+        )
+        (tmp / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
+        doc = {"format": CHECKPOINT_FORMAT, "train": config.model_dump(mode="json"), **meta}
+        (tmp / "config.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_text(run_dir / "latest", final.name + "\n")
+    return final
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint directory, or a run directory (its latest checkpoint)."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise CheckpointError(
+                f"{path} looks like a pickled checkpoint; artctl reads only safetensors checkpoints "
+                "(a pickle can run arbitrary code when loaded)"
+            )
+        raise CheckpointError(f"{path} is a file; give a run directory or a checkpoint directory")
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if (path / "latest").is_file():
+        path = path / "checkpoints" / (path / "latest").read_text().strip()
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"{path} is not a checkpoint (no config.json)")
+    return path
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Open a checkpoint (or a run's latest) and validate its config."""
+    path = resolve_checkpoint(path)
+    try:
+        doc = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path / 'config.json'} is not valid JSON ({exc})") from exc
+    if doc.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} has format {doc.get('format')!r}; expected {CHECKPOINT_FORMAT}")
+    try:
+        config = TrainConfig.model_validate(doc.pop("train"))
+    except Exception as exc:
+        first = str(exc).splitlines()
+        raise CheckpointError(
+            f"{path / 'config.json'}: invalid training config: {' '.join(first[:3])}"
+        ) from exc
+    for name in MODEL_FILES:
+        if not (path / name).is_file():
+            raise CheckpointError(f"{path} is incomplete: {name} is missing")
+    return Checkpoint(path=path, config=config, meta=doc)
+
+
+def load_optimizers(ckpt: Checkpoint, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    """Restore optimiser state saved by save_checkpoint."""
+    from safetensors import safe_open
+
+    file = ckpt.path / "optim.safetensors"
+    with safe_open(str(file), framework="pt") as handle:
+        groups = json.loads((handle.metadata() or {})["param_groups"])
+    tensors = ckpt.tensors("optim.safetensors")
+    for name, opt in optimizers.items():
+        _restore_optimizer(name, opt, tensors, groups[name])

@@ -1,0 +1,162 @@
+"""The training loop: one function, configured by a TrainConfig (data, not code paths)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from artctl import __version__
+from artctl.imaging import image_grid
+from artctl.seeds import CONTRACTS, latents
+from trainer import checkpoint as ckpt_io
+from trainer.config import TrainConfig
+from trainer.datasets import load_dataset
+from trainer.networks import build_discriminator, build_generator, init_weights
+
+PREVIEW_SEEDS = list(range(16))
+
+
+def quantize(images_nchw: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats -> uint8 NHWC, exactly as the exported ONNX graph does (round half to even)."""
+    scaled = ((images_nchw + 1.0) * 127.5).clamp(0.0, 255.0).round()
+    return scaled.to(torch.uint8).permute(0, 2, 3, 1)
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+@torch.no_grad()
+def render_preview(G: nn.Module, z_dim: int, seeds: list[int]) -> np.ndarray:
+    """Preview images from the seed contract, so a grid shows what the served model will show."""
+    was_training = G.training
+    G.eval()
+    z = torch.from_numpy(latents(seeds, z_dim))
+    images = quantize(G(z)).numpy()
+    G.train(was_training)
+    return images
+
+
+def training_loop(
+    config: TrainConfig,
+    run_dir: Path,
+    resume: Path | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> Path:
+    """Train, writing samples, metrics.jsonl and checkpoints under run_dir; returns the last checkpoint."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    net_cfg = config.network
+    data = load_dataset(config.data, net_cfg.resolution, net_cfg.channels, config.synthetic_size)
+    if data.label_names and not net_cfg.label_names:
+        net_cfg = net_cfg.model_copy(update={"label_names": data.label_names})
+        config = config.model_copy(update={"network": net_cfg})
+
+    gen = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    G = build_generator(net_cfg)
+    D = build_discriminator(net_cfg)
+    init_weights(G, net_cfg)
+    init_weights(D, net_cfg)
+    G_ema = copy.deepcopy(G).eval()
+    opt_G = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
+    opt_D = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
+    optimizers: dict[str, torch.optim.Optimizer] = {"opt_G": opt_G, "opt_D": opt_D}
+    step = 0
+    if resume is not None:
+        ck = ckpt_io.load_checkpoint(resume)
+        G.load_state_dict(ck.tensors("G.safetensors"))
+        G_ema.load_state_dict(ck.tensors("G_ema.safetensors"))
+        D.load_state_dict(ck.tensors("D.safetensors"))
+        ckpt_io.load_optimizers(ck, optimizers)
+        state = json.loads((ck.path / "state.json").read_text())
+        step = int(state["step"])
+        gen.set_state(torch.tensor(state["rng"], dtype=torch.uint8))
+
+    (run_dir / "config.json").write_text(config.model_dump_json(indent=2))
+    meta = {
+        "data_fingerprint": data.fingerprint,
+        "data_source": data.source,
+        "data_size": len(data),
+        "label_names": net_cfg.label_names,
+        "contracts": CONTRACTS,
+        "artctl_version": __version__,
+        "torch_version": torch.__version__,
+    }
+
+    def save(at_step: int) -> Path:
+        state = {"step": at_step, "kimg": at_step * config.batch / 1000, "rng": gen.get_state().tolist()}
+        return ckpt_io.save_checkpoint(
+            run_dir, config, meta, {"G": G, "G_ema": G_ema, "D": D}, optimizers, state
+        )
+
+    n = len(data)
+    real_target = torch.ones(config.batch)
+    fake_target = torch.zeros(config.batch)
+    last: Path | None = None
+    t_start = time.perf_counter()
+    start_step = step
+    with (run_dir / "metrics.jsonl").open("a") as metrics:
+        while step < config.steps:
+            idx = torch.randint(0, n, (config.batch,), generator=gen)
+            real = data.images[idx]
+            if config.mirror:
+                flip = torch.rand(config.batch, generator=gen) < 0.5
+                real = torch.where(flip[:, None, None, None], real.flip(3), real)
+            z = torch.randn(config.batch, net_cfg.z_dim, generator=gen)
+
+            fake = G(z)
+            loss_D = F.binary_cross_entropy_with_logits(
+                D(real), real_target
+            ) + F.binary_cross_entropy_with_logits(D(fake.detach()), fake_target)
+            opt_D.zero_grad(set_to_none=True)
+            loss_D.backward()
+            opt_D.step()
+
+            loss_G = F.binary_cross_entropy_with_logits(D(fake), real_target)
+            opt_G.zero_grad(set_to_none=True)
+            loss_G.backward()
+            opt_G.step()
+
+            step += 1
+            decay = min(config.ema_decay, (1 + step) / (10 + step))
+            update_ema(G_ema, G, decay)
+
+            if not (torch.isfinite(loss_D.detach()) and torch.isfinite(loss_G.detach())):
+                raise FloatingPointError(f"loss became non-finite at step {step}")
+            if step % config.log_every == 0 or step == config.steps:
+                elapsed = time.perf_counter() - t_start
+                record = {
+                    "step": step,
+                    "kimg": round(step * config.batch / 1000, 4),
+                    "loss_D": round(loss_D.detach().item(), 5),
+                    "loss_G": round(loss_G.detach().item(), 5),
+                    "img_per_s": round((step - start_step) * config.batch / max(elapsed, 1e-9), 2),
+                }
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
+                if on_progress:
+                    on_progress(record)
+            if step % config.sample_every == 0 or step == config.steps:
+                grid = image_grid(render_preview(G_ema, net_cfg.z_dim, PREVIEW_SEEDS), cols=4)
+                grid.save(run_dir / f"samples-{step:06d}.png")
+            if config.checkpoint_every and step % config.checkpoint_every == 0 and step != config.steps:
+                last = save(step)
+    if last is None or not last.name.endswith(f"{step:06d}"):
+        last = save(step)
+    return last
