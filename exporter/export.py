@@ -11,6 +11,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,20 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _export_float(G: torch.nn.Module, z_dim: int, opset: int, buf: io.BytesIO) -> None:
+    torch.onnx.export(
+        G,
+        (torch.zeros(2, z_dim),),
+        buf,  # type: ignore[arg-type]  # a BytesIO is accepted at run time
+        input_names=["z"],
+        output_names=[FLOAT_OUTPUT],
+        dynamic_axes={"z": {0: "batch"}, FLOAT_OUTPUT: {0: "batch"}},
+        opset_version=opset,
+        do_constant_folding=True,
+        dynamo=False,
+    )
+
+
 def export_checkpoint(
     checkpoint: Path,
     out: Path,
@@ -166,17 +181,11 @@ def export_checkpoint(
     G.eval()
 
     buf = io.BytesIO()
-    torch.onnx.export(
-        G,
-        (torch.zeros(2, net.z_dim),),
-        buf,  # type: ignore[arg-type]  # a BytesIO is accepted at run time
-        input_names=["z"],
-        output_names=[FLOAT_OUTPUT],
-        dynamic_axes={"z": {0: "batch"}, FLOAT_OUTPUT: {0: "batch"}},
-        opset_version=opset,
-        do_constant_folding=True,
-        dynamo=False,
-    )
+    # The TorchScript exporter is chosen on purpose: ~10x faster than the dynamo path and stable
+    # serialisation (re-export gives the same bytes). It warns that it is deprecated; we know.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _export_float(G, net.z_dim, opset, buf)
     model = onnx.load_from_string(buf.getvalue())
     shape = (net.resolution, net.resolution, net.channels)
     _append_quantisation(model, *shape)

@@ -1,0 +1,99 @@
+"""Minting: a drop is a pure function of (config, model); its manifest proves every file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from artctl.client import GeneratorClient
+from artctl.collection import CollectionConfig, ConfigError, load_collection
+from artctl.imaging import decode_png
+from artctl.mint import LocalRenderer, ServerRenderer, mint
+from artctl.seeds import latents, pixel_sha256, provenance, token_seed
+
+
+def config(**kw: Any) -> CollectionConfig:
+    base = {"name": "Test Drop", "symbol": "TD", "size": 12, "salt": "pepper", "start_index": 1}
+    return CollectionConfig(**{**base, **kw})
+
+
+def test_local_mint_manifest_proves_every_file(tiny_model: Path, tmp_path: Path) -> None:
+    cfg = config(model=str(tiny_model))
+    result = mint(cfg, tmp_path / "drop", LocalRenderer(tiny_model))
+    manifest = json.loads((tmp_path / "drop" / "manifest.json").read_text())
+    ids = list(range(1, 13))
+    assert [t["id"] for t in manifest["tokens"]] == ids
+    seeds = [token_seed("pepper", i) for i in ids]
+    session = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"])
+    expected = session.run(["image"], {"z": latents(seeds, 16)})[0]
+    file_hashes = []
+    for entry, seed, img in zip(manifest["tokens"], seeds, expected):
+        png = (tmp_path / "drop" / "images" / f"{entry['id']}.png").read_bytes()
+        assert entry["seed"] == str(seed)
+        assert entry["pixel_sha256"] == pixel_sha256(img) == pixel_sha256(decode_png(png))
+        assert entry["file_sha256"] == hashlib.sha256(png).hexdigest()
+        file_hashes.append(entry["file_sha256"])
+        meta = json.loads((tmp_path / "drop" / "metadata" / f"{entry['id']}.json").read_text())
+        assert meta["name"] == f"Test Drop #{entry['id']}" and meta["image"].endswith(f"/{entry['id']}.png")
+        assert {"name", "description", "image", "attributes"} <= meta.keys()
+    assert manifest["provenance"] == result.provenance == provenance(file_hashes)
+    assert (tmp_path / "drop" / "provenance.txt").read_text().strip() == result.provenance
+    assert manifest["render_profile"]["provider"] == "CPUExecutionProvider"
+    assert (tmp_path / "drop" / "contact-sheet.png").is_file()
+
+
+def test_same_config_gives_the_same_bytes(tiny_model: Path, tmp_path: Path) -> None:
+    cfg = config(size=5)
+    for name in ("a", "b"):
+        mint(cfg, tmp_path / name, LocalRenderer(tiny_model))
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert files_a == files_b and len(files_a) == 5 * 2 + 4
+    for rel in files_a:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_server_mint_equals_local_mint(server: tuple[Any, str], tiny_model: Path, tmp_path: Path) -> None:
+    cfg = config(size=20)
+    local = mint(cfg, tmp_path / "local", LocalRenderer(tiny_model))
+    with GeneratorClient([server[1], server[1]]) as client:
+        remote = mint(cfg, tmp_path / "remote", ServerRenderer(client, "default"))
+    assert [e["pixel_sha256"] for e in remote.entries] == [e["pixel_sha256"] for e in local.entries]
+    assert remote.provenance == local.provenance
+
+
+def test_collection_config_errors_name_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('name = "x"\nsize = 0\nsalt = "s"\n')
+    with pytest.raises(ConfigError, match="size: Input should be greater than or equal to 1"):
+        load_collection(path)
+    path.write_text('name = "x"\nsize = 3\nsalt = "s"\nsizes = 4\n')
+    with pytest.raises(ConfigError, match="sizes: Extra inputs are not permitted"):
+        load_collection(path)
+    path.write_text('name = "x"\nsize = 3\n')
+    with pytest.raises(ConfigError, match="salt: Field required"):
+        load_collection(path)
+    path.write_text("name = [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_collection(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_collection(tmp_path / "missing.toml")
+
+
+def test_example_collection_is_valid() -> None:
+    cfg = load_collection(Path(__file__).resolve().parent.parent / "examples" / "collection.toml")
+    assert cfg.size >= 1 and cfg.salt
+
+
+def test_decoded_pngs_roundtrip_channels() -> None:
+    from artctl.imaging import encode_png
+
+    for c in (1, 3, 4):
+        img = np.random.default_rng(c).integers(0, 256, size=(5, 7, c), dtype=np.uint8)
+        np.testing.assert_array_equal(decode_png(encode_png(img)), img)

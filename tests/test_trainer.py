@@ -1,0 +1,108 @@
+"""The training loop, datasets and checkpoints on CPU."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from tests.conftest import train_tiny
+from trainer.checkpoint import CheckpointError, load_checkpoint
+from trainer.config import NetworkConfig, TrainConfig
+from trainer.datasets import DatasetError, load_folder, synthetic_shapes
+from trainer.training_loop import training_loop
+
+
+def test_training_writes_a_complete_checkpoint(tiny_run: Path) -> None:
+    ck = load_checkpoint(tiny_run)
+    assert ck.path.name == "step-000004"
+    assert (tiny_run / "latest").read_text().strip() == "step-000004"
+    for name in ("G", "G_ema", "D"):
+        tensors = load_file(str(ck.path / f"{name}.safetensors"))
+        assert tensors and all(torch.isfinite(t.float()).all() for t in tensors.values())
+    assert ck.meta["contracts"]["latent"] == "artctl-latent-v1"
+    assert len(ck.meta["data_fingerprint"]) == 64
+    records = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert all(np.isfinite([r["loss_D"], r["loss_G"]]).all() for r in records)
+    assert (tiny_run / "samples-000004.png").is_file()
+    assert not list((tiny_run / "checkpoints").glob(".tmp-*")), "temporary checkpoint left behind"
+
+
+@pytest.mark.parametrize(("resolution", "channels"), [(32, 3), (64, 4)])
+def test_dcgan_sizes_train_without_nan(tmp_path: Path, resolution: int, channels: int) -> None:
+    last = train_tiny(tmp_path / "run", steps=2, resolution=resolution, channels=channels)
+    G = load_file(str(last / "G_ema.safetensors"))
+    assert all(torch.isfinite(t.float()).all() for t in G.values())
+    assert Image.open(tmp_path / "run" / "samples-000002.png").size[0] > resolution
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    def cfg(steps: int) -> TrainConfig:
+        net = NetworkConfig(resolution=16, channels=4, z_dim=16, g_base=8, d_base=8)
+        return TrainConfig(
+            network=net, steps=steps, batch=8, synthetic_size=64, sample_every=100, log_every=100
+        )
+
+    straight = training_loop(cfg(6), tmp_path / "straight")
+    training_loop(cfg(3), tmp_path / "split")
+    resumed = training_loop(cfg(6), tmp_path / "split", resume=tmp_path / "split")
+    for name in ("G.safetensors", "G_ema.safetensors", "D.safetensors", "optim.safetensors"):
+        a, b = load_file(str(straight / name)), load_file(str(resumed / name))
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{name}:{key} differs after resume"
+
+
+def test_folder_dataset_labels_skips_and_errors(tmp_path: Path) -> None:
+    for label in ("cats", "dogs"):
+        (tmp_path / label).mkdir()
+        for i in range(5):
+            Image.new("RGBA", (20, 30), (i * 40, 10, 200, 128)).save(tmp_path / label / f"{i}.png")
+    (tmp_path / "cats" / "broken.png").write_bytes(b"not a png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_folder(tmp_path, resolution=16, channels=4)
+    assert len(data) == 10 and data.label_names == ["cats", "dogs"]
+    assert data.images.shape == (10, 4, 16, 16) and data.images.min() >= -1 and data.images.max() <= 1
+    assert data.skipped == ["cats/broken.png"]
+    assert any("skipped 1 unreadable" in str(w.message) for w in caught)
+    rgb = load_folder(tmp_path, resolution=16, channels=3)
+    assert rgb.images.shape[1] == 3
+    assert load_folder(tmp_path, 16, 4).fingerprint == data.fingerprint
+
+
+def test_empty_or_missing_data_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_folder(tmp_path / "nope", 16, 4)
+    (tmp_path / "few").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "few" / "a.png")
+    with pytest.raises(DatasetError, match="1 readable image"):
+        load_folder(tmp_path / "few", 16, 4)
+
+
+def test_synthetic_shapes_are_reproducible() -> None:
+    a, b = synthetic_shapes(12, 16, 4), synthetic_shapes(12, 16, 4)
+    assert torch.equal(a.images, b.images) and a.fingerprint == b.fingerprint
+    alpha = a.images[:, 3]
+    assert (alpha < 0).any() and (alpha > 0.9).any(), "RGBA shapes keep a transparent background"
+
+
+def test_checkpoint_errors_are_clear(tmp_path: Path, tiny_run: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing")
+    pickle = tmp_path / "model.pt"
+    pickle.write_bytes(b"\x80\x04junk")
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(pickle)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(broken)
