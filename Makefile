@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.artctl-installed
+# tritonclient (the stock KServe v2 client) pins protobuf < 7, so it gets a venv of its own; the
+# compatibility test runs it as a separate process against our server.
+TRITON_VENV ?= .venv-triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint e2e install proto clean help
@@ -24,10 +28,15 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+$(TRITON_STAMP): constraints-triton.txt
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install -q -c constraints-triton.txt 'tritonclient[grpc]'
+	@touch $(TRITON_STAMP)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+install: $(STAMP) $(TRITON_STAMP)
+
+test: $(STAMP) $(TRITON_STAMP)
+	ARTCTL_TRITON_PYTHON=$(TRITON_VENV)/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,4 +50,4 @@ proto: $(STAMP)
 	$(BIN)/python -m artctl.protogen
 
 clean:
-	rm -rf $(VENV) demo runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TRITON_VENV) demo runs .pytest_cache .mypy_cache .ruff_cache

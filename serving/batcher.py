@@ -44,6 +44,7 @@ class _Chunk:
     labels: npt.NDArray[np.int64] | None
     future: asyncio.Future[npt.NDArray[np.uint8]]
     deadline: float | None  # time.monotonic() seconds
+    enqueued: float = 0.0  # time.monotonic() when admitted
 
 
 @dataclass
@@ -61,7 +62,7 @@ class DynamicBatcher:
         max_batch: int = 64,
         max_delay_s: float = 0.002,
         queue_size: int = 4096,
-        on_batch: Callable[[int, float], None] | None = None,
+        on_batch: Callable[[int, float, list[float]], None] | None = None,
     ) -> None:
         if max_batch < 1 or queue_size < 1 or max_delay_s < 0:
             raise ValueError("max_batch and queue_size must be >= 1 and max_delay >= 0")
@@ -120,6 +121,7 @@ class DynamicBatcher:
                 labels=None if labels is None else labels[start:end],
                 future=loop.create_future(),
                 deadline=deadline,
+                enqueued=time.monotonic(),
             )
             chunks.append(chunk)
             self._queue.put_nowait(chunk)
@@ -202,6 +204,8 @@ class DynamicBatcher:
                 else np.concatenate([c.labels for c in batch if c.labels is not None])
             )
             started = time.perf_counter()
+            now = time.monotonic()
+            waits = [now - c.enqueued for c in batch]
             try:
                 images = await loop.run_in_executor(self._executor, self._render, seeds, psi, labels)
             except Exception as exc:
@@ -218,7 +222,7 @@ class DynamicBatcher:
                 self.stats.batches += 1
                 self.stats.images += len(seeds)
                 if self._on_batch:
-                    self._on_batch(len(seeds), time.perf_counter() - started)
+                    self._on_batch(len(seeds), time.perf_counter() - started, waits)
             finally:
                 for c in batch:
                     self._pending_images -= len(c.seeds)

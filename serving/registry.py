@@ -36,6 +36,23 @@ class ModelRegistry:
         if default or self.default_name is None:
             self.default_name = model.name
 
+    def replace(self, model: ServedModel) -> ServedModel | None:
+        """Put `model` in place of the one with its name (or add it); returns the one it replaced."""
+        old = self._models.get(model.name)
+        self._models[model.name] = model
+        if self.default_name is None:
+            self.default_name = model.name
+        return old
+
+    def remove(self, name: str) -> ServedModel | None:
+        old = self._models.pop(name, None)
+        if self.default_name == name:
+            self.default_name = next(iter(self._models), None)
+        return old
+
+    def names(self) -> list[str]:
+        return list(self._models)
+
     def get(self, name: str) -> ServedModel:
         if name in ("", DEFAULT_ALIAS):
             if self.default_name is None:

@@ -130,3 +130,36 @@ def test_sigterm_finishes_requests_in_flight(exported: Path) -> None:
     assert proc.wait(timeout=60) == 0
     assert not errors, errors
     assert results == [2048] * 6
+
+
+def test_sighup_reloads_a_replaced_model(exported: Path, tmp_path: Path) -> None:
+    import shutil
+
+    served = tmp_path / "models"
+    served.mkdir()
+    shutil.copy(exported, served / "art.onnx")
+    proc, target = start_server(served, "--watch-interval", "0")
+    try:
+        with GeneratorClient(target) as client:
+            before = client.list_models()[0]["sha256"]
+            first = client.generate([42]).artworks[0].pixel_sha256
+            # Re-export the same run without EMA: a different, valid model under the same name.
+            replacement = tmp_path / "staging" / "art.onnx"
+            subprocess.run(
+                artctl("export", str(exported.parent / "run"), "--out", str(replacement), "--no-ema"),
+                check=True,
+                timeout=300,
+            )
+            shutil.copy(replacement, served / ".art.onnx.tmp")
+            (served / ".art.onnx.tmp").replace(served / "art.onnx")
+            proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            after = before
+            while after == before and time.monotonic() < deadline:
+                time.sleep(0.2)
+                after = client.list_models()[0]["sha256"]
+            assert after != before
+            assert client.generate([42]).artworks[0].pixel_sha256 != first
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
