@@ -30,6 +30,7 @@ class ServerOptions:
     provider: str = "auto"
     exec_batch: int | None = None  # None: 0 on CPU, 64 on CUDA (see serving/runtime.py)
     encode_workers: int = 0
+    encode_pool: str = "thread"  # "thread" or "process": bench/encode.py measures which is faster
     max_message_mb: int = 64
     grace_s: float = 30.0
     max_connection_age_s: float | None = None
@@ -48,6 +49,7 @@ class ServerOptions:
             (self.max_seeds_per_request >= 1, "max_seeds_per_request must be >= 1"),
             (self.exec_batch is None or self.exec_batch >= 0, "exec_batch must be >= 0"),
             (self.provider in ("auto", "cpu", "cuda"), "provider must be auto, cpu or cuda"),
+            (self.encode_pool in ("thread", "process"), "encode_pool must be thread or process"),
             ((self.tls_cert is None) == (self.tls_key is None), "tls_cert and tls_key go together"),
             (
                 self.tls_client_ca is None or self.tls_cert is not None,

@@ -155,6 +155,9 @@ def load_model(
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    # A server shares its cores with PNG encoders and gRPC: idle ORT threads must sleep, not spin.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     kind = resolve_provider(provider)
     ep = PROVIDERS[kind]
     if ep not in ort.get_available_providers():

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 import signal
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -88,7 +89,13 @@ class ArtServer:
         self.metrics = ServerMetrics()
         self.registry = ModelRegistry()
         workers = options.encode_workers or max(2, os.cpu_count() or 2)
-        self.encode_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="artctl-encode")
+        self.encode_pool: Executor
+        if options.encode_pool == "process":
+            # spawn, not fork: forking a process that already runs gRPC threads is unsafe.
+            ctx = multiprocessing.get_context("spawn")
+            self.encode_pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        else:
+            self.encode_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="artctl-encode")
         self.infer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artctl-infer")
         self.load_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artctl-load")
         self.health = health.aio.HealthServicer()

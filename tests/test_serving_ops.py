@@ -272,6 +272,18 @@ def test_exec_batch_pads_without_changing_pixels(tiny_model: Path) -> None:
         assert model.runtime.profile.exec_batch == 8
 
 
+def test_process_pool_encoding_gives_the_same_pngs(tiny_model: Path) -> None:
+    seeds = list(range(30))
+    with running_server([tiny_model]) as (_, target), grpc.insecure_channel(target) as ch:
+        threads = pb_grpc.GeneratorStub(ch).Generate(pb.GenerateRequest(seeds=seeds))
+    with (
+        running_server([tiny_model], encode_pool="process", encode_workers=2) as (_, target),
+        grpc.insecure_channel(target) as ch,
+    ):
+        processes = pb_grpc.GeneratorStub(ch).Generate(pb.GenerateRequest(seeds=seeds))
+    assert [a.image for a in processes.artworks] == [a.image for a in threads.artworks]
+
+
 def test_config_file_then_flags(tmp_path: Path, tiny_model: Path) -> None:
     cfg = tmp_path / "serve.toml"
     cfg.write_text(f'port = 9000\nmax_batch = 8\nmodels = ["{tiny_model}"]\n')

@@ -1,0 +1,260 @@
+"""Serving benchmark: throughput and latency over a concurrency sweep (a benchmark, not a test).
+
+Three ways to render PNGs of one model, measured side by side in one run on one machine:
+  batched    `artctl serve` with the dynamic batcher (--max-batch 64)
+  batch-1    `artctl serve --max-batch 1` (every request runs alone)
+  ceiling    in-process ONNX Runtime at batch 64 + the same parallel PNG encoding, no gRPC
+The server runs as its own process; the load comes from another process (grpc.aio, one seed per
+request, `concurrency` requests in flight). On a 2-core box the load generator shares the cores
+with the server, so absolute numbers are pessimistic; the ratios are the point.
+
+    python -m bench.serve --out bench/results          # table + serve.json + serve.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def build_model(work: Path, resolution: int) -> Path:
+    """A DCGAN exported at the given resolution (1 training step: speed does not depend on quality)."""
+    from exporter.export import export_checkpoint
+    from trainer.config import NetworkConfig, TrainConfig
+    from trainer.training_loop import training_loop
+
+    cfg = TrainConfig(
+        network=NetworkConfig(resolution=resolution, channels=4, z_dim=128, g_base=64, d_base=32),
+        steps=1,
+        batch=8,
+        synthetic_size=64,
+        sample_every=1,
+    )
+    training_loop(cfg, work / "run")
+    return export_checkpoint(work / "run", work / f"dcgan{resolution}.onnx", parity_seeds=16).path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+LOAD_SCRIPT = r"""
+import asyncio, json, sys, time
+import grpc
+from artctl.v1 import generator_pb2 as pb, generator_pb2_grpc as pb_grpc
+
+async def main(target, concurrency, seconds, warmup):
+    async with grpc.aio.insecure_channel(target) as ch:
+        stub = pb_grpc.GeneratorStub(ch)
+        latencies, errors = [], 0
+        counter = iter(range(10**9))
+        stop_at = time.perf_counter() + warmup + seconds
+        measure_from = time.perf_counter() + warmup
+        async def worker():
+            nonlocal errors
+            while True:
+                start = time.perf_counter()
+                if start >= stop_at:
+                    return
+                try:
+                    await stub.Generate(pb.GenerateRequest(seeds=[next(counter)]), timeout=30)
+                except grpc.RpcError:
+                    errors += 1
+                    continue
+                if start >= measure_from:
+                    latencies.append(time.perf_counter() - start)
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        print(json.dumps({"latencies": latencies, "errors": errors, "seconds": seconds}))
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])))
+"""
+
+
+def summarise(latencies: list[float], seconds: float, errors: int) -> dict[str, float]:
+    arr = np.array(latencies) if latencies else np.array([float("nan")])
+    return {
+        "images_per_s": len(latencies) / seconds,
+        "p50_ms": float(np.percentile(arr, 50) * 1000),
+        "p99_ms": float(np.percentile(arr, 99) * 1000),
+        "requests": len(latencies),
+        "errors": errors,
+    }
+
+
+def run_server_sweep(
+    model: Path, extra: list[str], levels: list[int], seconds: float
+) -> list[dict[str, Any]]:
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "artctl",
+            "serve",
+            str(model),
+            "--port",
+            str(port),
+            "--log-level",
+            "WARNING",
+            "--watch-interval",
+            "0",
+            "--queue-size",
+            "65536",
+            *extra,
+        ],
+    )
+    try:
+        from artctl.cli import wait_for_server
+
+        wait_for_server(target, timeout=60, proc=proc)
+        rows = []
+        for level in levels:
+            out = subprocess.run(
+                [sys.executable, "-c", LOAD_SCRIPT, target, str(level), str(seconds), "1.0"],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=REPO,
+            )
+            doc = json.loads(out.stdout)
+            rows.append({"concurrency": level, **summarise(doc["latencies"], doc["seconds"], doc["errors"])})
+        return rows
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def run_ceiling(model: Path, seconds: float, batch: int = 64) -> dict[str, Any]:
+    """Raw ORT at a fixed batch plus parallel PNG encoding in this process: the upper bound."""
+    from serving.encoding import encode_image
+    from serving.runtime import load_model
+
+    runtime = load_model(model, provider="cpu")
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+    done, next_seed = 0, 0
+    latencies = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        images = runtime.render(np.arange(next_seed, next_seed + batch, dtype=np.uint64))
+        list(pool.map(lambda img: encode_image(img, "png"), images))
+        latencies.append(time.perf_counter() - t0)
+        next_seed += batch
+        done += batch
+    elapsed = time.perf_counter() - start
+    pool.shutdown()
+    return {
+        "images_per_s": done / elapsed,
+        "batch": batch,
+        "p50_ms": float(np.percentile(latencies, 50) * 1000),
+        "p99_ms": float(np.percentile(latencies, 99) * 1000),
+    }
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for mode in ("batched", "batch-1"):
+        rows = results["modes"][mode]
+        xs = [r["concurrency"] for r in rows]
+        ax1.plot(xs, [r["images_per_s"] for r in rows], marker="o", label=mode)
+        ax2.plot(xs, [r["p50_ms"] for r in rows], marker="o", label=f"{mode} p50")
+        ax2.plot(xs, [r["p99_ms"] for r in rows], marker="x", linestyle="--", label=f"{mode} p99")
+    ax1.axhline(results["ceiling"]["images_per_s"], color="grey", linestyle=":", label="in-process ceiling")
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent requests (1 seed each)")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    ax1.set_ylabel("PNG images / s")
+    ax2.set_ylabel("latency (ms)")
+    ax2.set_yscale("log")
+    fig.suptitle(f"artctl serve, {results['model']['name']}, {results['machine']['cpus']} CPUs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, help="an exported .onnx (default: build a DCGAN)")
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--levels", default="1,4,16,64,256")
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or build_model(Path(tmp), args.resolution)
+        import onnxruntime as ort
+
+        results: dict[str, Any] = {
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "onnxruntime": ort.__version__,
+            },
+            "model": {"name": model.name, "resolution": args.resolution},
+            "seconds_per_level": args.seconds,
+            "modes": {},
+        }
+        results["modes"]["batched"] = run_server_sweep(model, ["--max-batch", "64"], levels, args.seconds)
+        results["modes"]["batch-1"] = run_server_sweep(model, ["--max-batch", "1"], levels, args.seconds)
+        results["ceiling"] = run_ceiling(model, args.seconds)
+    at = {r["concurrency"]: r for r in results["modes"]["batched"]}
+    one = {r["concurrency"]: r for r in results["modes"]["batch-1"]}
+    best = max(r["images_per_s"] for r in results["modes"]["batched"])
+    results["ratios"] = {
+        "batched_over_batch1_at_64": at[64]["images_per_s"] / one[64]["images_per_s"] if 64 in at else None,
+        "best_batched_over_ceiling": best / results["ceiling"]["images_per_s"],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "serve.json").write_text(json.dumps(results, indent=2) + "\n")
+    chart(results, args.out / "serve.png")
+
+    print(f"\nartctl serve benchmark: {model.name}, {os.cpu_count()} CPUs, {args.seconds:.0f} s per level")
+    print(f"{'mode':<9} {'conc':>5} {'img/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}")
+    for mode in ("batched", "batch-1"):
+        for r in results["modes"][mode]:
+            print(
+                f"{mode:<9} {r['concurrency']:>5} {r['images_per_s']:>9.0f} {r['p50_ms']:>9.1f} "
+                f"{r['p99_ms']:>9.1f} {r['errors']:>7}"
+            )
+    c = results["ceiling"]
+    print(
+        f"{'ceiling':<9} {'-':>5} {c['images_per_s']:>9.0f} {c['p50_ms']:>9.1f} {c['p99_ms']:>9.1f}"
+        f"   (batch {c['batch']})"
+    )
+    ratios = results["ratios"]
+    print(
+        f"batched / batch-1 at concurrency 64: {ratios['batched_over_batch1_at_64']:.2f}x   "
+        f"best batched / ceiling: {ratios['best_batched_over_ceiling']:.0%}"
+    )
+    print(f"wrote {args.out / 'serve.json'} and {args.out / 'serve.png'}")
+
+
+if __name__ == "__main__":
+    main()
