@@ -3,6 +3,12 @@
 The float generator is exported first (output `image_float`, NCHW in [-1, 1]); the quantisation
 DESIGN.md §3 fixes is then appended as explicit ONNX nodes, so the pixels are decided inside the
 graph and the parity gate can read the float tensor of the very graph that ships.
+
+Inputs follow the generator: `z` always, `psi` (float32 [B], truncation) for StyleGAN-type models,
+`label` (int64 [B]) for conditional ones, in that order. StyleGAN-type models also get two companion
+graphs beside the main file, for style mixing and interpolation in w space:
+`NAME.mapping.onnx` (z, psi[, label] -> ws [B, num_ws, w_dim]) and `NAME.synthesis.onnx`
+(ws -> image uint8), each parity-checked like the main graph before anything is written.
 """
 
 from __future__ import annotations
@@ -27,11 +33,14 @@ from artctl.seeds import CONTRACTS, latents
 from exporter import EXPORTER_VERSION
 from trainer.checkpoint import CheckpointError, load_checkpoint
 from trainer.networks import build_generator
-from trainer.training_loop import quantize
+from trainer.training_loop import preview_labels, quantize
 
 FLOAT_OUTPUT = "image_float"
 SUPPORTED_OPSETS = range(13, 21)
 FP32_TOLERANCE = 1e-4
+# Truncation values cycled over parity seeds, so the lerp toward w_avg is checked, not just psi = 1.
+PARITY_PSI = (1.0, 0.7, 0.5, 0.0, 1.3)
+DEFAULT_PSI = 0.7
 
 
 class ExportError(ValueError):
@@ -81,6 +90,57 @@ def _with_float_output(model: onnx.ModelProto, height: int, width: int, channels
     return probe
 
 
+def parity_inputs(
+    seeds: np.ndarray, z_dim: int, has_psi: bool = False, num_classes: int = 0
+) -> dict[str, np.ndarray]:
+    """The ONNX feeds for parity checks: z from the seed contract, psi and label cycled by seed."""
+    seeds = np.asarray(seeds, dtype=np.uint64)
+    feeds = {"z": latents(seeds, z_dim)}
+    if has_psi:
+        feeds["psi"] = np.array([PARITY_PSI[int(s) % len(PARITY_PSI)] for s in seeds], dtype=np.float32)
+    labels = preview_labels([int(s) for s in seeds], num_classes)
+    if labels is not None:
+        feeds["label"] = labels.numpy()
+    return feeds
+
+
+def _torch_call(G: torch.nn.Module, feeds: dict[str, np.ndarray]) -> torch.Tensor:
+    psi = feeds.get("psi")
+    label = feeds.get("label")
+    with torch.no_grad():
+        return G(
+            torch.from_numpy(feeds["z"]),
+            label=None if label is None else torch.from_numpy(label),
+            psi=None if psi is None else torch.from_numpy(psi),
+        )
+
+
+def _compare(
+    session: ort.InferenceSession,
+    feeds: dict[str, np.ndarray],
+    reference: np.ndarray,
+    float_output: str,
+    batch_sizes: tuple[int, ...],
+    ref_u8: np.ndarray | None = None,
+) -> tuple[float, int]:
+    """Max |onnx - torch| over every batch cut, and the uint8 pixels that differ (when given)."""
+    n = len(reference)
+    names = [float_output] if ref_u8 is None else [float_output, "image"]
+    max_diff, differing = 0.0, 0
+    for bs in batch_sizes:
+        for start in range(0, n, bs):
+            part = {k: v[start : start + bs] for k, v in feeds.items()}
+            outputs = session.run(names, part)
+            max_diff = max(max_diff, float(np.abs(outputs[0] - reference[start : start + bs]).max()))
+            if ref_u8 is not None:
+                differing += int(np.count_nonzero(outputs[1] != ref_u8[start : start + bs]))
+    return max_diff, differing
+
+
+def _session(model: onnx.ModelProto) -> ort.InferenceSession:
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
 def parity_check(
     G: torch.nn.Module,
     model: onnx.ModelProto,
@@ -90,29 +150,23 @@ def parity_check(
     batch_sizes: tuple[int, ...] = (1, 7, 64),
     tolerance: float = FP32_TOLERANCE,
 ) -> dict[str, Any]:
-    """Compare ONNX Runtime with PyTorch over n_seeds seeds, cut into each batch size in turn."""
+    """Compare ONNX Runtime with PyTorch over n_seeds seeds, cut into each batch size in turn.
+
+    The feeds (psi, label) follow the generator's has_psi and num_classes attributes.
+    """
     h, w, c = shape
-    session = ort.InferenceSession(
-        _with_float_output(model, h, w, c).SerializeToString(), providers=["CPUExecutionProvider"]
+    session = _session(_with_float_output(model, h, w, c))
+    feeds = parity_inputs(
+        np.arange(n_seeds, dtype=np.uint64), z_dim, getattr(G, "has_psi", False), getattr(G, "num_classes", 0)
     )
-    seeds = np.arange(n_seeds, dtype=np.uint64)
-    z_all = latents(seeds, z_dim)
-    with torch.no_grad():
-        ref_float = G(torch.from_numpy(z_all))
-        ref_u8 = quantize(ref_float).numpy()
-    ref_float_np = ref_float.numpy()
-    max_diff = 0.0
-    differing = 0
-    for bs in batch_sizes:
-        for start in range(0, n_seeds, bs):
-            z = z_all[start : start + bs]
-            image_u8, image_float = session.run(["image", FLOAT_OUTPUT], {"z": z})
-            max_diff = max(max_diff, float(np.abs(image_float - ref_float_np[start : start + bs]).max()))
-            differing += int(np.count_nonzero(image_u8 != ref_u8[start : start + bs]))
+    ref_float = _torch_call(G, feeds)
+    ref_u8 = quantize(ref_float).numpy()
+    max_diff, differing = _compare(session, feeds, ref_float.numpy(), FLOAT_OUTPUT, batch_sizes, ref_u8)
     total = n_seeds * len(batch_sizes) * h * w * c
     report = {
         "seeds": n_seeds,
         "batch_sizes": list(batch_sizes),
+        "inputs": sorted(feeds),
         "max_abs_diff": max_diff,
         "tolerance": tolerance,
         "uint8_pixels_differing": differing,
@@ -139,18 +193,117 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _export_float(G: torch.nn.Module, z_dim: int, opset: int, buf: io.BytesIO) -> None:
-    torch.onnx.export(
-        G,
-        (torch.zeros(2, z_dim),),
-        buf,  # type: ignore[arg-type]  # a BytesIO is accepted at run time
-        input_names=["z"],
-        output_names=[FLOAT_OUTPUT],
-        dynamic_axes={"z": {0: "batch"}, FLOAT_OUTPUT: {0: "batch"}},
-        opset_version=opset,
-        do_constant_folding=True,
-        dynamo=False,
+class _Main(torch.nn.Module):
+    """The generator with the ONNX input order fixed: z, then psi and label where the model has them."""
+
+    def __init__(self, G: torch.nn.Module, has_psi: bool, has_label: bool) -> None:
+        super().__init__()
+        self.G, self.has_psi, self.has_label = G, has_psi, has_label
+
+    def forward(self, z: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        psi = rest[0] if self.has_psi else None
+        label = rest[-1] if self.has_label else None
+        return self.G(z, label=label, psi=psi)
+
+
+class _Mapping(torch.nn.Module):
+    """z, psi[, label] -> ws [B, num_ws, w_dim] (truncated), for style mixing in w space."""
+
+    def __init__(self, G: torch.nn.Module, has_label: bool) -> None:
+        super().__init__()
+        self.G: Any = G
+        self.has_label = has_label
+
+    def forward(self, z: torch.Tensor, psi: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        return self.G.map(z, label=rest[0] if self.has_label else None, psi=psi)
+
+
+class _Synthesis(torch.nn.Module):
+    def __init__(self, G: torch.nn.Module) -> None:
+        super().__init__()
+        self.G: Any = G
+
+    def forward(self, ws: torch.Tensor) -> torch.Tensor:
+        return self.G.synthesis(ws)
+
+
+def _example_inputs(names: list[str], z_dim: int) -> dict[str, torch.Tensor]:
+    examples = {"z": torch.zeros(2, z_dim), "psi": torch.ones(2), "label": torch.zeros(2, dtype=torch.int64)}
+    return {name: examples[name] for name in names}
+
+
+def _export_graph(
+    module: torch.nn.Module, inputs: dict[str, torch.Tensor], output: str, opset: int
+) -> onnx.ModelProto:
+    """Trace `module` with the TorchScript exporter; batch (axis 0) dynamic on every input and output."""
+    module.eval()  # the exporter restores the wrapper's mode afterwards, and with it the generator's
+    buf = io.BytesIO()
+    # The TorchScript exporter is chosen on purpose: ~10x faster than the dynamo path and stable
+    # serialisation (re-export gives the same bytes). It warns that it is deprecated; we know.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module,
+            tuple(inputs.values()),
+            buf,  # type: ignore[arg-type]  # a BytesIO is accepted at run time
+            input_names=list(inputs),
+            output_names=[output],
+            dynamic_axes={name: {0: "batch"} for name in [*inputs, output]},
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    return onnx.load_from_string(buf.getvalue())
+
+
+def _stamp(model: onnx.ModelProto, card: ModelCard) -> bytes:
+    """Write the card into metadata_props last and serialise deterministically."""
+    model.producer_name = "artctl"
+    model.producer_version = EXPORTER_VERSION
+    del model.metadata_props[:]
+    for key, value in sorted(card.to_metadata().items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    return model.SerializeToString(deterministic=True)
+
+
+def _companions(
+    G: Any, inputs: list[str], z_dim: int, shape: tuple[int, int, int], opset: int, n_seeds: int
+) -> tuple[dict[str, onnx.ModelProto], dict[str, Any]]:
+    """Mapping and synthesis graphs of a StyleGAN-type generator, each parity-checked."""
+    has_label = "label" in inputs
+    mapping = _export_graph(_Mapping(G, has_label), _example_inputs(inputs, z_dim), "ws", opset)
+    ws_example = torch.zeros(2, G.num_ws, G.w_dim)
+    synthesis = _export_graph(_Synthesis(G), {"ws": ws_example}, FLOAT_OUTPUT, opset)
+    _append_quantisation(synthesis, *shape)
+    for graph in (mapping, synthesis):
+        onnx.checker.check_model(graph, full_check=True)
+
+    feeds = parity_inputs(np.arange(n_seeds, dtype=np.uint64), z_dim, True, G.num_classes)
+    with torch.no_grad():
+        label = torch.from_numpy(feeds["label"]) if has_label else None
+        ws = G.map(torch.from_numpy(feeds["z"]), label=label, psi=torch.from_numpy(feeds["psi"]))
+        images = G.synthesis(ws)
+    batch_sizes = (1, 7, 64)
+    map_diff, _ = _compare(_session(mapping), feeds, ws.numpy(), "ws", batch_sizes)
+    h, w, c = shape
+    syn_session = _session(_with_float_output(synthesis, h, w, c))
+    syn_diff, _ = _compare(
+        syn_session, {"ws": ws.numpy()}, images.numpy(), FLOAT_OUTPUT, batch_sizes, quantize(images).numpy()
     )
+    for graph_name, diff in (("mapping", map_diff), ("synthesis", syn_diff)):
+        if not diff <= FP32_TOLERANCE:
+            raise ParityError(
+                f"{graph_name} graph differs from PyTorch by {diff:.3g} (> {FP32_TOLERANCE:g}); "
+                "model not written"
+            )
+    report = {"mapping_max_abs_diff": map_diff, "synthesis_max_abs_diff": syn_diff}
+    return {"mapping": mapping, "synthesis": synthesis}, report
+
+
+def companion_path(out: Path, graph: str) -> Path:
+    """model.onnx -> model.mapping.onnx / model.synthesis.onnx."""
+    return Path(out).with_name(f"{Path(out).stem}.{graph}.onnx")
 
 
 def export_checkpoint(
@@ -161,8 +314,14 @@ def export_checkpoint(
     opset: int = 17,
     name: str | None = None,
     parity_seeds: int = 256,
+    default_psi: float | None = None,
+    companions: bool = True,
 ) -> ExportResult:
-    """Export a checkpoint (or a run's latest) to `out`, plus the sidecar model.json."""
+    """Export a checkpoint (or a run's latest) to `out`, plus the sidecar model.json.
+
+    StyleGAN-type models get a `psi` input (default_psi in the card, 0.7 unless given) and, with
+    `companions`, the mapping and synthesis graphs beside `out`.
+    """
     if opset not in SUPPORTED_OPSETS:
         raise ExportError(
             f"unsupported opset {opset}; choose {SUPPORTED_OPSETS.start}..{SUPPORTED_OPSETS.stop - 1}"
@@ -170,6 +329,8 @@ def export_checkpoint(
     out = Path(out)
     if out.suffix != ".onnx":
         raise ExportError(f"output must end in .onnx, got {out}")
+    if default_psi is not None and not 0.0 <= default_psi <= 2.0:
+        raise ExportError(f"default psi must be in [0, 2], got {default_psi}")
     ck = load_checkpoint(checkpoint)
     net = ck.config.network
     G = build_generator(net)
@@ -179,45 +340,54 @@ def export_checkpoint(
     except RuntimeError as exc:
         raise CheckpointError(f"{ck.path}: weights do not fit the {net.architecture} config ({exc})") from exc
     G.eval()
+    has_psi = bool(getattr(G, "has_psi", False))
+    has_label = net.num_classes > 0
+    inputs = ["z"] + (["psi"] if has_psi else []) + (["label"] if has_label else [])
 
-    buf = io.BytesIO()
-    # The TorchScript exporter is chosen on purpose: ~10x faster than the dynamo path and stable
-    # serialisation (re-export gives the same bytes). It warns that it is deprecated; we know.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        _export_float(G, net.z_dim, opset, buf)
-    model = onnx.load_from_string(buf.getvalue())
+    model = _export_graph(
+        _Main(G, has_psi, has_label), _example_inputs(inputs, net.z_dim), FLOAT_OUTPUT, opset
+    )
     shape = (net.resolution, net.resolution, net.channels)
     _append_quantisation(model, *shape)
     onnx.checker.check_model(model, full_check=True)
     parity = parity_check(G, model, net.z_dim, shape, n_seeds=parity_seeds)
+    extra_graphs: dict[str, onnx.ModelProto] = {}
+    if has_psi and companions and hasattr(G, "map"):
+        extra_graphs, companion_parity = _companions(G, inputs, net.z_dim, shape, opset, parity_seeds)
+        parity.update(companion_parity)
 
+    extra = {"checkpoint": ck.path.name, "weights": "G_ema" if use_ema else "G", "graph": "generator"}
+    if hasattr(G, "num_ws"):
+        extra.update(num_ws=str(G.num_ws), w_dim=str(G.w_dim))
+    for graph_name in extra_graphs:
+        extra[f"{graph_name}_file"] = companion_path(out, graph_name).name
     card = ModelCard(
         name=name or Path(out).stem,
         architecture=net.architecture,
         resolution=net.resolution,
         channels=net.channels,
         z_dim=net.z_dim,
-        label_names=[],
-        default_psi=1.0,
-        has_psi=False,
-        has_label=False,
+        label_names=list(net.label_names) if has_label else [],
+        default_psi=(DEFAULT_PSI if default_psi is None else float(default_psi)) if has_psi else 1.0,
+        has_psi=has_psi,
+        has_label=has_label,
         contracts=dict(CONTRACTS),
         data_fingerprint=str(ck.meta.get("data_fingerprint", "")),
         exporter_version=EXPORTER_VERSION,
         torch_version=torch.__version__.split("+")[0],
         precision="fp32",
-        extra={"checkpoint": ck.path.name, "weights": "G_ema" if use_ema else "G"},
+        extra=extra,
     )
-    model.producer_name = "artctl"
-    model.producer_version = EXPORTER_VERSION
-    del model.metadata_props[:]
-    for key, value in sorted(card.to_metadata().items()):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    data = model.SerializeToString(deterministic=True)
-    _write_atomic(out, data)
+    companion_files: dict[str, dict[str, str]] = {}
+    for graph_name, graph in extra_graphs.items():
+        path = companion_path(out, graph_name)
+        sub_card = ModelCard(**{**card.to_json(), "extra": {**extra, "graph": graph_name}})
+        _write_atomic(path, _stamp(graph, sub_card))
+        companion_files[graph_name] = {"file": path.name, "sha256": file_sha256(path)}
+    _write_atomic(out, _stamp(model, card))
     sha = file_sha256(out)
-    sidecar = {"card": card.to_json(), "sha256": sha, "file": out.name, "parity": parity}
+    sidecar: dict[str, Any] = {"card": card.to_json(), "sha256": sha, "file": out.name, "parity": parity}
+    if companion_files:
+        sidecar["companions"] = companion_files
     _write_atomic(sidecar_path(out), (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
     return ExportResult(path=out, sha256=sha, card=card, parity=parity)

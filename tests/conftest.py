@@ -12,15 +12,23 @@ from typing import Any
 import pytest
 
 
-def train_tiny(run_dir: Path, steps: int = 4, **network: Any) -> Path:
+def train_tiny(
+    run_dir: Path,
+    steps: int = 4,
+    train: dict[str, Any] | None = None,
+    resume: Path | None = None,
+    **network: Any,
+) -> Path:
+    """A few steps of a tiny model on synthetic shapes; `network` and `train` override config fields."""
     from trainer.config import NetworkConfig, TrainConfig
     from trainer.training_loop import training_loop
 
     net = {"resolution": 16, "channels": 4, "z_dim": 16, "g_base": 8, "d_base": 8, **network}
-    cfg = TrainConfig(
-        network=NetworkConfig(**net), steps=steps, batch=8, synthetic_size=64, sample_every=steps, log_every=1
-    )
-    return training_loop(cfg, run_dir)
+    if net.get("architecture") == "stylegan":
+        net = {"max_channels": 32, "mapping_layers": 2, **net}
+    options: dict[str, Any] = {"batch": 8, "synthetic_size": 64, "sample_every": steps, "log_every": 1}
+    cfg = TrainConfig(network=NetworkConfig(**net), steps=steps, **{**options, **(train or {})})
+    return training_loop(cfg, run_dir, resume=resume)
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,19 @@
-"""Training configuration as data: one pydantic model, saved verbatim in every checkpoint."""
+"""Training configuration as data: one pydantic model, saved verbatim in every checkpoint.
+
+Every new field has a default that reproduces the earlier behaviour, so older checkpoints load.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ARCHITECTURES = ("dcgan",)
+ARCHITECTURES = ("dcgan", "stylegan")
+LOSSES = ("bce", "hinge", "wgan-gp", "lsgan")
+AUGMENTS = ("none", "diffaug", "ada")
 
 
 class NetworkConfig(BaseModel):
@@ -16,7 +21,7 @@ class NetworkConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    architecture: Literal["dcgan"] = "dcgan"
+    architecture: Literal["dcgan", "stylegan"] = "dcgan"
     resolution: int = 32
     channels: Literal[3, 4] = 4
     z_dim: int = Field(64, ge=1, le=4096)
@@ -24,6 +29,15 @@ class NetworkConfig(BaseModel):
     d_base: int = Field(32, ge=4, description="channels of the discriminator's first layer")
     max_channels: int = Field(256, ge=8)
     label_names: list[str] = Field(default_factory=list)
+    conditional: bool = Field(False, description="condition G and D on the data set's labels")
+    label_dim: int = Field(32, ge=1, description="label embedding size (conditional dcgan)")
+    spectral_norm: bool = Field(False, description="spectral normalisation on D (replaces its BatchNorm)")
+    # StyleGAN only.
+    w_dim: int = Field(0, ge=0, description="intermediate latent size; 0 means z_dim")
+    mapping_layers: int = Field(8, ge=1, le=16)
+    mapping_lr_mult: float = Field(0.01, gt=0.0)
+    w_avg_beta: float = Field(0.995, ge=0.0, lt=1.0)
+    mbstd_group: int = Field(4, ge=1)
 
     @field_validator("resolution")
     @classmethod
@@ -32,14 +46,23 @@ class NetworkConfig(BaseModel):
             raise ValueError("resolution must be one of 16, 32, 64, 128, 256")
         return value
 
+    @property
+    def num_classes(self) -> int:
+        """Labels the networks are conditioned on (0: unconditional)."""
+        return len(self.label_names) if self.conditional else 0
+
+    @property
+    def w_features(self) -> int:
+        return self.w_dim or self.z_dim
+
 
 class TrainConfig(BaseModel):
-    """A whole training run: networks, data and optimisation."""
+    """A whole training run: networks, data, losses, augmentation and optimisation."""
 
     model_config = ConfigDict(extra="forbid")
 
     network: NetworkConfig = Field(default_factory=NetworkConfig)
-    data: str = Field("synthetic:shapes", description="image folder, or synthetic:shapes")
+    data: str = Field("synthetic:shapes", description="image folder, .zip, or synthetic:shapes")
     synthetic_size: int = Field(2048, ge=16)
     mirror: bool = False
     steps: int = Field(200, ge=1)
@@ -54,6 +77,100 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(0, ge=0, description="0: only at the end")
     log_every: int = Field(10, ge=1)
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
+    # Losses and regularisation.
+    loss: Literal["bce", "hinge", "wgan-gp", "lsgan"] = Field("bce", description="bce = non-saturating")
+    gp_weight: float = Field(10.0, ge=0.0, description="WGAN-GP gradient-penalty weight")
+    r1_gamma: float | None = Field(
+        None, ge=0.0, description="R1 weight; None: 0.0002*res^2/batch for stylegan, off for dcgan"
+    )
+    r1_interval: int = Field(16, ge=1, description="lazy R1: penalise every N steps, scaled by N")
+    style_mixing: float = Field(0.9, ge=0.0, le=1.0, description="style-mixing probability (stylegan)")
+    # Small-data augmentation, applied to reals and fakes alike.
+    augment: Literal["none", "diffaug", "ada"] = "none"
+    diffaug_policy: str = Field("color,translation,cutout", description="DiffAugment ops, comma-separated")
+    ada_target: float = Field(0.6, gt=0.0, lt=1.0, description="target E[sign(D(real))]")
+    ada_interval: int = Field(4, ge=1, description="steps between ADA adjustments")
+    ada_kimg: float = Field(100.0, gt=0.0, description="kimg for p to go from 0 to 1 at full speed")
+    ada_p: float = Field(0.0, ge=0.0, le=1.0, description="initial augmentation probability")
+
+    @model_validator(mode="after")
+    def _check_policy(self) -> TrainConfig:
+        from trainer.augment import DIFFAUG_OPS
+
+        unknown = [op for op in self.diffaug_policy.split(",") if op and op not in DIFFAUG_OPS]
+        if unknown:
+            raise ValueError(f"unknown DiffAugment op(s) {unknown}; available: {sorted(DIFFAUG_OPS)}")
+        return self
+
+    @property
+    def r1_weight(self) -> float:
+        if self.r1_gamma is not None:
+            return self.r1_gamma
+        if self.network.architecture == "stylegan":
+            return 0.0002 * self.network.resolution**2 / self.batch
+        return 0.0
+
+
+# Starting points that are known to train; flags and config files override them.
+PRESETS: dict[str, dict[str, Any]] = {
+    "dcgan64": {
+        "network": {"architecture": "dcgan", "resolution": 64, "channels": 4, "z_dim": 128, "g_base": 64},
+        "batch": 64,
+        "mirror": True,
+    },
+    "emoji64-stylegan": {
+        "network": {
+            "architecture": "stylegan",
+            "resolution": 64,
+            "channels": 4,
+            "z_dim": 256,
+            "w_dim": 256,
+            "g_base": 64,
+            "d_base": 64,
+            "max_channels": 256,
+        },
+        "batch": 32,
+        "lr_g": 0.0025,
+        "lr_d": 0.0025,
+        "beta1": 0.0,
+        "beta2": 0.99,
+        "ema_decay": 0.998,
+        "augment": "ada",
+        "mirror": True,
+        "steps": 20000,
+        "sample_every": 500,
+        "checkpoint_every": 2000,
+    },
+    "emoji64-stylegan-cond": {
+        "network": {
+            "architecture": "stylegan",
+            "resolution": 64,
+            "channels": 4,
+            "z_dim": 256,
+            "conditional": True,
+        },
+        "batch": 32,
+        "lr_g": 0.0025,
+        "lr_d": 0.0025,
+        "beta1": 0.0,
+        "beta2": 0.99,
+        "augment": "ada",
+        "mirror": True,
+    },
+    "small-data-dcgan": {
+        "network": {"architecture": "dcgan", "resolution": 64, "spectral_norm": True},
+        "loss": "hinge",
+        "augment": "diffaug",
+        "mirror": True,
+    },
+}
+
+
+def preset(name: str) -> TrainConfig:
+    """A named preset as a full config (unknown names list the known ones)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; available: {', '.join(sorted(PRESETS))}")
+    return TrainConfig.model_validate(PRESETS[name])
 
 
 def load_config(path: Path) -> TrainConfig:

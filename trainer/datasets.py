@@ -1,4 +1,4 @@
-"""Training images: a folder of the artist's files, or a small synthetic set for trying things out.
+"""Training images: a folder or .zip of the artist's files, or a small synthetic set for trying things out.
 
 Every data set is loaded once into a float tensor in [-1, 1] (artists bring hundreds to thousands of
 images, which fit in memory) and carries a fingerprint that the checkpoint and model card record.
@@ -7,7 +7,9 @@ images, which fit in memory) and carries a fingerprint that the checkpoint and m
 from __future__ import annotations
 
 import hashlib
+import io
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,41 +61,72 @@ def _to_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous()
 
 
+def _decode_all(
+    entries: list[tuple[str, bytes]], resolution: int, channels: int, source: str, kind: str
+) -> ImageDataset:
+    """Decode (relative posix path, bytes) pairs; the first path component is the label when several."""
+    label_of = {rel: (rel.split("/")[0] if "/" in rel else "") for rel, _ in entries}
+    label_names = sorted(set(label_of.values()))
+    if label_names == [""] or len(label_names) < 2:
+        label_names = []
+    digest = hashlib.sha256(f"{kind}:{resolution}:{channels}".encode())
+    arrays, labels, skipped = [], [], []
+    for rel, data in entries:
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                arrays.append(_to_array(img, resolution, channels))
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            skipped.append(rel)
+            continue
+        labels.append(label_names.index(label_of[rel]) if label_names else 0)
+        digest.update(f"{rel}:{hashlib.sha256(data).hexdigest()}\n".encode())
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable image file(s) in {source}", stacklevel=3)
+    if len(arrays) < MIN_IMAGES:
+        raise DatasetError(f"{source} has {len(arrays)} readable image(s); at least {MIN_IMAGES} are needed")
+    return ImageDataset(
+        images=_to_tensor(arrays),
+        labels=torch.tensor(labels, dtype=torch.int64),
+        label_names=label_names,
+        fingerprint=digest.hexdigest(),
+        source=source,
+        skipped=skipped,
+    )
+
+
 def load_folder(path: Path, resolution: int, channels: int) -> ImageDataset:
     """All images under `path` (recursive); sub-folder names become labels when there are several."""
     path = Path(path)
     if not path.is_dir():
         raise DatasetError(f"data folder {path} does not exist")
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    label_of = {p: (p.parent.relative_to(path).parts or ("",))[0] for p in files}
-    label_names = sorted(set(label_of.values()))
-    if label_names == [""] or len(label_names) < 2:
-        label_names = []
-    digest = hashlib.sha256(f"folder:{resolution}:{channels}".encode())
-    arrays, labels, skipped = [], [], []
-    for p in files:
-        data = p.read_bytes()
-        try:
-            with Image.open(p) as img:
-                img.load()
-                arrays.append(_to_array(img, resolution, channels))
-        except (UnidentifiedImageError, OSError, ValueError):
-            skipped.append(str(p.relative_to(path)))
-            continue
-        labels.append(label_names.index(label_of[p]) if label_names else 0)
-        digest.update(f"{p.relative_to(path).as_posix()}:{hashlib.sha256(data).hexdigest()}\n".encode())
-    if skipped:
-        warnings.warn(f"skipped {len(skipped)} unreadable image file(s) in {path}", stacklevel=2)
-    if len(arrays) < MIN_IMAGES:
-        raise DatasetError(f"{path} has {len(arrays)} readable image(s); at least {MIN_IMAGES} are needed")
-    return ImageDataset(
-        images=_to_tensor(arrays),
-        labels=torch.tensor(labels, dtype=torch.int64),
-        label_names=label_names,
-        fingerprint=digest.hexdigest(),
-        source=str(path),
-        skipped=skipped,
-    )
+    entries = [(p.relative_to(path).as_posix(), p.read_bytes()) for p in files]
+    return _decode_all(entries, resolution, channels, str(path), "folder")
+
+
+def load_zip(path: Path, resolution: int, channels: int) -> ImageDataset:
+    """Images inside a .zip, as for a folder: a single top-level folder is looked through, then
+    first-level folder names become labels when there are several. Hidden and __MACOSX entries are ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"data archive {path} does not exist")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = sorted(
+                n
+                for n in archive.namelist()
+                if not n.endswith("/")
+                and Path(n).suffix.lower() in IMAGE_SUFFIXES
+                and not any(part.startswith((".", "__MACOSX")) for part in n.split("/"))
+            )
+            entries = [(n, archive.read(n)) for n in names]
+    except zipfile.BadZipFile as exc:
+        raise DatasetError(f"{path} is not a readable zip archive ({exc})") from exc
+    tops = {n.split("/")[0] for n, _ in entries}
+    if len(tops) == 1 and all("/" in n for n, _ in entries):  # archive of one folder: look inside it
+        entries = [(n.split("/", 1)[1], data) for n, data in entries]
+    return _decode_all(entries, resolution, channels, str(path), "zip")
 
 
 SHAPES = ("circle", "square", "triangle", "diamond")
@@ -144,9 +177,11 @@ def synthetic_shapes(count: int, resolution: int, channels: int, seed: int = 123
 
 
 def load_dataset(spec: str, resolution: int, channels: int, synthetic_size: int = 2048) -> ImageDataset:
-    """`synthetic:shapes` or a folder path."""
+    """`synthetic:shapes`, a .zip archive or a folder path."""
     if spec == SYNTHETIC_SHAPES:
         return synthetic_shapes(synthetic_size, resolution, channels)
     if spec.startswith("synthetic:"):
         raise DatasetError(f"unknown synthetic data set {spec!r}; available: {SYNTHETIC_SHAPES}")
+    if spec.lower().endswith(".zip"):
+        return load_zip(Path(spec), resolution, channels)
     return load_folder(Path(spec), resolution, channels)

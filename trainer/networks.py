@@ -1,4 +1,8 @@
-"""Build networks by architecture name: the one switch the loop, checkpoints and exporter share."""
+"""Build networks by architecture name: the one switch the loop, checkpoints and exporter share.
+
+Every generator has the same call: G(z, label=None, psi=None) -> image [B, C, H, W], with attributes
+z_dim, num_classes and has_psi, which the exporter turns into the ONNX inputs z, psi and label.
+"""
 
 from __future__ import annotations
 
@@ -11,24 +15,43 @@ class UnknownArchitectureError(ValueError):
     """The config names an architecture this version of artctl cannot build."""
 
 
-def build_generator(cfg: NetworkConfig) -> nn.Module:
+def _family(cfg: NetworkConfig):  # type: ignore[no-untyped-def]
     if cfg.architecture == "dcgan":
         from trainer import networks_dcgan
 
-        return networks_dcgan.Generator(cfg)
+        return networks_dcgan
+    if cfg.architecture == "stylegan":
+        from trainer import networks_stylegan
+
+        return networks_stylegan
     raise UnknownArchitectureError(f"unknown architecture {cfg.architecture!r}")
+
+
+def build_generator(cfg: NetworkConfig) -> nn.Module:
+    return _family(cfg).Generator(cfg)
 
 
 def build_discriminator(cfg: NetworkConfig) -> nn.Module:
-    if cfg.architecture == "dcgan":
-        from trainer import networks_dcgan
-
-        return networks_dcgan.Discriminator(cfg)
-    raise UnknownArchitectureError(f"unknown architecture {cfg.architecture!r}")
+    """D without spectral norm; call apply_spectral_norm after init_weights when cfg asks for it."""
+    return _family(cfg).Discriminator(cfg)
 
 
 def init_weights(module: nn.Module, cfg: NetworkConfig) -> None:
-    if cfg.architecture == "dcgan":
-        from trainer import networks_dcgan
+    """Family-specific initialisation (StyleGAN layers initialise themselves: equalized lr)."""
+    family = _family(cfg)
+    if hasattr(family, "weights_init"):
+        module.apply(family.weights_init)
 
-        module.apply(networks_dcgan.weights_init)
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral-normalise every weight matrix/kernel of `module` (Miyato et al. 2018), in place."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    targets = [
+        m
+        for m in module.modules()
+        if isinstance(w := getattr(m, "weight", None), nn.Parameter) and w.dim() >= 2
+    ]
+    for m in targets:
+        spectral_norm(m)
+    return module

@@ -1,8 +1,14 @@
-"""The training loop: one function, configured by a TrainConfig (data, not code paths)."""
+"""The training loop: one function, configured by a TrainConfig (data, not code paths).
+
+Architecture, loss, regularisers (gradient penalty, lazy R1), augmentation (DiffAugment, ADA) and
+conditioning are all fields of the config. Every random draw comes from one torch.Generator whose
+state is checkpointed, so N steps + resume + N steps equals 2N steps bit for bit on CPU.
+"""
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -11,16 +17,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from artctl import __version__
 from artctl.imaging import image_grid
 from artctl.seeds import CONTRACTS, latents
 from trainer import checkpoint as ckpt_io
+from trainer.augment import AdaController, ada_augment, diff_augment
 from trainer.config import TrainConfig
-from trainer.datasets import load_dataset
-from trainer.networks import build_discriminator, build_generator, init_weights
+from trainer.datasets import DatasetError, load_dataset
+from trainer.loss import d_loss, g_loss, gradient_penalty, r1_penalty
+from trainer.networks import apply_spectral_norm, build_discriminator, build_generator, init_weights
 
 PREVIEW_SEEDS = list(range(16))
 
@@ -39,13 +46,20 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         b_ema.copy_(b)
 
 
+def preview_labels(seeds: list[int], num_classes: int) -> torch.Tensor | None:
+    """Labels for preview grids and parity checks: seed i shows label i mod num_classes."""
+    if not num_classes:
+        return None
+    return torch.tensor([int(s) % num_classes for s in seeds], dtype=torch.int64)
+
+
 @torch.no_grad()
 def render_preview(G: nn.Module, z_dim: int, seeds: list[int]) -> np.ndarray:
     """Preview images from the seed contract, so a grid shows what the served model will show."""
     was_training = G.training
     G.eval()
     z = torch.from_numpy(latents(seeds, z_dim))
-    images = quantize(G(z)).numpy()
+    images = quantize(G(z, preview_labels(seeds, getattr(G, "num_classes", 0)))).numpy()
     G.train(was_training)
     return images
 
@@ -67,16 +81,25 @@ def training_loop(
         net_cfg = net_cfg.model_copy(update={"label_names": data.label_names})
         config = config.model_copy(update={"network": net_cfg})
 
+    if net_cfg.conditional and not net_cfg.label_names:
+        raise DatasetError(
+            f"conditional training needs labels, and {config.data} has none: put the images in one "
+            "sub-folder per label"
+        )
+
     gen = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     G = build_generator(net_cfg)
     D = build_discriminator(net_cfg)
     init_weights(G, net_cfg)
     init_weights(D, net_cfg)
+    if net_cfg.spectral_norm:
+        apply_spectral_norm(D)
     G_ema = copy.deepcopy(G).eval()
     opt_G = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
     optimizers: dict[str, torch.optim.Optimizer] = {"opt_G": opt_G, "opt_D": opt_D}
+    ada = AdaController(p=config.ada_p, target=config.ada_target, kimg=config.ada_kimg)
     step = 0
     if resume is not None:
         ck = ckpt_io.load_checkpoint(resume)
@@ -87,6 +110,8 @@ def training_loop(
         state = json.loads((ck.path / "state.json").read_text())
         step = int(state["step"])
         gen.set_state(torch.tensor(state["rng"], dtype=torch.uint8))
+        if "ada" in state:
+            ada.load(state["ada"])
 
     (run_dir / "config.json").write_text(config.model_dump_json(indent=2))
     meta = {
@@ -100,14 +125,34 @@ def training_loop(
     }
 
     def save(at_step: int) -> Path:
-        state = {"step": at_step, "kimg": at_step * config.batch / 1000, "rng": gen.get_state().tolist()}
+        state = {
+            "step": at_step,
+            "kimg": at_step * config.batch / 1000,
+            "rng": gen.get_state().tolist(),
+            "ada": ada.state(),
+        }
         return ckpt_io.save_checkpoint(
             run_dir, config, meta, {"G": G, "G_ema": G_ema, "D": D}, optimizers, state
         )
 
+    def augment(images: torch.Tensor) -> torch.Tensor:
+        if config.augment == "diffaug":
+            return diff_augment(images, config.diffaug_policy, gen)
+        if config.augment == "ada":
+            return ada_augment(images, ada.p, gen)
+        return images
+
+    def run_D(images: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return D(augment(images), c)
+
+    def run_G(z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        train_forward = getattr(G, "train_forward", None)  # StyleGAN: style mixing and noise from gen
+        if train_forward is not None:
+            return train_forward(z, c, gen, config.style_mixing)
+        return G(z, c)
+
     n = len(data)
-    real_target = torch.ones(config.batch)
-    fake_target = torch.zeros(config.batch)
+    r1_weight = config.r1_weight
     last: Path | None = None
     t_start = time.perf_counter()
     start_step = step
@@ -115,20 +160,34 @@ def training_loop(
         while step < config.steps:
             idx = torch.randint(0, n, (config.batch,), generator=gen)
             real = data.images[idx]
+            c = data.labels[idx] if net_cfg.num_classes else None
             if config.mirror:
                 flip = torch.rand(config.batch, generator=gen) < 0.5
                 real = torch.where(flip[:, None, None, None], real.flip(3), real)
             z = torch.randn(config.batch, net_cfg.z_dim, generator=gen)
 
-            fake = G(z)
-            loss_D = F.binary_cross_entropy_with_logits(
-                D(real), real_target
-            ) + F.binary_cross_entropy_with_logits(D(fake.detach()), fake_target)
+            fake = run_G(z, c)
+            do_r1 = r1_weight > 0 and step % config.r1_interval == 0
+            if do_r1:
+                real = real.detach().requires_grad_(True)
+            real_logits = run_D(real, c)
+            loss_D = d_loss(config.loss, real_logits, run_D(fake.detach(), c))
+            if config.loss == "wgan-gp" and config.gp_weight > 0:
+                penalty = gradient_penalty(functools.partial(run_D, c=c), real.detach(), fake, gen)
+                loss_D = loss_D + config.gp_weight * penalty
+            if do_r1:
+                # Lazy R1 (StyleGAN2): every r1_interval steps, scaled up by the interval.
+                r1 = r1_penalty(real_logits, real)
+                loss_D = loss_D + r1 * (r1_weight / 2 * config.r1_interval)
             opt_D.zero_grad(set_to_none=True)
             loss_D.backward()
             opt_D.step()
+            if config.augment == "ada":
+                ada.accumulate(real_logits)
+                if (step + 1) % config.ada_interval == 0:
+                    ada.adjust()
 
-            loss_G = F.binary_cross_entropy_with_logits(D(fake), real_target)
+            loss_G = g_loss(config.loss, run_D(fake, c))
             opt_G.zero_grad(set_to_none=True)
             loss_G.backward()
             opt_G.step()
@@ -148,6 +207,8 @@ def training_loop(
                     "loss_G": round(loss_G.detach().item(), 5),
                     "img_per_s": round((step - start_step) * config.batch / max(elapsed, 1e-9), 2),
                 }
+                if config.augment == "ada":
+                    record["ada_p"] = round(ada.p, 6)
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
                 if on_progress:

@@ -1,0 +1,63 @@
+"""GAN losses as data: the config names one, the loop calls these two functions.
+
+- bce: non-saturating logistic loss (Goodfellow et al. 2014), G maximises log D(G(z)).
+- hinge: Lim & Ye 2017 / Miyato et al. 2018.
+- wgan-gp: Wasserstein critic with gradient penalty (Gulrajani et al. 2017) and a small drift term
+  (Karras et al. 2018) that keeps the critic's outputs near zero.
+- lsgan: least squares (Mao et al. 2017), targets 1 for real, 0 for fake.
+Regularisers that need D's gradients (gradient penalty, R1) live here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+WGAN_DRIFT = 1e-3
+
+
+def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """D's loss from its logits on reals and fakes (penalties excluded)."""
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(
+            real, torch.ones_like(real)
+        ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+    if kind == "hinge":
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    if kind == "wgan-gp":
+        return fake.mean() - real.mean() + WGAN_DRIFT * real.square().mean()
+    if kind == "lsgan":
+        return 0.5 * (real - 1.0).square().mean() + 0.5 * fake.square().mean()
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
+    """G's loss from D's logits on its fakes."""
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    if kind in ("hinge", "wgan-gp"):
+        return -fake.mean()
+    if kind == "lsgan":
+        return 0.5 * (fake - 1.0).square().mean()
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def gradient_penalty(
+    D: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """E[(||grad D(x_hat)||_2 - 1)^2] on random interpolates between reals and fakes."""
+    eps = torch.rand(real.shape[0], 1, 1, 1, generator=gen, dtype=real.dtype)
+    x_hat = (eps * real + (1.0 - eps) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1.0).square().mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """E[||grad D(x)||^2] on reals (Mescheder et al. 2018); `real` must require grad."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return grad.square().sum(dim=(1, 2, 3)).mean()
