@@ -68,7 +68,8 @@ def _root(
 @app.command()
 def train(
     data: str = typer.Argument(
-        "synthetic:shapes", help="Image folder (recursive; sub-folders = labels) or synthetic:shapes."
+        "synthetic:shapes",
+        help="Image folder (recursive; sub-folders = labels), a .zip of images, or synthetic:shapes.",
     ),
     out: Path = typer.Option(
         Path("runs/dcgan"), "--out", "-o", help="Run directory (checkpoints, samples, metrics)."
@@ -76,7 +77,25 @@ def train(
     config: Path | None = typer.Option(
         None, "--config", help="JSON training config; flags below override it."
     ),
-    architecture: str | None = typer.Option(None, help="Network family: dcgan."),
+    preset: str | None = typer.Option(
+        None,
+        help="Start from a preset (dcgan64, emoji64-stylegan, emoji64-stylegan-cond, small-data-dcgan); "
+        "--config and flags override it.",
+    ),
+    architecture: str | None = typer.Option(None, help="Network family: dcgan or stylegan."),
+    conditional: bool | None = typer.Option(
+        None, "--conditional/--unconditional", help="Condition on labels (sub-folder names)."
+    ),
+    loss: str | None = typer.Option(None, help="GAN loss: bce (non-saturating), hinge, wgan-gp, lsgan."),
+    spectral_norm: bool | None = typer.Option(
+        None, "--spectral-norm/--no-spectral-norm", help="Spectral normalisation on the discriminator."
+    ),
+    r1_gamma: float | None = typer.Option(
+        None, help="Lazy R1 penalty weight (default: 0.0002*res^2/batch for stylegan, off for dcgan)."
+    ),
+    augment: str | None = typer.Option(
+        None, help="Augmentation for small data, applied to reals and fakes: none, diffaug, ada."
+    ),
     resolution: int | None = typer.Option(None, help="Image size in pixels (16..256, a power of two)."),
     channels: int | None = typer.Option(None, help="3 (RGB) or 4 (RGBA, transparency kept)."),
     z_dim: int | None = typer.Option(None, help="Latent size."),
@@ -100,17 +119,29 @@ def train(
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         from trainer.config import TrainConfig, load_config
+        from trainer.config import preset as named_preset
         from trainer.training_loop import training_loop
 
-        cfg = load_config(config) if config else TrainConfig()
-        if resume is not None and config is None:
+        cfg = load_config(config) if config else named_preset(preset) if preset else TrainConfig()
+        if config and preset:
+            merged_cfg = named_preset(preset).model_dump(exclude_unset=True)
+            user = json.loads(config.read_text())
+            merged_cfg.update({k: v for k, v in user.items() if k != "network"})
+            merged_cfg["network"] = {**merged_cfg.get("network", {}), **user.get("network", {})}
+            cfg = TrainConfig.model_validate(merged_cfg)
+        if resume is not None and config is None and preset is None:
             from trainer.checkpoint import load_checkpoint
 
             cfg = load_checkpoint(resume).config
         net_over = {
             k: v
             for k, v in dict(
-                architecture=architecture, resolution=resolution, channels=channels, z_dim=z_dim
+                architecture=architecture,
+                resolution=resolution,
+                channels=channels,
+                z_dim=z_dim,
+                conditional=conditional,
+                spectral_norm=spectral_norm,
             ).items()
             if v is not None
         }
@@ -124,6 +155,9 @@ def train(
                 sample_every=sample_every,
                 checkpoint_every=checkpoint_every,
                 threads=threads,
+                loss=loss,
+                r1_gamma=r1_gamma,
+                augment=augment,
             ).items()
             if v is not None
         }
@@ -151,6 +185,8 @@ def train(
                     f"kimg {rec['kimg']:.2f}  {rec['img_per_s']:.0f} img/s  "
                     f"D {rec['loss_D']:.3f}  G {rec['loss_G']:.3f}"
                 )
+                if "ada_p" in rec:
+                    info += f"  ADA p {rec['ada_p']:.3f}"
                 progress.update(task, completed=rec["step"], info=info)
 
             last = training_loop(cfg, out, resume=resume, on_progress=on_progress)
@@ -177,6 +213,14 @@ def export(
     opset: int = typer.Option(17, help="ONNX opset (13..20)."),
     name: str | None = typer.Option(None, help="Model name in the card (default: the file's stem)."),
     parity_seeds: int = typer.Option(256, help="Seeds in the ONNX-vs-PyTorch parity check."),
+    psi: float | None = typer.Option(
+        None, help="Default truncation psi in the card, for models with a psi input (default 0.7)."
+    ),
+    companions: bool = typer.Option(
+        True,
+        "--companions/--no-companions",
+        help="StyleGAN-type models: also write NAME.mapping.onnx and NAME.synthesis.onnx.",
+    ),
 ) -> None:
     """Export a generator to a single ONNX file with uint8 output and a model card (needs `train`)."""
 
@@ -184,7 +228,14 @@ def export(
         from exporter.export import export_checkpoint
 
         result = export_checkpoint(
-            checkpoint, out, use_ema=ema, opset=opset, name=name, parity_seeds=parity_seeds
+            checkpoint,
+            out,
+            use_ema=ema,
+            opset=opset,
+            name=name,
+            parity_seeds=parity_seeds,
+            default_psi=psi,
+            companions=companions,
         )
         p = result.parity
         typer.echo(f"model:   {result.path}  (sha256 {result.sha256})")
@@ -192,6 +243,37 @@ def export(
             f"parity:  max |onnx - torch| = {p['max_abs_diff']:.2e} over {p['seeds']} seeds, batches "
             f"{p['batch_sizes']}; uint8 pixels differing: {p['uint8_pixels_differing_share']:.2e}"
         )
+        for graph in ("mapping", "synthesis"):
+            if f"{graph}_file" in result.card.extra:
+                typer.echo(f"{graph + ':':10}{result.path.with_name(result.card.extra[graph + '_file'])}")
+
+    _run(body)
+
+
+data_app = typer.Typer(help="Make training data sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("emoji")
+def data_emoji(
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output folder: one sub-folder (label) per Unicode block."
+    ),
+    size: int = typer.Option(64, help="Image size in pixels (square, RGBA)."),
+    font: Path | None = typer.Option(
+        None, help="NotoColorEmoji.ttf (default: the Debian package fonts-noto-color-emoji's)."
+    ),
+    limit: int = typer.Option(0, help="Stop after N glyphs (0: all)."),
+) -> None:
+    """Render every emoji the Noto Color Emoji font can draw, labelled by Unicode block."""
+
+    def body() -> None:
+        from trainer.emoji import render_emoji
+
+        report = render_emoji(out, size=size, font_path=font, limit=limit)
+        typer.echo(f"{report.count} emoji in {len(report.labels)} labels -> {report.out}")
+        for label, count in report.labels.items():
+            typer.echo(f"  {label:40} {count}")
 
     _run(body)
 
@@ -220,46 +302,105 @@ def serve(
     models: list[Path] = typer.Argument(
         None, help="Model files or folders of .onnx files (default: the embedded model)."
     ),
-    host: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 for all interfaces)."),
-    port: int = typer.Option(8001, help="gRPC port (0 picks a free one)."),
-    metrics_port: int | None = typer.Option(None, help="Prometheus /metrics port (off when not given)."),
-    max_batch: int = typer.Option(64, help="Most images per inference call."),
-    max_delay_ms: float = typer.Option(2.0, help="How long the batcher waits to fill a batch."),
-    queue_size: int = typer.Option(
-        4096, help="Images allowed to wait; beyond it requests get RESOURCE_EXHAUSTED."
+    config: Path | None = typer.Option(
+        None, "--config", help="TOML file with any of these options; flags override it."
     ),
-    max_seeds_per_request: int = typer.Option(1024, help="Most seeds in one request."),
-    provider: str = typer.Option("cpu", help="ONNX Runtime execution provider: cpu or cuda."),
-    threads: int = typer.Option(0, help="ONNX Runtime intra-op threads (0: its default)."),
-    encode_workers: int = typer.Option(0, help="PNG encoder threads (0: one per core)."),
+    host: str | None = typer.Option(None, help="Address to bind [127.0.0.1]; 0.0.0.0 for all interfaces."),
+    port: int | None = typer.Option(None, help="gRPC port [8001]; 0 picks a free one."),
+    metrics_port: int | None = typer.Option(None, help="Prometheus /metrics port [off]."),
+    max_batch: int | None = typer.Option(None, help="Most images per inference call [64]."),
+    max_delay_ms: float | None = typer.Option(None, help="How long the batcher waits to fill a batch [2]."),
+    queue_size: int | None = typer.Option(
+        None, help="Images allowed to wait before RESOURCE_EXHAUSTED [4096]."
+    ),
+    max_seeds_per_request: int | None = typer.Option(None, help="Most seeds in one request [1024]."),
+    provider: str | None = typer.Option(
+        None, help="ONNX Runtime execution provider: auto, cpu or cuda [auto]."
+    ),
+    exec_batch: int | None = typer.Option(
+        None, help="Canonical batch shape every inference call runs at, padded [0 on CPU, 64 on CUDA]."
+    ),
+    threads: int | None = typer.Option(None, help="ONNX Runtime intra-op threads [0: its default]."),
+    encode_workers: int | None = typer.Option(None, help="PNG encoder workers [0: one per core]."),
+    encode_pool: str | None = typer.Option(None, help="PNG encoding in a thread or process pool [thread]."),
+    max_message_mb: int | None = typer.Option(None, help="Largest gRPC message in MiB [64]."),
+    max_connection_age: float | None = typer.Option(
+        None, "--max-connection-age", help="Close connections after N seconds so clients re-balance [off]."
+    ),
+    watch_interval: float | None = typer.Option(
+        None, "--watch-interval", help="Seconds between model-file checks for hot reload; 0 disables [2]."
+    ),
+    tls_cert: Path | None = typer.Option(None, help="Server certificate (PEM) to serve TLS."),
+    tls_key: Path | None = typer.Option(None, help="Server private key (PEM)."),
+    tls_client_ca: Path | None = typer.Option(
+        None, help="CA bundle (PEM): require client certificates (mTLS)."
+    ),
+    auth_token_file: Path | None = typer.Option(
+        None, help="File with a bearer token required on every call but health checks."
+    ),
     log_level: str = typer.Option("INFO", help="Logging level."),
 ) -> None:
-    """Serve models over gRPC: artctl.v1.Generator, KServe v2, health and reflection (needs `serve`)."""
+    """Serve models over gRPC: artctl.v1.Generator, KServe v2, health, reflection (needs `serve`).
+
+    SIGTERM stops gracefully (health NOT_SERVING, in-flight work finished); SIGHUP reloads models.
+    """
 
     def body() -> None:
         import asyncio
 
-        from serving.server import ServerOptions, serve_forever
+        from serving.config import load_options
+        from serving.server import serve_forever
 
         logging.basicConfig(
             level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
         )
-        opts = ServerOptions(
-            host=host,
-            port=port,
-            metrics_port=metrics_port,
-            max_batch=max_batch,
-            max_delay_ms=max_delay_ms,
-            queue_size=queue_size,
-            max_seeds_per_request=max_seeds_per_request,
-            threads=threads,
-            provider=provider,
-            encode_workers=encode_workers,
-            models=list(models or []),
-        )
-        asyncio.run(serve_forever(opts))
+        overrides = {
+            "host": host,
+            "port": port,
+            "metrics_port": metrics_port,
+            "max_batch": max_batch,
+            "max_delay_ms": max_delay_ms,
+            "queue_size": queue_size,
+            "max_seeds_per_request": max_seeds_per_request,
+            "provider": provider,
+            "exec_batch": exec_batch,
+            "threads": threads,
+            "encode_workers": encode_workers,
+            "encode_pool": encode_pool,
+            "max_message_mb": max_message_mb,
+            "max_connection_age_s": max_connection_age,
+            "watch_interval_s": watch_interval,
+            "tls_cert": tls_cert,
+            "tls_key": tls_key,
+            "tls_client_ca": tls_client_ca,
+            "auth_token_file": auth_token_file,
+            "models": list(models or []),
+        }
+        asyncio.run(serve_forever(load_options(config, overrides)))
 
     _run(body)
+
+
+def _progress(label: str, total: int) -> Any:
+    """A progress bar with tokens/s and ETA; returns (context manager, callback)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    task = progress.add_task(label, total=total, rate="")
+    started = time.perf_counter()
+
+    def update(done: int, total_now: int) -> None:
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        progress.update(task, completed=done, total=total_now, rate=f"{rate:,.0f} tokens/s")
+
+    return progress, update
 
 
 @app.command()
@@ -270,52 +411,98 @@ def mint(
     local: bool = typer.Option(
         False, "--local", help="Render in-process with ONNX Runtime; `model` is an .onnx path."
     ),
+    model: str | None = typer.Option(
+        None, "--model", help="Override the config's model (name or .onnx path)."
+    ),
+    shard: str | None = typer.Option(
+        None, "--shard", help="Render only slice i of n (0-based, e.g. 0/4); join with `artctl merge`."
+    ),
+    fmt: str = typer.Option(
+        "erc721", "--format", help="Token metadata: erc721 (OpenSea) or metaplex (Solana)."
+    ),
 ) -> None:
-    """Render a collection: images, ERC-721 metadata, manifest, provenance, contact sheet."""
+    """Render a collection: images, metadata, manifest, provenance, rarity, contact sheet.
+
+    Re-running with the same config resumes: finished tokens are verified on disk and skipped.
+    """
 
     def body() -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
         from artctl.collection import load_collection
-        from artctl.mint import LocalRenderer, ServerRenderer
+        from artctl.metadata import check_format
+        from artctl.mint import Shard
         from artctl.mint import mint as run_mint
+        from artctl.renderers import open_renderer
 
         cfg = load_collection(collection)
-        if local == bool(server):
-            raise CliError("choose where to render: --server HOST:PORT (one or more) or --local")
-        renderer: Any
-        if local:
-            path = Path(cfg.model)
-            if not path.is_absolute():
-                path = (collection.parent / path) if (collection.parent / path).exists() else path
-            renderer = LocalRenderer(path)
-        else:
-            from artctl.client import GeneratorClient
-
-            renderer = ServerRenderer(GeneratorClient(server), cfg.model)
-        started = time.perf_counter()
-        with Progress(
-            TextColumn("[bold]mint"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-        ) as progress:
-            task = progress.add_task("mint", total=cfg.size, rate="")
-
-            def on_token(_: int) -> None:
-                done = progress.tasks[0].completed + 1
-                rate = done / max(time.perf_counter() - started, 1e-9)
-                progress.update(task, completed=done, rate=f"{rate:.0f} tokens/s")
-
-            result = run_mint(cfg, out, renderer, on_token=on_token)
-        typer.echo(f"minted {result.tokens} tokens into {result.out_dir}")
+        check_format(cfg, fmt)
+        part = Shard.parse(shard) if shard else None
+        renderer = open_renderer(model or cfg.model, server or [], local, collection.parent)
+        total = len(part.ids(cfg)) if part else cfg.size
+        progress, update = _progress("mint", total)
+        with progress:
+            result = run_mint(cfg, out, renderer, fmt=fmt, shard=part, on_progress=update)
+        for note in result.notes:
+            typer.echo(f"note: {note}")
+        kept = result.tokens - result.rendered
+        what = f"shard {part.index}/{part.count}: " if part else ""
+        typer.echo(f"{what}minted {result.tokens} tokens into {result.out_dir} ({kept} were done, verified)")
         typer.echo(f"  images:      {result.out_dir}/images/")
-        typer.echo(f"  metadata:    {result.out_dir}/metadata/")
+        typer.echo(f"  metadata:    {result.out_dir}/metadata/  ({fmt})")
         typer.echo(f"  manifest:    {result.manifest}")
+        if part:
+            typer.echo("  join the shards with: artctl merge OUT SHARD_DIR...")
+            return
         typer.echo(f"  provenance:  {result.provenance}")
+        typer.echo(f"  rarity:      {result.out_dir}/rarity.json")
         if result.contact_sheet:
             typer.echo(f"  open {result.contact_sheet} to see the drop at a glance")
+
+    _run(body)
+
+
+@app.command()
+def merge(
+    out: Path = typer.Argument(..., help="Folder for the joined drop (new, or a merge to resume)."),
+    shards: list[Path] = typer.Argument(..., help="The shard folders written by `artctl mint --shard i/n`."),
+) -> None:
+    """Join minted shards into one drop, identical to a single `artctl mint` run."""
+
+    def body() -> None:
+        from artctl.merge import merge as run_merge
+
+        result = run_merge(out, shards)
+        typer.echo(f"merged {len(shards)} shards, {result.tokens} tokens, into {result.out_dir}")
+        typer.echo(f"  provenance:  {result.provenance}")
+
+    _run(body)
+
+
+@app.command()
+def verify(
+    drop: Path = typer.Argument(..., help="A drop folder written by `artctl mint` (or `merge`)."),
+    server: list[str] = typer.Option(None, "--server", help="HOST:PORT of a server; repeat for round robin."),
+    local: bool = typer.Option(False, "--local", help="Re-render in-process with ONNX Runtime."),
+    model: str | None = typer.Option(
+        None, "--model", help="Model name or .onnx path (default: the one in the drop's config)."
+    ),
+) -> None:
+    """Re-render every token; check pixels, files, CIDs, metadata, provenance. Exit 1 on any mismatch."""
+
+    def body() -> None:
+        from artctl.renderers import open_renderer
+        from artctl.verify import load_manifest
+        from artctl.verify import verify as run_verify
+
+        _, cfg = load_manifest(drop)
+        renderer = open_renderer(model or cfg.model, server or [], local, None)
+        progress, update = _progress("verify", cfg.size)
+        with progress:
+            report = run_verify(drop, renderer, on_progress=update)
+        for problem in report.problems:
+            typer.echo(f"MISMATCH {problem}")
+        if report.problems:
+            raise CliError(f"{drop}: {len(report.problems)} mismatches in {report.tokens} tokens")
+        typer.echo(f"verified {report.tokens} tokens in {drop}: pixels, files, CIDs, metadata, provenance")
 
     _run(body)
 

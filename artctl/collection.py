@@ -1,47 +1,203 @@
-"""The collection config (TOML), validated with errors that name the bad key."""
+"""The collection config (TOML), validated with errors that name the bad key.
+
+A config plus the model decides every byte of a drop, so everything here is checked up front:
+a mistake found after 9,000 tokens (or after the reveal) is far more expensive than one line now.
+"""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+SOLANA_ADDRESS = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")  # base58, 32-byte public key
+HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+DERIVED_SOURCES = ("dominant_colour", "brightness", "transparency")
+
+# Named colours for the dominant-colour trait: every opaque pixel votes for its nearest entry.
+DEFAULT_PALETTE: dict[str, str] = {
+    "black": "#141414",
+    "white": "#f0f0f0",
+    "grey": "#808080",
+    "red": "#d22828",
+    "orange": "#f08c1e",
+    "yellow": "#f0dc32",
+    "green": "#32a03c",
+    "teal": "#1e9696",
+    "blue": "#2850d2",
+    "purple": "#8c3cbe",
+    "pink": "#f08cbe",
+    "brown": "#784b28",
+}
+
 
 class ConfigError(ValueError):
     """A collection config that cannot be used; the message names the file and the key."""
 
 
-class CollectionConfig(BaseModel):
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+
+class Royalties(_Strict):
+    """ERC-2981 royalty: basis points of the sale price (500 = 5%) and who receives it."""
+
+    basis_points: int = Field(ge=0, le=10_000)
+    recipient: str
+
+    @field_validator("recipient")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not (EVM_ADDRESS.match(value) or SOLANA_ADDRESS.match(value)):
+            raise ValueError("must be an EVM address (0x + 40 hex digits) or a Solana base58 address")
+        return value
+
+
+class ConditioningTrait(_Strict):
+    """Drawn per token with integer weights (artctl-trait-v1), then fed to the model as its label.
+
+    `labels` maps each value to one of the model's label names (default: the value itself). On a
+    model without labels the trait is left out of the drop (`on_unconditional = "skip"`, shown as a
+    note) or refused (`"error"`): an attribute that does not steer the image would be a lie.
+    """
+
     name: str = Field(min_length=1)
-    symbol: str = ""
+    kind: Literal["conditioning"]
+    values: list[str] = Field(min_length=1)
+    weights: list[int]
+    labels: list[str] | None = None
+    on_unconditional: Literal["skip", "error"] = "skip"
+
+    @model_validator(mode="after")
+    def _shape(self) -> ConditioningTrait:
+        if len(self.weights) != len(self.values):
+            raise ValueError(f"weights: need {len(self.values)} weights, one per value")
+        if any(w < 0 for w in self.weights) or sum(self.weights) == 0:
+            raise ValueError("weights: must be non-negative integers, not all zero")
+        if len(set(self.values)) != len(self.values):
+            raise ValueError("values: must be unique")
+        if self.labels is not None and len(self.labels) != len(self.values):
+            raise ValueError(f"labels: need {len(self.values)} label names, one per value")
+        return self
+
+    def label_names(self) -> list[str]:
+        return list(self.labels) if self.labels is not None else list(self.values)
+
+
+class DerivedTrait(_Strict):
+    """Computed from the rendered pixels (integer arithmetic only), so anyone re-derives it.
+
+    - dominant_colour: the palette name most opaque pixels are nearest to (`palette`, optional).
+    - brightness: mean luma (0..255) of opaque pixels, bucketed by ascending `thresholds`.
+    - transparency: percent (0..100) of pixels with alpha < 128, bucketed by `thresholds`.
+    Bucket i is values[i]: the first whose threshold exceeds the measure, else the last value.
+    """
+
+    name: str = Field(min_length=1)
+    kind: Literal["derived"]
+    source: Literal["dominant_colour", "brightness", "transparency"]
+    values: list[str] | None = None
+    thresholds: list[int] | None = None
+    palette: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> DerivedTrait:
+        if self.source == "dominant_colour":
+            if self.values is not None or self.thresholds is not None:
+                raise ValueError("dominant_colour takes a palette, not values/thresholds")
+            for key, colour in (self.palette or {}).items():
+                if not HEX_COLOUR.match(colour):
+                    raise ValueError(f"palette.{key}: must be a #rrggbb colour, got {colour!r}")
+            if self.palette is not None and not self.palette:
+                raise ValueError("palette: give at least one colour")
+            return self
+        if self.palette is not None:
+            raise ValueError(f"palette: only for dominant_colour, not {self.source}")
+        if not self.values or self.thresholds is None:
+            raise ValueError(f"{self.source} needs values and thresholds")
+        if len(self.thresholds) != len(self.values) - 1:
+            raise ValueError(f"thresholds: need {len(self.values) - 1} (one fewer than values)")
+        top = 255 if self.source == "brightness" else 100
+        if self.thresholds != sorted(set(self.thresholds)) or any(not 0 < t <= top for t in self.thresholds):
+            raise ValueError(f"thresholds: must be strictly ascending integers in 1..{top}")
+        return self
+
+    def palette_items(self) -> list[tuple[str, tuple[int, int, int]]]:
+        items = (self.palette or DEFAULT_PALETTE).items()
+        return [(name, (int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16))) for name, c in items]
+
+
+Trait = Annotated[ConditioningTrait | DerivedTrait, Field(discriminator="kind")]
+
+
+class CollectionConfig(_Strict):
+    name: str = Field(min_length=1)
+    symbol: str = Field("", max_length=10)
     description: str = ""
     size: int = Field(ge=1, le=10_000_000)
     salt: str = Field(min_length=1, description="mixed into every token seed; keep it secret until reveal")
     start_index: Literal[0, 1] = 0
     model: str = Field("default", description="model name on the server, or an ONNX path with --local")
     psi: float | None = Field(None, ge=0.0, le=2.0)
-    base_uri: str = Field("ipfs://<images-CID>/", description="prefix of each token's image URI")
+    base_uri: str | None = Field(None, description="prefix of each token's image URI")
+    ipfs: bool = Field(False, description="image URI = ipfs://<CIDv1 of the image file>")
     external_url: str = ""
+    image: str = Field("", description="collection-level image URI (collection.json)")
+    royalties: Royalties | None = None
+    traits: list[Trait] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _checks(self) -> CollectionConfig:
+        if self.ipfs and self.base_uri is not None:
+            raise ValueError("base_uri: set base_uri or ipfs = true, not both")
+        names = [t.name for t in self.traits]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"traits: duplicate trait name {dupes[0]!r}")
+        if sum(isinstance(t, ConditioningTrait) for t in self.traits) > 1:
+            raise ValueError("traits: at most one conditioning trait (a model has one label input)")
+        return self
 
     def token_ids(self) -> range:
         return range(self.start_index, self.start_index + self.size)
+
+    def image_uri(self, token_id: int, cid: str) -> str:
+        if self.ipfs:
+            return f"ipfs://{cid}"
+        base = self.base_uri if self.base_uri is not None else "ipfs://<images-CID>/"
+        return f"{base}{token_id}.png"
 
 
 def _one_line(exc: ValidationError, source: str) -> str:
     parts = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{key}: {err['msg']}")
+        loc = [str(p) for p in err["loc"] if p not in ("conditioning", "derived")]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        inner = re.match(r"^([A-Za-z_][\w.]*): (.*)$", msg)
+        if inner and err["type"] == "value_error":  # a check that names its own key
+            loc.append(inner.group(1))
+            msg = inner.group(2)
+        key = ".".join(loc) or "(top level)"
+        parts.append(f"{key}: {msg}")
     return f"{source}: " + "; ".join(parts)
+
+
+def parse_collection(raw: dict[str, object], source: str = "collection config") -> CollectionConfig:
+    """Validate an already-parsed config (e.g. the echo in a manifest)."""
+    try:
+        return CollectionConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, source)) from None
 
 
 def load_collection(path: Path) -> CollectionConfig:
@@ -50,9 +206,8 @@ def load_collection(path: Path) -> CollectionConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"collection config {path} does not exist") from None
+    except (UnicodeDecodeError, IsADirectoryError) as exc:
+        raise ConfigError(f"{path}: cannot read it as UTF-8 text ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    try:
-        return CollectionConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_one_line(exc, str(path))) from None
+    return parse_collection(raw, str(path))

@@ -54,7 +54,7 @@ def test_same_config_gives_the_same_bytes(tiny_model: Path, tmp_path: Path) -> N
         mint(cfg, tmp_path / name, LocalRenderer(tiny_model))
     files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
-    assert files_a == files_b and len(files_a) == 5 * 2 + 4
+    assert files_a == files_b and len(files_a) == 5 * 2 + 5
     for rel in files_a:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
 

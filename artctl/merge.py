@@ -1,0 +1,122 @@
+"""Join the shards of a drop (`artctl mint --shard i/n`, e.g. from a Kubernetes Indexed Job) into one
+drop whose manifest, provenance and every other file equal a single uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from artctl.collection import ConfigError, parse_collection
+from artctl.fileio import write_bytes_atomic
+from artctl.metadata import stable_json
+from artctl.mint import (
+    JOURNAL,
+    DropContext,
+    MintError,
+    MintResult,
+    ProgressFn,
+    _clean_temp_files,
+    _finished_entries,
+    finalize,
+    identity,
+    manifest_doc,
+)
+from artctl.traits import TraitPlan
+
+_SAME = ("format", "collection", "metadata_format", "contracts", "model", "render_profile", "traits")
+
+
+def _load_shard(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MintError(f"{path}: no manifest.json (is the shard finished?)") from None
+    except (OSError, ValueError) as exc:
+        raise MintError(f"{path}/manifest.json: cannot read it ({exc})") from None
+    if not isinstance(doc, dict) or "shard" not in doc:
+        raise MintError(f"{path}/manifest.json is not a shard manifest (mint it with --shard i/n)")
+    return doc
+
+
+def _copy_checked(src: Path, dst: Path, expected: bytes | None, sha256: str | None) -> None:
+    data = src.read_bytes()
+    if expected is not None and data != expected:
+        raise MintError(f"{src} differs from what its shard manifest says; re-run that shard")
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise MintError(f"{src}: SHA-256 does not match its shard manifest; re-run that shard")
+    if not dst.exists() or dst.read_bytes() != data:
+        write_bytes_atomic(dst, data)
+
+
+def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | None = None) -> MintResult:
+    """Check that the shards belong together and cover the collection once, then join them."""
+    if not shard_dirs:
+        raise MintError("give the shard folders to merge")
+    shards = sorted(
+        ((_load_shard(Path(d)), Path(d)) for d in shard_dirs), key=lambda s: s[0]["shard"]["index"]
+    )
+    first = shards[0][0]
+    for doc, path in shards[1:]:
+        for key in _SAME:
+            if doc.get(key) != first.get(key):
+                raise MintError(
+                    f"{path}: its {key} differs from {shards[0][1]}'s; these shards are not one drop"
+                )
+    count = first["shard"]["count"]
+    indices = [doc["shard"]["index"] for doc, _ in shards]
+    if indices != list(range(count)):
+        missing = sorted(set(range(count)) - set(indices))
+        dupes = sorted({i for i in indices if indices.count(i) > 1})
+        raise MintError(f"shards do not cover 0..{count - 1} once (missing {missing}, repeated {dupes})")
+    out_dir = Path(out_dir)
+    if out_dir.resolve() in {p.resolve() for _, p in shards}:
+        raise MintError("merge into a new folder, not into one of the shards")
+    try:
+        config = parse_collection(first["collection"], f"{shards[0][1]}/manifest.json collection")
+    except ConfigError as exc:
+        raise MintError(str(exc)) from None
+    card = first["model"]
+    model_sha = str(card.get("sha256", ""))
+    fmt = first["metadata_format"]
+    plan = TraitPlan(order=list(first["traits"]["active"]), skipped=list(first["traits"]["skipped"]))
+    ctx = DropContext(plan, model_sha, fmt)
+    ident = identity(config, model_sha, fmt)
+
+    _clean_temp_files(out_dir)
+    _finished_entries(out_dir, ident)  # refuses a folder holding another drop
+    journal = out_dir / JOURNAL
+    if not (journal / "state.json").exists():
+        write_bytes_atomic(journal / "state.json", stable_json(ident))
+    entries: list[dict[str, Any]] = []
+    for doc, path in shards:
+        for entry in doc["tokens"]:
+            name = str(entry["id"])
+            _copy_checked(
+                path / "images" / f"{name}.png",
+                out_dir / "images" / f"{name}.png",
+                None,
+                entry["file_sha256"],
+            )
+            _copy_checked(
+                path / "metadata" / f"{name}.json",
+                out_dir / "metadata" / f"{name}.json",
+                stable_json(ctx.metadata(config, entry)),
+                None,
+            )
+            entries.append(entry)
+        if on_progress:
+            on_progress(len(entries), config.size)
+    if [e["id"] for e in entries] != list(config.token_ids()):
+        raise MintError("the shards' tokens are not exactly the collection's token ids in order")
+    result = finalize(
+        out_dir, config, manifest_doc(config, fmt, card, first["render_profile"], plan, entries)
+    )
+    for path in sorted(journal.glob("*")):
+        path.unlink()
+    journal.rmdir()
+    result.notes = list(plan.skipped)
+    return result

@@ -1,0 +1,196 @@
+"""`artctl verify`: re-render every token of a drop and check everything a buyer could be shown.
+
+Checked per token: seed (contract), re-rendered pixels vs the manifest, the image file's SHA-256,
+decoded pixels and IPFS CID, traits, image URI and the metadata file's exact bytes. Checked per
+drop: token ids, provenance (manifest and provenance.txt), collection.json, rarity.json, the
+contact sheet and stray files. Every mismatch is reported, not just the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from artctl.cid import cid_of_bytes
+from artctl.collection import CollectionConfig, ConfigError, parse_collection
+from artctl.imaging import decode_png
+from artctl.metadata import stable_json
+from artctl.mint import CHUNK, DropContext, MintError, _chunks, final_files, render_chunk
+from artctl.renderers import Renderer
+from artctl.seeds import pixel_sha256, provenance, token_seed
+from artctl.traits import plan_traits
+
+
+@dataclass
+class VerifyReport:
+    tokens: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _diff_keys(expected: dict[str, Any], actual: Any) -> str:
+    if not isinstance(actual, dict):
+        return "not a JSON object"
+    keys = sorted(k for k in expected.keys() | actual.keys() if expected.get(k) != actual.get(k))
+    return "fields " + ", ".join(keys) if keys else "formatting"
+
+
+def load_manifest(drop: Path) -> tuple[dict[str, Any], CollectionConfig]:
+    try:
+        doc = json.loads((drop / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MintError(f"{drop}: no manifest.json (is it a finished drop?)") from None
+    except (OSError, ValueError) as exc:
+        raise MintError(f"{drop}/manifest.json: cannot read it ({exc})") from None
+    try:
+        config = parse_collection(doc["collection"], f"{drop}/manifest.json collection")
+    except (ConfigError, KeyError, TypeError) as exc:
+        raise MintError(f"{drop}/manifest.json: no usable collection config ({exc})") from None
+    return doc, config
+
+
+def _check_token(
+    drop: Path,
+    config: CollectionConfig,
+    ctx: DropContext,
+    entry: dict[str, Any],
+    fresh: dict[str, Any],
+    problems: list[str],
+) -> None:
+    tid = entry.get("id")
+    add = problems.append
+    for key in ("seed", "pixel_sha256", "traits", "label"):
+        if entry.get(key) != fresh.get(key):
+            what = {"pixel_sha256": "re-rendered pixels"}.get(key, key)
+            add(f"token {tid}: {what} differ from manifest.json ({fresh.get(key)!r} != {entry.get(key)!r})")
+    image = drop / "images" / f"{tid}.png"
+    try:
+        data = image.read_bytes()
+    except OSError:
+        add(f"images/{tid}.png: missing")
+    else:
+        if hashlib.sha256(data).hexdigest() != entry.get("file_sha256"):
+            add(f"images/{tid}.png: file SHA-256 does not match manifest.json (swapped or edited image)")
+        try:
+            if pixel_sha256(decode_png(data)) != fresh["pixel_sha256"]:
+                add(f"images/{tid}.png: its pixels are not token {tid}'s re-rendered image")
+        except (OSError, ValueError):
+            add(f"images/{tid}.png: not a readable PNG")
+        cid = cid_of_bytes(data)
+        if cid != entry.get("cid"):
+            add(f"images/{tid}.png: IPFS CID {cid} does not match manifest.json ({entry.get('cid')})")
+    expected_uri = config.image_uri(int(str(tid)), str(entry.get("cid")))
+    if entry.get("image") != expected_uri:
+        add(f"token {tid}: image URI {entry.get('image')!r} should be {expected_uri!r}")
+    meta_path = drop / "metadata" / f"{tid}.json"
+    expected = ctx.metadata(config, entry)
+    try:
+        raw = meta_path.read_bytes()
+    except OSError:
+        add(f"metadata/{tid}.json: missing")
+        return
+    if raw != stable_json(expected):
+        try:
+            actual = json.loads(raw)
+        except ValueError:
+            actual = None
+        add(
+            f"metadata/{tid}.json: differs from the metadata the manifest gives "
+            f"({_diff_keys(expected, actual)})"
+        )
+
+
+def verify(
+    drop: Path,
+    renderer: Renderer,
+    on_progress: Callable[[int, int], None] | None = None,
+    chunk: int = CHUNK,
+) -> VerifyReport:
+    """Re-render and check a finished drop; returns every mismatch found."""
+    drop = Path(drop)
+    doc, config = load_manifest(drop)
+    report = VerifyReport()
+    add = report.problems.append
+    card = renderer.model_card()
+    model_sha = str(card.get("sha256", ""))
+    if model_sha != (doc.get("model") or {}).get("sha256"):
+        add(f"model: the renderer's model (sha256 {model_sha[:12]}…) is not the one in manifest.json")
+    plan = plan_traits(config, card)
+    fmt = str(doc.get("metadata_format", "erc721"))
+    ctx = DropContext(plan, str((doc.get("model") or {}).get("sha256", "")), fmt)
+    if doc.get("traits", {}).get("active") != plan.order:
+        add(f"manifest.json: active traits {doc.get('traits', {}).get('active')} should be {plan.order}")
+    tokens: list[dict[str, Any]] = list(doc.get("tokens") or [])
+    shard = doc.get("shard")
+    want_ids = list(range(shard["first_id"], shard["stop_id"])) if shard else list(config.token_ids())
+    have_ids = [t.get("id") for t in tokens]
+    if have_ids != want_ids:
+        add(f"manifest.json: token ids are not {want_ids[0]}..{want_ids[-1]} in order")
+    by_id = {t.get("id"): t for t in tokens}
+    done = 0
+    for ids in _chunks(want_ids, chunk):
+        for fresh, _ in render_chunk(config, ids, renderer, plan):
+            entry = by_id.get(fresh["id"])
+            if entry is None:
+                add(f"token {fresh['id']}: missing from manifest.json")
+                continue
+            if entry.get("seed") != str(token_seed(config.salt, fresh["id"])):
+                add(f"token {fresh['id']}: seed is not token_seed(salt, id)")
+            _check_token(drop, config, ctx, entry, fresh, report.problems)
+        done += len(ids)
+        report.tokens = done
+        if on_progress:
+            on_progress(done, len(want_ids))
+    known = {f"{i}.png" for i in want_ids}, {f"{i}.json" for i in want_ids}
+    for sub, names in zip(("images", "metadata"), known):
+        folder = drop / sub
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if path.name not in names:
+                add(f"{sub}/{path.name}: not a token of this drop")
+    if shard is None:
+        _check_drop_files(drop, config, doc, tokens, report.problems)
+    return report
+
+
+def _check_drop_files(
+    drop: Path,
+    config: CollectionConfig,
+    doc: dict[str, Any],
+    tokens: Sequence[dict[str, Any]],
+    problems: list[str],
+) -> None:
+    add = problems.append
+    prov = provenance(str(t.get("file_sha256", "0" * 64)) for t in tokens)
+    if doc.get("provenance") != prov:
+        add(f"manifest.json: provenance {doc.get('provenance')} should be {prov}")
+    try:
+        text = (drop / "provenance.txt").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        text = None
+    if text != prov:
+        add(f"provenance.txt: {text!r} is not the provenance of the image files ({prov})")
+    expected_doc = {**doc, "provenance": prov}
+    try:
+        expected = final_files(drop, config, expected_doc)
+    except (OSError, ValueError) as exc:
+        add(f"contact-sheet.png: cannot rebuild it ({exc})")
+        return
+    for name in ("manifest.json", "collection.json", "rarity.json", "contact-sheet.png"):
+        try:
+            ok = (drop / name).read_bytes() == expected[name]
+        except OSError:
+            add(f"{name}: missing")
+            continue
+        if ok:
+            continue
+        if name != "manifest.json":
+            add(f"{name}: differs from what the manifest gives")
+        elif doc.get("provenance") == prov:  # a wrong provenance is reported above already
+            add("manifest.json: not in canonical form (edited by hand?)")
