@@ -48,13 +48,17 @@ SERVICE_NAMES = (
 __all__ = ["EMBEDDED_DEFAULT", "ArtServer", "ServerOptions", "discover_models", "serve_forever"]
 
 
+# Companion graphs the exporter writes beside StyleGAN-type models; they are not served directly.
+COMPANION_SUFFIXES = (".mapping.onnx", ".synthesis.onnx")
+
+
 def discover_models(paths: list[Path]) -> list[Path]:
     """Model files from the arguments (files, or folders of *.onnx); the embedded default when none."""
     found: list[Path] = []
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            found += sorted(p.glob("*.onnx"))
+            found += sorted(f for f in p.glob("*.onnx") if not f.name.endswith(COMPANION_SUFFIXES))
         else:
             found.append(p)
     if not paths:
@@ -143,25 +147,24 @@ class ArtServer:
         return ServedModel(runtime=runtime, batcher=batcher)
 
     async def _load_all(self) -> None:
+        """Load every model; refuse the broken ones (logged) unless none loads, which is fatal."""
         loop = asyncio.get_running_loop()
+        refused: list[str] = []
         for path in discover_models(self.options.models):
             try:
                 runtime = await loop.run_in_executor(self.load_pool, self._load_runtime, path)
             except ModelLoadError as exc:
-                log.error("refusing model %s: %s", path, exc)
+                refused.append(str(exc))
                 continue
             if runtime.name in self._paths:
-                log.error(
-                    "refusing model %s: the name %r is taken by %s",
-                    path,
-                    runtime.name,
-                    self._paths[runtime.name],
-                )
+                refused.append(f"{path}: the name {runtime.name!r} is taken by {self._paths[runtime.name]}")
                 continue
             self.registry.add(self._serve_runtime(runtime))
             self._paths[runtime.name] = path
         if not len(self.registry):
-            raise ModelLoadError("no model could be loaded; see the messages above")
+            raise ModelLoadError("; ".join(refused) or "no model to serve")
+        for reason in refused:
+            log.error("refusing model: %s", reason)
 
     def _retire(self, old: ServedModel) -> None:
         """Let an old batcher finish what it admitted, in the background."""
