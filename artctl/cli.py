@@ -216,6 +216,12 @@ def export(
     psi: float | None = typer.Option(
         None, help="Default truncation psi in the card, for models with a psi input (default 0.7)."
     ),
+    precision: str = typer.Option(
+        "fp32", help="fp32, or fp16 (half-precision weights; inputs and pixel rounding stay fp32)."
+    ),
+    optimize: str = typer.Option(
+        "basic", help="Offline ONNX Runtime optimisation: none, basic (portable) or extended (EP-specific)."
+    ),
     companions: bool = typer.Option(
         True,
         "--companions/--no-companions",
@@ -236,6 +242,8 @@ def export(
             parity_seeds=parity_seeds,
             default_psi=psi,
             companions=companions,
+            precision=precision,
+            optimize=optimize,
         )
         p = result.parity
         typer.echo(f"model:   {result.path}  (sha256 {result.sha256})")

@@ -31,6 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 from artctl.modelcard import ModelCard, file_sha256, sidecar_path
 from artctl.seeds import CONTRACTS, latents
 from exporter import EXPORTER_VERSION
+from exporter.optimize import float_probe_name, optimize_offline, to_fp16
 from trainer.checkpoint import CheckpointError, load_checkpoint
 from trainer.networks import build_generator
 from trainer.training_loop import preview_labels, quantize
@@ -38,6 +39,8 @@ from trainer.training_loop import preview_labels, quantize
 FLOAT_OUTPUT = "image_float"
 SUPPORTED_OPSETS = range(13, 21)
 FP32_TOLERANCE = 1e-4
+FP16_TOLERANCE = 1e-2
+TOLERANCES = {"fp32": FP32_TOLERANCE, "fp16": FP16_TOLERANCE}
 # Truncation values cycled over parity seeds, so the lerp toward w_avg is checked, not just psi = 1.
 PARITY_PSI = (1.0, 0.7, 0.5, 0.0, 1.3)
 DEFAULT_PSI = 0.7
@@ -82,8 +85,17 @@ def _append_quantisation(model: onnx.ModelProto, height: int, width: int, channe
 
 
 def _with_float_output(model: onnx.ModelProto, height: int, width: int, channels: int) -> onnx.ModelProto:
+    """A copy of the graph that also outputs the fp32 tensor entering the quantisation, as FLOAT_OUTPUT."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
+    source = float_probe_name(probe, FLOAT_OUTPUT)
+    if source != FLOAT_OUTPUT:
+        # After fp16 conversion FLOAT_OUTPUT names the half-precision tensor; free the name and point
+        # it at the fp32 tensor the quantisation actually reads.
+        for node in probe.graph.node:
+            node.input[:] = [f"{FLOAT_OUTPUT}_fp16" if n == FLOAT_OUTPUT else n for n in node.input]
+            node.output[:] = [f"{FLOAT_OUTPUT}_fp16" if n == FLOAT_OUTPUT else n for n in node.output]
+        probe.graph.node.append(helper.make_node("Identity", [source], [FLOAT_OUTPUT], name="parity_probe"))
     probe.graph.output.append(
         helper.make_tensor_value_info(FLOAT_OUTPUT, TensorProto.FLOAT, ["batch", channels, height, width])
     )
@@ -268,16 +280,27 @@ def _stamp(model: onnx.ModelProto, card: ModelCard) -> bytes:
 
 
 def _companions(
-    G: Any, inputs: list[str], z_dim: int, shape: tuple[int, int, int], opset: int, n_seeds: int
+    G: Any,
+    inputs: list[str],
+    z_dim: int,
+    shape: tuple[int, int, int],
+    opset: int,
+    n_seeds: int,
+    optimize: str = "basic",
+    precision: str = "fp32",
 ) -> tuple[dict[str, onnx.ModelProto], dict[str, Any]]:
-    """Mapping and synthesis graphs of a StyleGAN-type generator, each parity-checked."""
+    """Mapping and synthesis graphs of a StyleGAN-type generator, each parity-checked.
+
+    The mapping graph stays fp32 (it is tiny, and w feeds style mixing); synthesis follows `precision`.
+    """
     has_label = "label" in inputs
     mapping = _export_graph(_Mapping(G, has_label), _example_inputs(inputs, z_dim), "ws", opset)
     ws_example = torch.zeros(2, G.num_ws, G.w_dim)
     synthesis = _export_graph(_Synthesis(G), {"ws": ws_example}, FLOAT_OUTPUT, opset)
     _append_quantisation(synthesis, *shape)
-    for graph in (mapping, synthesis):
-        onnx.checker.check_model(graph, full_check=True)
+    mapping = _finish_graph(mapping, optimize, "fp32")
+    synthesis = _finish_graph(synthesis, optimize, precision)
+    tolerance = TOLERANCES[precision]
 
     feeds = parity_inputs(np.arange(n_seeds, dtype=np.uint64), z_dim, True, G.num_classes)
     with torch.no_grad():
@@ -291,14 +314,25 @@ def _companions(
     syn_diff, _ = _compare(
         syn_session, {"ws": ws.numpy()}, images.numpy(), FLOAT_OUTPUT, batch_sizes, quantize(images).numpy()
     )
-    for graph_name, diff in (("mapping", map_diff), ("synthesis", syn_diff)):
-        if not diff <= FP32_TOLERANCE:
+    for graph_name, diff, bound in (
+        ("mapping", map_diff, FP32_TOLERANCE),
+        ("synthesis", syn_diff, tolerance),
+    ):
+        if not diff <= bound:
             raise ParityError(
-                f"{graph_name} graph differs from PyTorch by {diff:.3g} (> {FP32_TOLERANCE:g}); "
-                "model not written"
+                f"{graph_name} graph differs from PyTorch by {diff:.3g} (> {bound:g}); model not written"
             )
     report = {"mapping_max_abs_diff": map_diff, "synthesis_max_abs_diff": syn_diff}
     return {"mapping": mapping, "synthesis": synthesis}, report
+
+
+def _finish_graph(model: onnx.ModelProto, optimize: str, precision: str) -> onnx.ModelProto:
+    """Offline optimisation, then reduced precision, then the full ONNX checker."""
+    model = optimize_offline(model, optimize)
+    if precision == "fp16":
+        model = to_fp16(model)
+    onnx.checker.check_model(model, full_check=True)
+    return model
 
 
 def companion_path(out: Path, graph: str) -> Path:
@@ -316,6 +350,8 @@ def export_checkpoint(
     parity_seeds: int = 256,
     default_psi: float | None = None,
     companions: bool = True,
+    precision: str = "fp32",
+    optimize: str = "basic",
 ) -> ExportResult:
     """Export a checkpoint (or a run's latest) to `out`, plus the sidecar model.json.
 
@@ -331,6 +367,10 @@ def export_checkpoint(
         raise ExportError(f"output must end in .onnx, got {out}")
     if default_psi is not None and not 0.0 <= default_psi <= 2.0:
         raise ExportError(f"default psi must be in [0, 2], got {default_psi}")
+    if precision not in TOLERANCES:
+        raise ExportError(f"unknown precision {precision!r}; choose {' or '.join(TOLERANCES)}")
+    if optimize not in ("none", "basic", "extended"):
+        raise ExportError(f"unknown optimisation level {optimize!r}; choose none, basic or extended")
     ck = load_checkpoint(checkpoint)
     net = ck.config.network
     G = build_generator(net)
@@ -349,11 +389,14 @@ def export_checkpoint(
     )
     shape = (net.resolution, net.resolution, net.channels)
     _append_quantisation(model, *shape)
-    onnx.checker.check_model(model, full_check=True)
-    parity = parity_check(G, model, net.z_dim, shape, n_seeds=parity_seeds)
+    model = _finish_graph(model, optimize, precision)
+    parity = parity_check(G, model, net.z_dim, shape, n_seeds=parity_seeds, tolerance=TOLERANCES[precision])
+    parity.update(precision=precision, optimization=optimize)
     extra_graphs: dict[str, onnx.ModelProto] = {}
     if has_psi and companions and hasattr(G, "map"):
-        extra_graphs, companion_parity = _companions(G, inputs, net.z_dim, shape, opset, parity_seeds)
+        extra_graphs, companion_parity = _companions(
+            G, inputs, net.z_dim, shape, opset, parity_seeds, optimize, precision
+        )
         parity.update(companion_parity)
 
     extra = {"checkpoint": ck.path.name, "weights": "G_ema" if use_ema else "G", "graph": "generator"}
@@ -375,7 +418,7 @@ def export_checkpoint(
         data_fingerprint=str(ck.meta.get("data_fingerprint", "")),
         exporter_version=EXPORTER_VERSION,
         torch_version=torch.__version__.split("+")[0],
-        precision="fp32",
+        precision=precision,
         extra=extra,
     )
     companion_files: dict[str, dict[str, str]] = {}
