@@ -43,7 +43,7 @@ def _run(fn: Callable[[], T]) -> T:
 
     try:
         return fn()
-    except (CliError, ValueError, RuntimeError, OSError, LookupError) as exc:
+    except (CliError, ValueError, RuntimeError, OSError, LookupError, ArithmeticError) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
         raise _fail(text) from None
     except grpc.RpcError as exc:
@@ -67,12 +67,16 @@ def _root(
 
 @app.command()
 def train(
-    data: str = typer.Argument(
-        "synthetic:shapes",
-        help="Image folder (recursive; sub-folders = labels), a .zip of images, or synthetic:shapes.",
+    data: str | None = typer.Argument(
+        None,
+        help="Image folder (recursive; sub-folders = labels), a .zip of images, or synthetic:shapes "
+        "[default: the config's data, the resumed run's data, else synthetic:shapes].",
     ),
-    out: Path = typer.Option(
-        Path("runs/dcgan"), "--out", "-o", help="Run directory (checkpoints, samples, metrics)."
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Run directory (checkpoints, samples, metrics) [runs/dcgan, or the resumed run].",
     ),
     config: Path | None = typer.Option(
         None, "--config", help="JSON training config; flags below override it."
@@ -129,10 +133,15 @@ def train(
             merged_cfg.update({k: v for k, v in user.items() if k != "network"})
             merged_cfg["network"] = {**merged_cfg.get("network", {}), **user.get("network", {})}
             cfg = TrainConfig.model_validate(merged_cfg)
-        if resume is not None and config is None and preset is None:
-            from trainer.checkpoint import load_checkpoint
+        run_dir = out
+        if resume is not None:
+            from trainer.checkpoint import load_checkpoint, resolve_checkpoint
 
-            cfg = load_checkpoint(resume).config
+            if config is None and preset is None:
+                cfg = load_checkpoint(resume).config
+            if run_dir is None:  # RUN/checkpoints/step-N -> RUN
+                run_dir = resolve_checkpoint(resume).parent.parent
+        run_dir = run_dir or Path("runs/dcgan")
         net_over = {
             k: v
             for k, v in dict(
@@ -163,7 +172,7 @@ def train(
         }
         if lr is not None:
             over.update(lr_g=lr, lr_d=lr)
-        if data != "synthetic:shapes" or config is None:
+        if data is not None:
             over["data"] = data
         merged = cfg.model_dump()
         merged.update(over)
@@ -189,9 +198,9 @@ def train(
                     info += f"  ADA p {rec['ada_p']:.3f}"
                 progress.update(task, completed=rec["step"], info=info)
 
-            last = training_loop(cfg, out, resume=resume, on_progress=on_progress)
+            last = training_loop(cfg, run_dir, resume=resume, on_progress=on_progress)
         typer.echo(f"checkpoint: {last}")
-        typer.echo(f"samples:    {out}/samples-*.png   metrics: {out}/metrics.jsonl")
+        typer.echo(f"samples:    {run_dir}/samples-*.png   metrics: {run_dir}/metrics.jsonl")
 
     _run(body)
 

@@ -55,7 +55,13 @@ class GeneratorClient:
         if not self.targets:
             raise ValueError("give at least one server address (HOST:PORT)")
         limit = max_message_mb * 1024 * 1024
-        opts = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+        # round_robin: a name that resolves to many addresses (a headless Service) spreads calls over
+        # all of them instead of pinning every call to the first pod.
+        opts = [
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            ("grpc.lb_policy_name", "round_robin"),
+        ]
         self._channels = [grpc.insecure_channel(t, options=opts) for t in self.targets]
         self._stubs = [pb_grpc.GeneratorStub(ch) for ch in self._channels]
         self._next = itertools.cycle(range(len(self.targets)))

@@ -63,6 +63,15 @@ class ServerRenderer:
         result = self.client.generate(seeds, model=self.model, psi=psi, labels=list(labels or []), fmt="png")
         if [a.seed for a in result.artworks] != list(seeds):
             raise RenderError("server returned artworks for other seeds than requested")
+        # A drop must come from one model: a server mid-rollout, reloaded, or serving another file
+        # under the same name would otherwise mix models under a manifest that names one.
+        expected, got = self._card.get("sha256", ""), result.profile.get("model_sha256", "")
+        if expected and got != expected:
+            raise RenderError(
+                f"server {result.target} rendered with model {got[:12]}…, but this drop uses "
+                f"{expected[:12]}…; make every server serve the same model file, then re-run "
+                "(finished tokens are kept)"
+            )
         self._profile = result.profile
         return [Rendered(a.seed, a.image, a.pixel_sha256) for a in result.artworks]
 

@@ -421,14 +421,23 @@ def export_checkpoint(
         precision=precision,
         extra=extra,
     )
-    companion_files: dict[str, dict[str, str]] = {}
-    for graph_name, graph in extra_graphs.items():
-        path = companion_path(out, graph_name)
-        sub_card = ModelCard(**{**card.to_json(), "extra": {**extra, "graph": graph_name}})
-        _write_atomic(path, _stamp(graph, sub_card))
-        companion_files[graph_name] = {"file": path.name, "sha256": file_sha256(path)}
-    _write_atomic(out, _stamp(model, card))
+    # Every graph is serialised before anything is written; the main model goes first, the sidecar
+    # (which names the set) last, and companions of an earlier export that this one lacks are removed.
+    main_bytes = _stamp(model, card)
+    companion_bytes = {
+        graph_name: _stamp(graph, ModelCard(**{**card.to_json(), "extra": {**extra, "graph": graph_name}}))
+        for graph_name, graph in extra_graphs.items()
+    }
+    _write_atomic(out, main_bytes)
     sha = file_sha256(out)
+    companion_files: dict[str, dict[str, str]] = {}
+    for graph_name, data in companion_bytes.items():
+        path = companion_path(out, graph_name)
+        _write_atomic(path, data)
+        companion_files[graph_name] = {"file": path.name, "sha256": file_sha256(path)}
+    for graph_name in ("mapping", "synthesis"):
+        if graph_name not in companion_bytes:
+            companion_path(out, graph_name).unlink(missing_ok=True)
     sidecar: dict[str, Any] = {"card": card.to_json(), "sha256": sha, "file": out.name, "parity": parity}
     if companion_files:
         sidecar["companions"] = companion_files

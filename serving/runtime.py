@@ -164,6 +164,8 @@ def load_model(
         raise ModelLoadError(f"{ep} is not available in this onnxruntime build")
     providers: list[Any] = [ep]
     if kind == "cuda":
+        if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN from the nvidia-* wheels or the local torch
+            ort.preload_dlls()
         options.use_deterministic_compute = True
         providers = [(ep, {**CUDA_OPTIONS, "device_id": str(device_id)})]
     if exec_batch is None:

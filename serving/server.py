@@ -17,6 +17,7 @@ import signal
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -111,6 +112,7 @@ class ArtServer:
         self._reload_lock = asyncio.Lock()
         self._draining: set[asyncio.Task[None]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop start() ran on
+        self._metrics_http: Any = None  # (server, thread) from prometheus_client
 
     # -- models -------------------------------------------------------------------------------------
 
@@ -274,7 +276,9 @@ class ArtServer:
         if self.port == 0:
             raise OSError(f"cannot bind {address}")
         if opts.metrics_port is not None:
-            start_http_server(opts.metrics_port, addr=opts.host, registry=self.metrics.registry)
+            self._metrics_http = start_http_server(
+                opts.metrics_port, addr=opts.host, registry=self.metrics.registry
+            )
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -299,6 +303,10 @@ class ArtServer:
             await asyncio.gather(*self._draining)
         for pool in (self.encode_pool, self.infer_pool, self.load_pool):
             pool.shutdown(wait=True)
+        if self._metrics_http is not None:
+            http_server, _ = self._metrics_http
+            http_server.shutdown()
+            http_server.server_close()
 
 
 async def serve_forever(options: ServerOptions) -> None:

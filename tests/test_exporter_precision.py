@@ -80,3 +80,11 @@ def test_bad_precision_and_level_are_refused(tiny_run: Path, tmp_path: Path) -> 
     with pytest.raises(ExportError, match="unknown optimisation level"):
         export_checkpoint(tiny_run, tmp_path / "m.onnx", optimize="max")
     assert not list(tmp_path.iterdir())
+
+
+def test_reexport_without_companions_removes_stale_ones(style_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    export_checkpoint(style_run, out, parity_seeds=8)
+    assert (tmp_path / "m.mapping.onnx").is_file() and (tmp_path / "m.synthesis.onnx").is_file()
+    export_checkpoint(style_run, out, parity_seeds=8, companions=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.onnx"]

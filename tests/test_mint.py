@@ -97,3 +97,26 @@ def test_decoded_pngs_roundtrip_channels() -> None:
     for c in (1, 3, 4):
         img = np.random.default_rng(c).integers(0, 256, size=(5, 7, c), dtype=np.uint8)
         np.testing.assert_array_equal(decode_png(encode_png(img)), img)
+
+
+def test_server_mint_refuses_a_model_that_changed_mid_drop(tiny_model: Path, tmp_path: Path) -> None:
+    """Two servers with different files under the same name: the drop stops instead of mixing them."""
+    import shutil
+
+    from artctl.renderers import RenderError
+    from exporter.export import export_checkpoint
+    from tests.conftest import running_server, train_tiny
+
+    other_dir = tmp_path / "other"
+    train_tiny(tmp_path / "run", steps=5)
+    export_checkpoint(tmp_path / "run", other_dir / "tiny.onnx", parity_seeds=8)
+    same_dir = tmp_path / "same"
+    same_dir.mkdir()
+    shutil.copy(tiny_model, same_dir / "tiny.onnx")
+    with (
+        running_server([same_dir]) as (_, a),
+        running_server([other_dir]) as (_, b),
+        GeneratorClient([a, b]) as client,
+        pytest.raises(RenderError, match="rendered with model"),
+    ):
+        mint(config(size=200), tmp_path / "drop", ServerRenderer(client, "default"))

@@ -106,3 +106,36 @@ def test_checkpoint_errors_are_clear(tmp_path: Path, tiny_run: Path) -> None:
     (broken / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_checkpoint(broken)
+
+
+def test_cli_resume_keeps_the_runs_data_and_folder(tmp_path: Path) -> None:
+    """`artctl train --resume RUN` continues RUN on RUN's data (not the default data set)."""
+    import subprocess
+    import sys
+
+    art = tmp_path / "art"
+    for label in ("a", "b"):
+        (art / label).mkdir(parents=True)
+        for i in range(5):
+            color = (i * 50, 20, 90 if label == "a" else 200, 255)
+            Image.new("RGBA", (16, 16), color).save(art / label / f"{i}.png")
+    run = tmp_path / "run"
+
+    def artctl(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "artctl", "train", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    first = artctl(str(art), "--out", str(run), "--steps", "2", "--resolution", "16", "--batch", "4")
+    assert first.returncode == 0, first.stderr
+    again = artctl("--resume", str(run), "--steps", "3")
+    assert again.returncode == 0, again.stderr
+    ck = load_checkpoint(run)
+    assert ck.path.name == "step-000003" and ck.config.data == str(art)
+    first_ck = load_checkpoint(run / "checkpoints" / "step-000002")
+    assert ck.meta["data_fingerprint"] == first_ck.meta["data_fingerprint"]
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)), "steps logged twice after resume"
+    other = artctl("synthetic:shapes", "--resume", str(run), "--steps", "4")
+    assert other.returncode != 0 and "other data" in other.stderr
+    noop = artctl("--resume", str(run), "--steps", "3")
+    assert noop.returncode == 0 and load_checkpoint(run).path.name == "step-000003"

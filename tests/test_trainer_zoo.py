@@ -156,7 +156,7 @@ def test_ada_p_follows_the_overfitting_signal() -> None:
 ZOO = [
     ("dcgan", False, "bce", {}),
     ("dcgan", False, "hinge", {"spectral_norm": True}),
-    ("dcgan", True, "wgan-gp", {}),
+    ("dcgan", True, "wgan-gp", {"spectral_norm": True}),
     ("dcgan", True, "lsgan", {"spectral_norm": True}),
     ("stylegan", False, "bce", {}),
     ("stylegan", False, "wgan-gp", {}),
@@ -170,7 +170,10 @@ def test_every_architecture_and_loss_trains_and_exports(
     tmp_path: Path, architecture: str, conditional: bool, loss: str, extra: dict[str, bool]
 ) -> None:
     aug = {"bce": "diffaug", "lsgan": "ada"}.get(loss, "none")
-    train = {"loss": loss, "augment": aug, "r1_gamma": 1.0, "r1_interval": 2, "ada_kimg": 0.05}
+    # R1 and gradient penalties need a per-sample critic: a DCGAN one without BatchNorm (see config).
+    per_sample = architecture == "stylegan" or extra.get("spectral_norm", False)
+    r1 = 1.0 if per_sample else 0.0
+    train = {"loss": loss, "augment": aug, "r1_gamma": r1, "r1_interval": 2, "ada_kimg": 0.05}
     last = train_tiny(
         tmp_path / "run", steps=3, train=train, architecture=architecture, conditional=conditional, **extra
     )
@@ -178,8 +181,8 @@ def test_every_architecture_and_loss_trains_and_exports(
         assert all(torch.isfinite(t).all() for t in load_file(str(last / f"{name}.safetensors")).values())
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 3 and all(math.isfinite(r["loss_D"] + r["loss_G"]) for r in records)
-    if aug == "ada":
-        assert records[-1]["ada_p"] >= 0.0
+    if aug == "ada":  # the controller's behaviour is tested above; here: it is wired in and logged
+        assert all("ada_p" in r for r in records)
     assert Image.open(tmp_path / "run" / "samples-000003.png").size[0] > 16
 
     result = export_checkpoint(tmp_path / "run", tmp_path / "m.onnx", parity_seeds=16)
@@ -289,3 +292,14 @@ def test_emoji_data_set_renders_labelled_rgba(tmp_path: Path) -> None:
     assert (
         files[0].read_bytes() == (tmp_path / "again" / files[0].relative_to(tmp_path / "emoji")).read_bytes()
     )
+
+
+def test_gradient_penalties_refuse_a_batchnorm_critic() -> None:
+    from pydantic import ValidationError
+
+    from trainer.config import NetworkConfig, TrainConfig
+
+    for kwargs in ({"loss": "wgan-gp"}, {"r1_gamma": 1.0}):
+        with pytest.raises(ValidationError, match="without BatchNorm"):
+            TrainConfig(network=NetworkConfig(architecture="dcgan"), **kwargs)
+    TrainConfig(network=NetworkConfig(architecture="dcgan", spectral_norm=True), loss="wgan-gp", r1_gamma=1.0)

@@ -119,9 +119,13 @@ def save_checkpoint(
         (tmp / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
         doc = {"format": CHECKPOINT_FORMAT, "train": config.model_dump(mode="json"), **meta}
         (tmp / "config.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
-        if final.exists():
-            shutil.rmtree(final)
+        old = None
+        if final.exists():  # never delete the old copy before the new one is in place
+            old = parent / f".old-{final.name}-{os.getpid()}"
+            os.replace(final, old)
         os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

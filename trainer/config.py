@@ -94,6 +94,21 @@ class TrainConfig(BaseModel):
     ada_p: float = Field(0.0, ge=0.0, le=1.0, description="initial augmentation probability")
 
     @model_validator(mode="after")
+    def _check_penalty_needs_per_sample_critic(self) -> TrainConfig:
+        """WGAN-GP and R1 penalise per-image gradients; BatchNorm in D mixes images, so they disagree."""
+        net = self.network
+        if (
+            net.architecture == "dcgan"
+            and not net.spectral_norm
+            and (self.loss == "wgan-gp" or self.r1_weight > 0)
+        ):
+            raise ValueError(
+                "wgan-gp and R1 need a discriminator without BatchNorm: add spectral_norm "
+                "(--spectral-norm replaces the DCGAN discriminator's BatchNorm)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_policy(self) -> TrainConfig:
         from trainer.augment import DIFFAUG_OPS
 

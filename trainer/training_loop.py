@@ -24,7 +24,7 @@ from artctl.imaging import image_grid
 from artctl.seeds import CONTRACTS, latents
 from trainer import checkpoint as ckpt_io
 from trainer.augment import AdaController, ada_augment, diff_augment
-from trainer.config import TrainConfig
+from trainer.config import NetworkConfig, TrainConfig
 from trainer.datasets import DatasetError, load_dataset
 from trainer.loss import d_loss, g_loss, gradient_penalty, r1_penalty
 from trainer.networks import apply_spectral_norm, build_discriminator, build_generator, init_weights
@@ -101,8 +101,11 @@ def training_loop(
     optimizers: dict[str, torch.optim.Optimizer] = {"opt_G": opt_G, "opt_D": opt_D}
     ada = AdaController(p=config.ada_p, target=config.ada_target, kimg=config.ada_kimg)
     step = 0
+    resumed_from: Path | None = None
     if resume is not None:
         ck = ckpt_io.load_checkpoint(resume)
+        _check_resumable(ck, net_cfg, data.fingerprint)
+        resumed_from = ck.path
         G.load_state_dict(ck.tensors("G.safetensors"))
         G_ema.load_state_dict(ck.tensors("G_ema.safetensors"))
         D.load_state_dict(ck.tensors("D.safetensors"))
@@ -112,6 +115,7 @@ def training_loop(
         gen.set_state(torch.tensor(state["rng"], dtype=torch.uint8))
         if "ada" in state:
             ada.load(state["ada"])
+        _truncate_metrics(run_dir / "metrics.jsonl", step)
 
     (run_dir / "config.json").write_text(config.model_dump_json(indent=2))
     meta = {
@@ -218,6 +222,33 @@ def training_loop(
                 grid.save(run_dir / f"samples-{step:06d}.png")
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step != config.steps:
                 last = save(step)
+    if step == start_step and resumed_from is not None:
+        return resumed_from  # nothing trained: rewriting the checkpoint would only risk it
     if last is None or not last.name.endswith(f"{step:06d}"):
         last = save(step)
     return last
+
+
+def _check_resumable(ck: ckpt_io.Checkpoint, net_cfg: NetworkConfig, fingerprint: str) -> None:
+    """Resuming on other data or another network would silently train something else."""
+    if ck.config.network != net_cfg:
+        raise ckpt_io.CheckpointError(
+            f"{ck.path} was trained with another network config; resume with the run's own config "
+            "(omit --config/--preset and network flags)"
+        )
+    saved = ck.meta.get("data_fingerprint")
+    if saved and saved != fingerprint:
+        raise ckpt_io.CheckpointError(
+            f"{ck.path} was trained on other data ({ck.meta.get('data_source', 'unknown')}, fingerprint "
+            f"{str(saved)[:12]}); give the same data to resume"
+        )
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop records logged after the checkpoint being resumed, so steps are not logged twice."""
+    if not path.is_file():
+        return
+    kept = [
+        line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step
+    ]
+    ckpt_io.atomic_write_text(path, "".join(f"{line}\n" for line in kept))
