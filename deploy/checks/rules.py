@@ -1,0 +1,387 @@
+"""Rules that schemas miss. Each check takes rendered objects and returns a list of problems."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Doc = dict[str, Any]
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
+GPU = "nvidia.com/gpu"
+
+
+def _name(doc: Doc) -> str:
+    return f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+
+
+def _of_kind(docs: list[Doc], kind: str) -> list[Doc]:
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def pod_specs(docs: list[Doc]) -> Iterator[tuple[Doc, Doc]]:
+    """(workload, its pod spec) for every workload."""
+    for doc in docs:
+        if doc.get("kind") in WORKLOADS:
+            yield doc, doc["spec"]["template"]["spec"]
+
+
+def _containers(spec: Doc) -> list[Doc]:
+    return list(spec.get("containers", [])) + list(spec.get("initContainers", []))
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def _flag(args: list[str], flag: str) -> str | None:
+    """The value of `--flag V` or `--flag=V` (the last one wins, as on the command line)."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+# -- the server's effective options -------------------------------------------------------------------
+
+FLAG_KEYS = {
+    "--port": ("port", int),
+    "--metrics-port": ("metrics_port", int),
+    "--max-connection-age": ("max_connection_age_s", float),
+    "--host": ("host", str),
+}
+
+
+def serve_options(docs: list[Doc], deployment: Doc) -> dict[str, Any]:
+    """serve.toml from the ConfigMap mounted at --config, overridden by flags (as `artctl serve` does)."""
+    spec = deployment["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    args = [str(a) for a in container.get("args", [])]
+    options: dict[str, Any] = {}
+    config = _flag(args, "--config")
+    if config:
+        folder, filename = posixpath.split(config)
+        mount = next(m for m in container.get("volumeMounts", []) if m["mountPath"] == folder)
+        volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+        cm = next(
+            c for c in _of_kind(docs, "ConfigMap") if c["metadata"]["name"] == volume["configMap"]["name"]
+        )
+        options = tomllib.loads(cm["data"][filename])
+    for flag, (key, kind) in FLAG_KEYS.items():
+        value = _flag(args, flag)
+        if value is not None:
+            options[key] = kind(value)
+    return options
+
+
+def _servers(docs: list[Doc]) -> list[Doc]:
+    return [
+        d
+        for d in _of_kind(docs, "Deployment")
+        if d["spec"]["template"]["spec"]["containers"][0].get("args", [None])[0] == "serve"
+    ]
+
+
+# -- rules ------------------------------------------------------------------------------------------
+
+
+def gpu_only_in_limits(docs: list[Doc]) -> list[str]:
+    """Extended resources cannot be overcommitted: nvidia.com/gpu belongs in limits only."""
+    problems = []
+    for doc, spec in pod_specs(docs):
+        for c in _containers(spec):
+            if GPU in c.get("resources", {}).get("requests", {}):
+                problems.append(f"{_name(doc)}: container {c['name']} requests {GPU}; set it in limits only")
+    return problems
+
+
+def probes_match_ports(docs: list[Doc]) -> list[str]:
+    """Probe ports are numbers, are container ports, and the gRPC probe hits the server's port."""
+    problems = []
+    for doc, spec in pod_specs(docs):
+        for c in spec["containers"]:
+            ports = {p["containerPort"] for p in c.get("ports", [])}
+            for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+                probe = c.get(kind)
+                if probe is None:
+                    continue
+                action = next((probe[a] for a in ("grpc", "httpGet", "tcpSocket") if a in probe), {})
+                port = action.get("port")
+                if not isinstance(port, int):
+                    problems.append(f"{_name(doc)}: {kind} port {port!r} is not a number")
+                elif port not in ports:
+                    problems.append(
+                        f"{_name(doc)}: {kind} port {port} is not a container port {sorted(ports)}"
+                    )
+    for dep in _servers(docs):
+        opts = serve_options(docs, dep)
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        ports = {p["containerPort"] for p in c.get("ports", [])}
+        for key in ("port", "metrics_port"):
+            if opts.get(key) not in ports:
+                problems.append(f"{_name(dep)}: server {key} {opts.get(key)} is not a container port")
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if c.get(kind, {}).get("grpc", {}).get("port") != opts.get("port"):
+                problems.append(
+                    f"{_name(dep)}: {kind} is not a gRPC probe on the server port {opts.get('port')}"
+                )
+        if opts.get("host") != "0.0.0.0":
+            problems.append(f"{_name(dep)}: server binds {opts.get('host')!r}; probes need 0.0.0.0")
+    return problems
+
+
+def selectors_match(docs: list[Doc]) -> list[str]:
+    """Deployment, Services, PDB, ServiceMonitor and autoscaler targets all point at real objects."""
+    problems = []
+    pods = [d["spec"]["template"]["metadata"].get("labels", {}) for d in _of_kind(docs, "Deployment")]
+    container_ports = {
+        p["containerPort"]
+        for d in _of_kind(docs, "Deployment")
+        for c in d["spec"]["template"]["spec"]["containers"]
+        for p in c.get("ports", [])
+    }
+    for dep in _of_kind(docs, "Deployment"):
+        selector = dep["spec"]["selector"].get("matchLabels", {})
+        if not _matches(selector, dep["spec"]["template"]["metadata"].get("labels", {})):
+            problems.append(f"{_name(dep)}: selector {selector} does not match its pod labels")
+    for svc in _of_kind(docs, "Service"):
+        selector = svc["spec"].get("selector", {})
+        if not any(_matches(selector, labels) for labels in pods):
+            problems.append(f"{_name(svc)}: selector {selector} matches no pod template")
+        for port in svc["spec"].get("ports", []):
+            if port.get("targetPort", port["port"]) not in container_ports:
+                problems.append(f"{_name(svc)}: targetPort {port.get('targetPort')} is no container port")
+    for pdb in _of_kind(docs, "PodDisruptionBudget"):
+        selector = pdb["spec"]["selector"].get("matchLabels", {})
+        if not any(_matches(selector, labels) for labels in pods):
+            problems.append(f"{_name(pdb)}: selector {selector} matches no pod template")
+    for sm in _of_kind(docs, "ServiceMonitor"):
+        selector = sm["spec"].get("selector", {}).get("matchLabels", {})
+        services = [
+            s for s in _of_kind(docs, "Service") if _matches(selector, s["metadata"].get("labels", {}))
+        ]
+        if not services:
+            problems.append(f"{_name(sm)}: selector {selector} matches no Service")
+        names = {p.get("name") for s in services for p in s["spec"]["ports"]}
+        for endpoint in sm["spec"].get("endpoints", []):
+            if endpoint.get("port") not in names:
+                problems.append(f"{_name(sm)}: endpoint port {endpoint.get('port')!r} not in {sorted(names)}")
+    deployments = {d["metadata"]["name"] for d in _of_kind(docs, "Deployment")}
+    for scaler in _of_kind(docs, "HorizontalPodAutoscaler") + _of_kind(docs, "ScaledObject"):
+        target = scaler["spec"]["scaleTargetRef"]
+        if target.get("kind", "Deployment") != "Deployment" or target.get("name") not in deployments:
+            problems.append(f"{_name(scaler)}: target {target} is not a Deployment in this render")
+    return problems
+
+
+def _prestop_seconds(container: Doc) -> float:
+    pre = container.get("lifecycle", {}).get("preStop", {})
+    if "sleep" in pre:
+        return float(pre["sleep"]["seconds"])
+    command = pre.get("exec", {}).get("command", [])
+    if len(command) == 2 and command[0].endswith("sleep"):
+        return float(command[1])
+    return 0.0
+
+
+def grace_period_covers_drain(docs: list[Doc]) -> list[str]:
+    """Kubelet kills at terminationGracePeriodSeconds: it must outlast preStop + the server's drain."""
+    from serving.config import ServerOptions
+
+    problems = []
+    for dep in _servers(docs):
+        spec = dep["spec"]["template"]["spec"]
+        period = spec.get("terminationGracePeriodSeconds", 30)
+        drain = float(serve_options(docs, dep).get("grace_s", ServerOptions().grace_s))
+        need = _prestop_seconds(spec["containers"][0]) + drain
+        if period < need:
+            problems.append(
+                f"{_name(dep)}: terminationGracePeriodSeconds {period} < preStop + drain {need:g}"
+            )
+    return problems
+
+
+def connection_age_set(docs: list[Doc]) -> list[str]:
+    """Without max_connection_age, clients keep their first connections forever and never re-balance."""
+    return [
+        f"{_name(dep)}: max_connection_age_s is not set"
+        for dep in _servers(docs)
+        if not serve_options(docs, dep).get("max_connection_age_s")
+    ]
+
+
+def runs_as_non_root(docs: list[Doc]) -> list[str]:
+    """runAsNonRoot with a numeric, non-zero runAsUser; read-only root fs with a writable /tmp."""
+    problems = []
+    for doc, spec in pod_specs(docs):
+        pod = spec.get("securityContext", {})
+        for c in _containers(spec):
+            sc = {**pod, **c.get("securityContext", {})}
+            user = sc.get("runAsUser")
+            if sc.get("runAsNonRoot") is not True:
+                problems.append(f"{_name(doc)}: container {c['name']} lacks runAsNonRoot: true")
+            if not isinstance(user, int) or isinstance(user, bool) or user <= 0:
+                problems.append(
+                    f"{_name(doc)}: container {c['name']} runAsUser {user!r} is not a numeric non-root uid"
+                )
+            if sc.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{_name(doc)}: container {c['name']} root filesystem is writable")
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+            empty = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+            if mounts.get("/tmp") not in empty:
+                problems.append(f"{_name(doc)}: container {c['name']} has no emptyDir at /tmp")
+    return problems
+
+
+def indexed_jobs(docs: list[Doc]) -> list[str]:
+    """Sharded minting: Indexed, per-index retries, restartPolicy Never, --shard i/n with n = completions."""
+    problems = []
+    for job in _of_kind(docs, "Job"):
+        spec = job["spec"]
+        if spec.get("completionMode") != "Indexed":
+            continue
+        if spec["template"]["spec"].get("restartPolicy") != "Never":
+            problems.append(f"{_name(job)}: restartPolicy must be Never (backoffLimitPerIndex needs it)")
+        if "backoffLimitPerIndex" not in spec:
+            problems.append(f"{_name(job)}: no backoffLimitPerIndex: one flaky shard would fail them all")
+        args = [str(a) for a in spec["template"]["spec"]["containers"][0].get("args", [])]
+        shard = _flag(args, "--shard") or ""
+        if shard != f"$(JOB_COMPLETION_INDEX)/{spec.get('completions')}":
+            problems.append(f"{_name(job)}: --shard {shard!r} is not $(JOB_COMPLETION_INDEX)/completions")
+        if "$(JOB_COMPLETION_INDEX)" not in (_flag(args, "--out") or ""):
+            problems.append(
+                f"{_name(job)}: --out does not depend on JOB_COMPLETION_INDEX; shards would collide"
+            )
+    return problems
+
+
+def merge_covers_shards(mint_docs: list[Doc], merge_docs: list[Doc]) -> list[str]:
+    """The merge step names every shard folder the Indexed Job writes, and nothing else."""
+    job = next(j for j in _of_kind(mint_docs, "Job") if j["spec"].get("completionMode") == "Indexed")
+    args = [str(a) for a in job["spec"]["template"]["spec"]["containers"][0]["args"]]
+    pattern = _flag(args, "--out") or ""
+    want = [pattern.replace("$(JOB_COMPLETION_INDEX)", str(i)) for i in range(job["spec"]["completions"])]
+    problems = []
+    for merge in _of_kind(merge_docs, "Job"):
+        margs = [str(a) for a in merge["spec"]["template"]["spec"]["containers"][0]["args"]]
+        if margs[:1] != ["merge"] or margs[2:] != want:
+            problems.append(f"{_name(merge)}: merges {margs[2:]}, but the shards are {want}")
+    return problems
+
+
+def one_autoscaler(docs: list[Doc]) -> list[str]:
+    """HPA and KEDA on one Deployment fight each other (KEDA makes its own HPA)."""
+    hpa = {d["spec"]["scaleTargetRef"]["name"] for d in _of_kind(docs, "HorizontalPodAutoscaler")}
+    keda = {d["spec"]["scaleTargetRef"]["name"] for d in _of_kind(docs, "ScaledObject")}
+    return [
+        f"Deployment/{name}: scaled by both an HPA and a KEDA ScaledObject" for name in sorted(hpa & keda)
+    ]
+
+
+def crd_structure(docs: list[Doc]) -> list[str]:
+    """Shape checks for the custom resources kubernetes-validate has no schema for."""
+    problems = []
+    for sm in _of_kind(docs, "ServiceMonitor"):
+        spec = sm.get("spec", {})
+        if sm.get("apiVersion") != "monitoring.coreos.com/v1":
+            problems.append(f"{_name(sm)}: apiVersion {sm.get('apiVersion')}")
+        if not isinstance(spec.get("selector", {}).get("matchLabels"), dict):
+            problems.append(f"{_name(sm)}: spec.selector.matchLabels missing")
+        endpoints = spec.get("endpoints")
+        if not endpoints or not all(
+            isinstance(e, dict) and isinstance(e.get("port"), str) for e in endpoints
+        ):
+            problems.append(f"{_name(sm)}: spec.endpoints must list named ports")
+        extra = set(spec) - {"selector", "endpoints", "namespaceSelector", "jobLabel", "targetLabels"}
+        if extra:
+            problems.append(f"{_name(sm)}: unexpected spec fields {sorted(extra)}")
+    for so in _of_kind(docs, "ScaledObject"):
+        spec = so.get("spec", {})
+        if so.get("apiVersion") != "keda.sh/v1alpha1":
+            problems.append(f"{_name(so)}: apiVersion {so.get('apiVersion')}")
+        if not spec.get("scaleTargetRef", {}).get("name"):
+            problems.append(f"{_name(so)}: spec.scaleTargetRef.name missing")
+        if not spec.get("minReplicaCount", 0) <= spec.get("maxReplicaCount", 100):
+            problems.append(f"{_name(so)}: minReplicaCount > maxReplicaCount")
+        for trigger in spec.get("triggers") or [None]:
+            if not isinstance(trigger, dict) or not trigger.get("type"):
+                problems.append(f"{_name(so)}: every trigger needs a type")
+                continue
+            # KEDA trigger metadata is map[string]string: a bare YAML number is rejected by the API.
+            bad = [k for k, v in trigger.get("metadata", {}).items() if not isinstance(v, str)]
+            if bad:
+                problems.append(f"{_name(so)}: trigger metadata {bad} must be strings")
+    return problems
+
+
+SERVER_RULES = (
+    gpu_only_in_limits,
+    probes_match_ports,
+    selectors_match,
+    grace_period_covers_drain,
+    connection_age_set,
+    runs_as_non_root,
+    one_autoscaler,
+    crd_structure,
+)
+JOB_RULES = (gpu_only_in_limits, runs_as_non_root, indexed_jobs, selectors_match)
+
+
+# -- metric names -----------------------------------------------------------------------------------
+
+METRIC = re.compile(r"\bartctl_[a-z0-9_]+\b")
+QUANTILE = re.compile(r"histogram_quantile\([^,]+,.*?(artctl_[a-z0-9_]+)")  # the series it reads
+
+
+def promql_problems(expr: str, exposed: set[str]) -> list[str]:
+    """Every artctl_ series in a PromQL expression is exposed; histogram_quantile reads _bucket."""
+    problems = [
+        f"{name} (in {expr!r}) is not in /metrics" for name in METRIC.findall(expr) if name not in exposed
+    ]
+    for name in QUANTILE.findall(expr):
+        if not name.endswith("_bucket"):
+            problems.append(f"histogram_quantile over {name}: needs the _bucket series")
+    return problems
+
+
+def autoscaler_queries(docs: list[Doc], adapter_rules: list[Doc]) -> tuple[list[str], list[str]]:
+    """(PromQL behind every HPA and KEDA metric, problems: an HPA metric no adapter rule provides)."""
+    by_name = {r["name"]["as"]: r for r in adapter_rules}
+    queries: list[str] = []
+    problems: list[str] = []
+    for hpa in _of_kind(docs, "HorizontalPodAutoscaler"):
+        for metric in hpa["spec"].get("metrics", []):
+            if metric["type"] not in ("Pods", "Object", "External"):
+                continue
+            name = metric[metric["type"].lower()]["metric"]["name"]
+            rule = by_name.get(name)
+            if rule is None:
+                problems.append(f"{_name(hpa)}: metric {name} has no prometheus-adapter rule")
+            else:
+                queries += [rule["seriesQuery"], rule["metricsQuery"]]
+    for so in _of_kind(docs, "ScaledObject"):
+        queries += [t["metadata"]["query"] for t in so["spec"]["triggers"] if t["type"] == "prometheus"]
+    return queries, problems
+
+
+def dashboard_queries(dashboard: Doc) -> list[str]:
+    return [t["expr"] for p in dashboard.get("panels", []) for t in p.get("targets", []) if "expr" in t]
+
+
+def exposed_series(metrics_text: str) -> set[str]:
+    """Series names in a Prometheus text exposition (histograms as _bucket, _sum, _count)."""
+    names = set()
+    for line in metrics_text.splitlines():
+        if line and not line.startswith("#"):
+            names.add(re.split(r"[{\s]", line, maxsplit=1)[0])
+    return names
