@@ -295,6 +295,43 @@ def data_emoji(
     _run(body)
 
 
+metrics_app = typer.Typer(help="Measure a model's quality.", no_args_is_help=True)
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.command("fid")
+def metrics_fid(
+    model: Path = typer.Option(..., "--model", help="An exported .onnx, or a run/checkpoint directory."),
+    data: str = typer.Option(..., "--data", help="The real images: a folder, .zip or synthetic:shapes."),
+    n: int = typer.Option(10000, "--n", help="Images to generate (seeds 0..n-1, labels cycled)."),
+    psi: float | None = typer.Option(
+        None, help="Truncation psi for models with one [the card's default / 1]."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Also write the report as JSON here."),
+) -> None:
+    """FID and KID (Inception pool3 features) of a model's images against a real set (needs `train`)."""
+
+    def body() -> None:
+        from trainer.metrics import generator_source, measure, real_images
+
+        if n < 2:
+            raise CliError("--n must be at least 2")
+        generate, info = generator_source(model, psi)
+        reals, fingerprint = real_images(data, info.resolution, info.channels)
+        report = measure(generate, reals, fingerprint, n)
+        doc = {"model": str(model), "data": data, "psi": psi, **report.__dict__}
+        typer.echo(
+            f"FID {report.fid:.2f}   KID {report.kid * 1000:.2f} ± {report.kid_std * 1000:.2f} (x1e-3)   "
+            f"{report.generated} generated vs {report.real} real"
+        )
+        if out is not None:
+            from artctl.fileio import write_json_atomic
+
+            write_json_atomic(out, doc)
+
+    _run(body)
+
+
 @app.command()
 def inspect(model: Path = typer.Argument(..., help="An exported .onnx file.")) -> None:
     """Print a model's card (metadata) and signature as JSON."""

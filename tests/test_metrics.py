@@ -74,3 +74,51 @@ def test_inception_features_of_real_images(tmp_path: Path) -> None:
     assert np.array_equal(cached_real_features(images, "fp", tmp_path), cached)
     entry.write_bytes(b"truncated")  # a damaged entry is rebuilt
     np.testing.assert_allclose(cached_real_features(images, "fp", tmp_path), cached, rtol=1e-5, atol=1e-6)
+
+
+def test_metrics_cli_scores_a_model_against_its_data(
+    tiny_run: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """`artctl metrics fid` end to end: same score from the checkpoint and from its export."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from trainer.datasets import synthetic_shapes
+    from trainer.training_loop import quantize
+
+    real = tmp_path / "real"
+    real.mkdir()
+    for i, img in enumerate(quantize(synthetic_shapes(12, 16, 4).images).numpy()):
+        Image.fromarray(img, "RGBA").save(real / f"{i}.png")
+    env = {**os.environ, "HOME": str(tmp_path)}  # keep the feature cache inside the test
+
+    def run(model: Path, out: Path) -> dict[str, float]:
+        cmd = [
+            sys.executable,
+            "-m",
+            "artctl",
+            "metrics",
+            "fid",
+            "--model",
+            str(model),
+            "--data",
+            str(real),
+            "--n",
+            "12",
+            "--out",
+            str(out),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert "FID" in proc.stdout
+        return json.loads(out.read_text())
+
+    from_ckpt = run(tiny_run, tmp_path / "a.json")
+    from_onnx = run(tiny_model, tmp_path / "b.json")
+    assert (from_ckpt["generated"], from_ckpt["real"]) == (12, 12) and from_ckpt["fid"] > 0
+    assert from_onnx["fid"] == pytest.approx(from_ckpt["fid"], rel=1e-3)
+    assert list((tmp_path / ".cache" / "artctl" / "inception").glob("*.npy")), "real features were not cached"

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -193,3 +194,61 @@ def measure(
     kid, kid_std = kernel_inception_distance(fake, real, subsets=50, subset_size=min(1000, n, len(real)))
     fid = frechet_distance(FeatureStats.of(fake), FeatureStats.of(real))
     return QualityReport(fid=fid, kid=kid, kid_std=kid_std, generated=len(fake), real=len(real))
+
+
+def generator_source(
+    model: Path, psi: float | None = None
+) -> tuple[Callable[[int, int], npt.NDArray[np.uint8]], Any]:
+    """generate(start, count) for an exported .onnx or a checkpoint: seeds start.., labels cycled.
+
+    Both follow the seed contract, so a model and its export measure the same images (up to the
+    exporter's parity bound).
+    """
+    model = Path(model)
+    if model.suffix == ".onnx":
+        from serving.runtime import load_model
+
+        runtime = load_model(model)
+        card = runtime.card
+        n_labels = len(card.label_names) if card.has_label else 0
+
+        def from_onnx(start: int, count: int) -> npt.NDArray[np.uint8]:
+            seeds = np.arange(start, start + count, dtype=np.uint64)
+            value = card.default_psi if psi is None else psi
+            psi_arr = np.full(count, value, np.float32) if card.has_psi else None
+            labels = (seeds % n_labels).astype(np.int64) if n_labels else None
+            return runtime.render(seeds, psi_arr, labels)
+
+        return from_onnx, card
+    from trainer.checkpoint import load_checkpoint
+    from trainer.networks import build_generator
+    from trainer.training_loop import preview_labels, quantize
+
+    ck = load_checkpoint(model)
+    G = build_generator(ck.config.network)
+    G.load_state_dict(ck.tensors("G_ema.safetensors"))
+    G.eval()
+    num_classes = ck.config.network.num_classes
+    has_psi = bool(getattr(G, "has_psi", False))
+
+    @torch.no_grad()
+    def from_checkpoint(start: int, count: int) -> npt.NDArray[np.uint8]:
+        from artctl.seeds import latents
+
+        seeds = list(range(start, start + count))
+        z = torch.from_numpy(latents(seeds, ck.config.network.z_dim))
+        kwargs: dict[str, Any] = {"label": preview_labels(seeds, num_classes)}
+        if has_psi:
+            kwargs["psi"] = torch.full((count,), 1.0 if psi is None else psi)
+        return quantize(G(z, **kwargs)).numpy()
+
+    return from_checkpoint, ck.config.network
+
+
+def real_images(spec: str, resolution: int, channels: int) -> tuple[npt.NDArray[np.uint8], str]:
+    """A data set as uint8 NHWC plus its fingerprint (the same loader the trainer uses)."""
+    from trainer.datasets import load_dataset
+    from trainer.training_loop import quantize
+
+    data = load_dataset(spec, resolution, channels)
+    return quantize(data.images).numpy(), data.fingerprint
