@@ -75,6 +75,11 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, ge=0)
     sample_every: int = Field(100, ge=1)
     checkpoint_every: int = Field(0, ge=0, description="0: only at the end")
+    fid_n: int = Field(
+        0,
+        ge=0,
+        description="score every checkpoint by FID over this many images and keep a `best` pointer (0: off)",
+    )
     log_every: int = Field(10, ge=1)
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
     # Losses and regularisation.

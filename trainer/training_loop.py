@@ -128,6 +128,16 @@ def training_loop(
         "torch_version": torch.__version__,
     }
 
+    scorer = None
+    if config.fid_n:
+        from trainer.reporting import BestByFid
+
+        scorer = BestByFid(run_dir, quantize(data.images).numpy(), data.fingerprint, config.fid_n)
+
+    def fid_of_ema(start: int, count: int) -> np.ndarray:
+        seeds = list(range(start, start + count))
+        return render_preview(G_ema, net_cfg.z_dim, seeds)
+
     def save(at_step: int) -> Path:
         state = {
             "step": at_step,
@@ -222,10 +232,36 @@ def training_loop(
                 grid.save(run_dir / f"samples-{step:06d}.png")
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step != config.steps:
                 last = save(step)
-    if step == start_step and resumed_from is not None:
-        return resumed_from  # nothing trained: rewriting the checkpoint would only risk it
-    if last is None or not last.name.endswith(f"{step:06d}"):
-        last = save(step)
+                if scorer is not None:
+                    metrics.write(
+                        json.dumps(
+                            {
+                                "step": step,
+                                "kimg": round(step * config.batch / 1000, 4),
+                                **scorer.score(last, fid_of_ema),
+                            }
+                        )
+                        + "\n"
+                    )
+                    metrics.flush()
+        if step == start_step and resumed_from is not None:
+            return resumed_from  # nothing trained: rewriting the checkpoint would only risk it
+        if last is None or not last.name.endswith(f"{step:06d}"):
+            last = save(step)
+            if scorer is not None:
+                metrics.write(
+                    json.dumps(
+                        {
+                            "step": step,
+                            "kimg": round(step * config.batch / 1000, 4),
+                            **scorer.score(last, fid_of_ema),
+                        }
+                    )
+                    + "\n"
+                )
+    from trainer.reporting import plot_losses
+
+    plot_losses(run_dir)
     return last
 
 

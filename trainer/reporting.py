@@ -1,0 +1,91 @@
+"""Run feedback that is not training itself: the loss-curve plot and best-by-FID bookkeeping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from trainer.checkpoint import atomic_write_text
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def plot_losses(run_dir: Path) -> Path | None:
+    """loss-curve.png from metrics.jsonl (losses, ADA p and FID when logged); None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    records = read_metrics(run_dir)
+    losses = [r for r in records if "loss_D" in r]
+    if not losses:
+        return None
+    fids = [r for r in records if "fid" in r]
+    extra = [r for r in losses if "ada_p" in r]
+    panels = 1 + bool(fids) + bool(extra)
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.5), squeeze=False)
+    kimg = [r["kimg"] for r in losses]
+    ax = axes[0][0]
+    ax.plot(kimg, [r["loss_D"] for r in losses], label="D")
+    ax.plot(kimg, [r["loss_G"] for r in losses], label="G")
+    ax.set(xlabel="kimg", ylabel="loss", title="losses")
+    ax.legend()
+    col = 1
+    if extra:
+        axes[0][col].plot([r["kimg"] for r in extra], [r["ada_p"] for r in extra])
+        axes[0][col].set(xlabel="kimg", ylabel="p", title="ADA augmentation probability")
+        col += 1
+    if fids:
+        axes[0][col].plot([r["kimg"] for r in fids], [r["fid"] for r in fids], marker="o")
+        axes[0][col].set(xlabel="kimg", ylabel="FID", title="FID (lower is better)")
+    for row in axes:
+        for a in row:
+            a.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path(run_dir) / "loss-curve.png"
+    tmp = out.with_name(".loss-curve.png.tmp")
+    fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+class BestByFid:
+    """Scores each checkpoint and keeps a `best` pointer (and best.json) to the lowest FID."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        real: npt.NDArray[np.uint8],
+        fingerprint: str,
+        n: int,
+    ) -> None:
+        self.run_dir, self.real, self.fingerprint, self.n = Path(run_dir), real, fingerprint, n
+        best = self.run_dir / "best.json"
+        self.best: float = json.loads(best.read_text())["fid"] if best.is_file() else float("inf")
+
+    def score(
+        self, checkpoint: Path, generate: Callable[[int, int], npt.NDArray[np.uint8]]
+    ) -> dict[str, Any]:
+        from trainer.metrics import measure
+
+        report = measure(generate, self.real, self.fingerprint, self.n)
+        record = {"fid": round(report.fid, 4), "kid": round(report.kid, 6), "checkpoint": checkpoint.name}
+        if report.fid < self.best:
+            self.best = report.fid
+            atomic_write_text(self.run_dir / "best.json", json.dumps(record, indent=2) + "\n")
+            atomic_write_text(self.run_dir / "best", checkpoint.name + "\n")
+        return record
