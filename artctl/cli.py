@@ -643,10 +643,7 @@ def demo(
         try:
             wait_for_server(target, proc=proc)
             collection = out / "collection.toml"
-            collection.write_text(
-                f'name = "artctl demo"\nsymbol = "DEMO"\ndescription = "Shapes dreamed by a small GAN."\n'
-                f'size = {tokens}\nsalt = "demo-salt"\nmodel = "default"\n'
-            )
+            collection.write_text(_demo_collection(model, tokens))
             typer.echo(f"[4/4] minting {tokens} tokens through the server")
             subprocess.run(
                 [*exe, "mint", str(collection), "--out", str(out / "drop"), "--server", target], check=True
@@ -667,6 +664,43 @@ def demo(
         _run(body)
     except subprocess.CalledProcessError as exc:
         raise _fail(f"step failed: {' '.join(map(str, exc.cmd[2:4]))} exited with {exc.returncode}") from None
+
+
+def _demo_collection(model: Path, tokens: int) -> str:
+    """A collection config for the demo: a conditioning trait over the model's own labels, if any."""
+    from serving.runtime import load_model
+
+    card = load_model(model).card
+    lines = [
+        'name = "artctl demo"',
+        'symbol = "DEMO"',
+        f'description = "Artworks by the model {card.name}, each re-derivable from its seed."',
+        f"size = {tokens}",
+        'salt = "demo-salt"',
+        'model = "default"',
+    ]
+    if card.has_label and card.label_names:
+        names = card.label_names
+        pretty = [n.replace("-", " ").title() for n in names]
+        lines += [
+            "",
+            "[[traits]]",
+            'name = "Family"',
+            'kind = "conditioning"',
+            f"values = {json.dumps(pretty)}",
+            f"weights = {json.dumps([1] * len(names))}",
+            f"labels = {json.dumps(names)}",
+        ]
+    lines += [
+        "",
+        "[[traits]]",
+        'name = "Brightness"',
+        'kind = "derived"',
+        'source = "brightness"',
+        'values = ["Dark", "Dim", "Bright", "Radiant"]',
+        "thresholds = [64, 128, 192]",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:

@@ -163,3 +163,18 @@ def test_sighup_reloads_a_replaced_model(exported: Path, tmp_path: Path) -> None
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
+
+
+def test_demo_runs_the_whole_journey(tmp_path: Path) -> None:
+    """`make demo` runs `artctl demo`: it must end with a drop and say where it is."""
+    out = subprocess.run(
+        artctl("demo", "--out", str(tmp_path / "demo"), "--steps", "20", "--tokens", "6"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    drop = tmp_path / "demo" / "drop"
+    manifest = json.loads((drop / "manifest.json").read_text())
+    assert len(manifest["tokens"]) == 6 and (drop / "contact-sheet.png").is_file()
+    assert f"The drop is in {drop}" in out.stdout and "contact-sheet.png" in out.stdout
