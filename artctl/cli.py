@@ -561,6 +561,188 @@ def verify(
     _run(body)
 
 
+def _seed_list(text: str, what: str) -> list[int]:
+    """'1,2,3' -> [1, 2, 3]; each a valid seed (0 <= seed < 2**64)."""
+    from artctl.seeds import as_seed_array
+
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CliError(f"{what}: cannot read {text!r} as comma-separated seeds") from None
+    if not seeds:
+        raise CliError(f"{what}: give at least one seed")
+    return [int(s) for s in as_seed_array(seeds)]
+
+
+def _label_index(label: str | None, names: list[str]) -> int | None:
+    """A label name or index -> index (None when not given)."""
+    if label is None:
+        return None
+    if label in names:
+        return names.index(label)
+    try:
+        return int(label)
+    except ValueError:
+        known = ", ".join(names) or "none"
+        raise CliError(f"unknown label {label!r} (the model's labels: {known})") from None
+
+
+def _open_styles(model: Path) -> Any:
+    from serving.runtime import load_model
+    from serving.styles import load_style_graphs
+
+    return load_style_graphs(load_model(model))
+
+
+@app.command()
+def mix(
+    model: Path = typer.Option(..., "--model", help="A StyleGAN-type .onnx exported with its companions."),
+    content: str = typer.Option(..., "--content", help="Content seed(s), comma-separated."),
+    style: str = typer.Option(..., "--style", help="Style seed(s), comma-separated."),
+    layers: str = typer.Option(
+        "coarse", "--layers", help="Layers taking the style seed's w: coarse, middle, fine, i-j or i."
+    ),
+    grid: bool = typer.Option(
+        False, "--grid", help="Content seeds x style seeds, plain renders on the edges (StyleGAN paper)."
+    ),
+    psi: float | None = typer.Option(None, help="Truncation psi in [0, 2] [the card's default]."),
+    label: str | None = typer.Option(None, help="Label name or index (conditional models) [0]."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output PNG."),
+) -> None:
+    """Style mixing: the content seed with the style seed's w on the chosen layers (needs `serve`)."""
+
+    def body() -> None:
+        import numpy as np
+
+        from artctl.fileio import write_bytes_atomic
+        from artctl.imaging import encode_png
+        from artctl.seeds import pixel_sha256
+        from artctl.stylemix import grid_pairs, mixing_grid, parse_layers
+        from serving.creative import mixed_ws
+        from serving.validation import check_labels, check_psi
+
+        if out.suffix.lower() != ".png":
+            raise CliError(f"{out}: --out must be a .png file")
+        content_seeds = _seed_list(content, "--content")
+        style_seeds = _seed_list(style, "--style")
+        if not grid and (len(content_seeds) != 1 or len(style_seeds) != 1):
+            raise CliError("give one --content and one --style seed, or --grid for several")
+        graphs = _open_styles(model)
+        card = graphs.runtime.card
+        span = parse_layers(layers, graphs.num_ws)
+        c, s = grid_pairs(content_seeds, style_seeds)
+        n = len(c)
+        psi_arr = check_psi(card, None if psi is None else [psi], n)
+        lab = _label_index(label, card.label_names)
+        labels = check_labels(card, [] if lab is None else [lab], n)
+        ws = mixed_ws(
+            graphs, np.array(c, dtype=np.uint64), np.array(s, dtype=np.uint64), span, psi_arr, labels
+        )
+        images = graphs.synthesize(ws)
+        if grid:
+
+            def plain(seeds: list[int]) -> Any:
+                k = len(seeds)
+                p = None if psi_arr is None else psi_arr[:1].repeat(k)
+                lbl = None if labels is None else labels[:1].repeat(k)
+                return graphs.synthesize(graphs.map_seeds(np.array(seeds, dtype=np.uint64), p, lbl))
+
+            picture = mixing_grid(plain(content_seeds), plain(style_seeds), images)
+        else:
+            picture = images[0]
+        write_bytes_atomic(out, encode_png(picture))
+        what = f"{len(content_seeds)}x{len(style_seeds)} grid" if grid else f"{c[0]} + style {s[0]}"
+        typer.echo(f"mixed {what}, layers {span} of {graphs.num_ws} -> {out}")
+        if not grid:
+            typer.echo(f"pixel_sha256 {pixel_sha256(picture)}")
+
+    _run(body)
+
+
+@app.command()
+def interpolate(
+    model: Path = typer.Option(..., "--model", help="A StyleGAN-type .onnx exported with its companions."),
+    seeds: str = typer.Option(..., "--seeds", help="Keyframe seeds, comma-separated (at least two)."),
+    frames: int = typer.Option(60, "--frames", help="Total frames; every seed is one of them."),
+    space: str = typer.Option("z", "--space", help="z (slerp) or w (lerp)."),
+    loop: bool = typer.Option(False, "--loop", help="Walk back to the first seed (seamless loop)."),
+    fps: float = typer.Option(12.0, "--fps", help="Frames per second of the animation."),
+    psi: float | None = typer.Option(None, help="Truncation psi in [0, 2] [the card's default]."),
+    label: str | None = typer.Option(None, help="Label name or index (conditional models) [0]."),
+    out: Path = typer.Option(..., "--out", "-o", help="walk.gif or walk.webp (lossless)."),
+) -> None:
+    """A latent walk through seeds as an animation; frames are a pure function of the seeds."""
+
+    def body() -> None:
+        from artctl.animation import animation_format, write_animation
+        from artctl.latentwalk import SPACES
+        from serving.creative import walk_ws
+        from serving.validation import check_labels, check_psi
+
+        animation_format(out)
+        if space not in SPACES:
+            raise CliError(f"--space must be z or w, got {space!r}")
+        keys = _seed_list(seeds, "--seeds")
+        graphs = _open_styles(model)
+        card = graphs.runtime.card
+        p = check_psi(card, None if psi is None else [psi], 1)
+        lab = _label_index(label, card.label_names)
+        labels = check_labels(card, [] if lab is None else [lab], 1)
+        started = time.perf_counter()
+        plan = walk_ws(
+            graphs,
+            keys,
+            frames,
+            space,
+            loop,
+            None if p is None else float(p[0]),
+            None if labels is None else int(labels[0]),
+        )
+        images = graphs.synthesize(plan.ws)
+        seconds = time.perf_counter() - started
+        write_animation(out, images, fps)
+        typer.echo(
+            f"{frames} frames through {len(keys)} seeds in {space} "
+            f"({frames / seconds:,.0f} frames/s) -> {out}"
+        )
+
+    _run(body)
+
+
+@app.command()
+def restore(
+    image: Path = typer.Argument(..., help="The damaged image (PNG), at the model's resolution."),
+    mask: Path = typer.Option(
+        ...,
+        "--mask",
+        help="PNG of the same size: white (>= 128) marks pixels to repair, black the ones to keep.",
+    ),
+    model: Path = typer.Option(..., "--model", help="A StyleGAN-type run or checkpoint directory."),
+    steps: int = typer.Option(200, "--steps", help="Optimisation steps."),
+    space: str = typer.Option("w+", "--space", help="w (one w for all layers) or w+ (one per layer)."),
+    label: str | None = typer.Option(None, help="Label name or index (conditional models) [mean of all]."),
+    perceptual: float = typer.Option(
+        0.1, "--perceptual", help="Weight of the Inception-feature term (0 turns it off, faster)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+) -> None:
+    """Repair the masked region: project the kept pixels into w/w+ and fill from the generator (`train`)."""
+
+    def body() -> None:
+        from trainer.restore import RestoreOptions, restore_files
+
+        opts = RestoreOptions(steps=steps, space=space, perceptual_weight=perceptual)
+        result = restore_files(image, mask, model, out, opts, label=label)
+        typer.echo(
+            f"restored {result.masked_pixels} masked pixels in {steps} steps "
+            f"(kept-pixel loss {result.initial_loss:.4f} -> {result.final_loss:.4f})"
+        )
+        for key, path in result.files.items():
+            typer.echo(f"  {key + ':':10} {path}")
+
+    _run(body)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

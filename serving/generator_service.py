@@ -11,10 +11,12 @@ import numpy as np
 
 from artctl.v1 import generator_pb2 as pb
 from artctl.v1 import generator_pb2_grpc as pb_grpc
-from serving.base import ServicerBase
+from serving.base import ServiceContext, ServicerBase
 from serving.encoding import Encoded
 from serving.registry import ServedModel
 from serving.runtime import RenderProfile
+from serving.style_requests import mix_inputs, walk_inputs
+from serving.style_serving import StyleServing, deadline_from
 from serving.validation import InvalidRequestError, check_labels, check_psi, check_seeds
 
 FORMATS = {pb.IMAGE_FORMAT_PNG: "png", pb.IMAGE_FORMAT_RAW: "raw"}
@@ -72,6 +74,10 @@ def artwork_metadata(
 
 
 class GeneratorServicer(ServicerBase, pb_grpc.GeneratorServicer):
+    def __init__(self, ctx: ServiceContext, styles: StyleServing | None = None) -> None:
+        super().__init__(ctx)
+        self.styles = styles if styles is not None else StyleServing()
+
     async def _artworks(
         self,
         request: pb.GenerateRequest,
@@ -170,3 +176,120 @@ class GeneratorServicer(ServicerBase, pb_grpc.GeneratorServicer):
             )
 
         return await self.guarded("ListModels", "", context, body)
+
+    # -- w space: style mixing and latent walks (logic in serving.style_requests / style_serving) --
+
+    async def Mix(self, request: pb.MixRequest, context: grpc.aio.ServicerContext) -> pb.MixResponse:
+        async def body() -> pb.MixResponse:
+            model = self.ctx.registry.get(request.model)
+            style = self.styles.get(model.runtime)
+            fmt = FORMATS.get(request.format)
+            if fmt is None:
+                raise InvalidRequestError(f"unknown image format {request.format}")
+            args = mix_inputs(
+                request, model.runtime.card, style.graphs.num_ws, self.ctx.max_seeds_per_request
+            )
+            images = await style.mix(
+                args.content,
+                args.style,
+                args.layers,
+                args.psi,
+                args.labels,
+                deadline_from(context.time_remaining()),
+            )
+            self.ctx.metrics.images.labels(model.name).inc(len(images))
+            encoded = await self.encode(images, fmt)
+            h, w, c = model.runtime.image_shape
+            return pb.MixResponse(
+                model=model.name,
+                profile=profile_message(model.runtime.profile),
+                first_layer=args.layers.lo,
+                last_layer=args.layers.hi,
+                num_ws=style.graphs.num_ws,
+                artworks=[
+                    pb.MixedArtwork(
+                        content_seed=int(args.content[i]),
+                        style_seed=int(args.style[i]),
+                        image=enc.data,
+                        mime=enc.mime,
+                        width=w,
+                        height=h,
+                        channels=c,
+                        pixel_sha256=enc.pixel_sha256,
+                        index=i,
+                    )
+                    for i, enc in enumerate(encoded)
+                ],
+            )
+
+        return await self.guarded("Mix", request.model, context, body)
+
+    async def Interpolate(
+        self, request: pb.InterpolateRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.Frame]:
+        async def prepare() -> Any:
+            model = self.ctx.registry.get(request.model)
+            style = self.styles.get(model.runtime)
+            fmt = FORMATS.get(request.format)
+            if fmt is None:
+                raise InvalidRequestError(f"unknown image format {request.format}")
+            args = walk_inputs(request, model.runtime.card, self.ctx.max_seeds_per_request)
+            deadline = deadline_from(context.time_remaining())
+            frames = style.walk(
+                args.seeds,
+                args.frames,
+                args.space,
+                args.loop,
+                args.psi,
+                args.label,
+                style.batcher.max_batch,
+                deadline,
+            )
+            return model, fmt, frames
+
+        model, fmt, frames = await self.guarded("Interpolate", request.model, context, prepare)
+        h, w, c = model.runtime.image_shape
+        iterator = frames.__aiter__()
+        try:
+            async for frame in self._frames(iterator, model, fmt, (h, w, c), request.model, context):
+                yield frame
+        finally:
+            await iterator.aclose()
+
+    async def _frames(
+        self,
+        iterator: Any,
+        model: ServedModel,
+        fmt: str,
+        shape: tuple[int, int, int],
+        name: str,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.Frame]:
+        h, w, c = shape
+        while True:
+
+            async def step() -> Any:
+                try:
+                    specs, seeds, images = await iterator.__anext__()
+                except StopAsyncIteration:
+                    return None
+                self.ctx.metrics.images.labels(model.name).inc(len(images))
+                return specs, seeds, await self.encode(images, fmt)
+
+            got = await self.guarded("Interpolate", name, context, step)
+            if got is None:
+                break
+            specs, seeds, encoded = got
+            for spec, enc in zip(specs, encoded):
+                yield pb.Frame(
+                    index=spec.index,
+                    seed_from=seeds[spec.a],
+                    seed_to=seeds[spec.b],
+                    t=spec.t,
+                    image=enc.data,
+                    mime=enc.mime,
+                    width=w,
+                    height=h,
+                    channels=c,
+                    pixel_sha256=enc.pixel_sha256,
+                )

@@ -7,7 +7,7 @@ import logging
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +15,9 @@ import onnxruntime as ort
 
 from artctl.modelcard import ModelCard, file_sha256
 from artctl.seeds import LATENT_CONTRACT, as_seed_array, latents
+
+if TYPE_CHECKING:
+    from serving.styles import StyleGraphs
 
 log = logging.getLogger("artctl.serving")
 
@@ -63,6 +66,8 @@ class ModelRuntime:
     session: ort.InferenceSession
     profile: RenderProfile
     input_names: set[str] = field(default_factory=set)
+    # The mapping/synthesis companions (serving.styles), when loaded: style mixing and walks.
+    styles: StyleGraphs | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -37,6 +37,8 @@ from serving.kserve_service import InferenceServicer
 from serving.metrics import ServerMetrics
 from serving.registry import ModelRegistry, ServedModel
 from serving.runtime import ModelLoadError, ModelRuntime, load_model
+from serving.style_serving import StyleModel, StyleServing, synthesis_render
+from serving.styles import NoStyleGraphsError, load_style_graphs
 
 log = logging.getLogger("artctl.serving")
 
@@ -93,6 +95,7 @@ class ArtServer:
         self.options = options
         self.metrics = ServerMetrics()
         self.registry = ModelRegistry()
+        self.styles = StyleServing()
         workers = options.encode_workers or max(2, os.cpu_count() or 2)
         self.encode_pool: Executor
         if options.encode_pool == "process":
@@ -123,6 +126,11 @@ class ArtServer:
             path, name=path.stem, provider=opts.provider, threads=opts.threads, exec_batch=opts.exec_batch
         )
         runtime.render(np.zeros(1, dtype=np.uint64))  # warm-up: first-run allocations, kernel choice
+        if "mapping_file" in runtime.card.extra and "synthesis_file" in runtime.card.extra:
+            try:  # companions are optional: the model still serves Generate without them
+                runtime.styles = load_style_graphs(runtime)
+            except NoStyleGraphsError as exc:
+                log.error("model %s: not serving Mix/Interpolate: %s", runtime.name, exc)
         return runtime
 
     def _serve_runtime(self, runtime: ModelRuntime) -> ServedModel:
@@ -146,7 +154,32 @@ class ArtServer:
         batcher.start()
         self.metrics.model_info.labels(name, runtime.sha256, runtime.profile.provider).set(1)
         self.metrics.queue_depth.labels(name).set_function(partial(_depth, batcher))
+        if runtime.styles is not None:
+            self._serve_styles(runtime)
         return ServedModel(runtime=runtime, batcher=batcher)
+
+    def _serve_styles(self, runtime: ModelRuntime) -> None:
+        """A synthesis-graph batcher of the model's own, for Mix and Interpolate."""
+        assert runtime.styles is not None
+        opts = self.options
+        label = f"{runtime.name}.synthesis"
+
+        def on_batch(size: int, seconds: float, waits: list[float]) -> None:
+            self.metrics.batch_size.labels(label).observe(size)
+            self.metrics.inference_duration.labels(label).observe(seconds)
+            for wait in waits:
+                self.metrics.queue_wait.labels(label).observe(wait)
+
+        batcher = DynamicBatcher(
+            synthesis_render(runtime.styles),
+            self.infer_pool,
+            max_batch=opts.max_batch,
+            max_delay_s=opts.max_delay_ms / 1000.0,
+            queue_size=opts.queue_size,
+            on_batch=on_batch,
+        )
+        batcher.start()
+        self.styles.add(runtime, StyleModel(runtime.styles, batcher, self.infer_pool))
 
     async def _load_all(self) -> None:
         """Load every model; refuse the broken ones (logged) unless none loads, which is fatal."""
@@ -174,6 +207,11 @@ class ArtServer:
         task = asyncio.get_running_loop().create_task(old.batcher.close())
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
+        style = self.styles.remove(old.runtime)
+        if style is not None:
+            style_task = asyncio.get_running_loop().create_task(style.batcher.close())
+            self._draining.add(style_task)
+            style_task.add_done_callback(self._draining.discard)
 
     async def reload(self) -> list[str]:
         """Pick up new, changed and removed model files; returns a line per change."""
@@ -256,7 +294,7 @@ class ArtServer:
             ]
         self.server = grpc.aio.server(options=grpc_options, interceptors=interceptors)
         ctx = ServiceContext(self.registry, self.encode_pool, self.metrics, opts.max_seeds_per_request)
-        generator_pb2_grpc.add_GeneratorServicer_to_server(GeneratorServicer(ctx), self.server)
+        generator_pb2_grpc.add_GeneratorServicer_to_server(GeneratorServicer(ctx, self.styles), self.server)
         self.inference = InferenceServicer(ctx)
         grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(self.inference, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -299,6 +337,8 @@ class ArtServer:
             await self.server.stop(self.options.grace_s)
         for model in self.registry:
             await model.batcher.close()
+        for style in self.styles:
+            await style.batcher.close()
         if self._draining:
             await asyncio.gather(*self._draining)
         for pool in (self.encode_pool, self.infer_pool, self.load_pool):

@@ -67,4 +67,4 @@ def test_stubs_describe_the_services_we_serve() -> None:
     assert req.fields_by_name["raw_input_contents"].number == 7
     assert grpc_service_pb2.ModelInferResponse.DESCRIPTOR.fields_by_name["raw_output_contents"].number == 6
     gen = generator_pb2.DESCRIPTOR.services_by_name["Generator"]
-    assert {m.name for m in gen.methods} == {"Generate", "GenerateStream", "ListModels"}
+    assert {m.name for m in gen.methods} == {"Generate", "GenerateStream", "ListModels", "Mix", "Interpolate"}

@@ -11,8 +11,26 @@ class ImageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     IMAGE_FORMAT_PNG: _ClassVar[ImageFormat]
     IMAGE_FORMAT_RAW: _ClassVar[ImageFormat]
+
+class LayerGroup(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LAYER_GROUP_UNSPECIFIED: _ClassVar[LayerGroup]
+    LAYER_GROUP_COARSE: _ClassVar[LayerGroup]
+    LAYER_GROUP_MIDDLE: _ClassVar[LayerGroup]
+    LAYER_GROUP_FINE: _ClassVar[LayerGroup]
+
+class LatentSpace(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LATENT_SPACE_Z: _ClassVar[LatentSpace]
+    LATENT_SPACE_W: _ClassVar[LatentSpace]
 IMAGE_FORMAT_PNG: ImageFormat
 IMAGE_FORMAT_RAW: ImageFormat
+LAYER_GROUP_UNSPECIFIED: LayerGroup
+LAYER_GROUP_COARSE: LayerGroup
+LAYER_GROUP_MIDDLE: LayerGroup
+LAYER_GROUP_FINE: LayerGroup
+LATENT_SPACE_Z: LatentSpace
+LATENT_SPACE_W: LatentSpace
 
 class GenerateRequest(_message.Message):
     __slots__ = ("model", "seeds", "psi", "labels", "format", "include_metadata", "traits")
@@ -152,3 +170,107 @@ class ListModelsResponse(_message.Message):
     models: _containers.RepeatedCompositeFieldContainer[ModelCard]
     default_model: str
     def __init__(self, models: _Optional[_Iterable[_Union[ModelCard, _Mapping]]] = ..., default_model: _Optional[str] = ...) -> None: ...
+
+class MixRequest(_message.Message):
+    __slots__ = ("model", "content_seeds", "style_seeds", "group", "first_layer", "last_layer", "psi", "labels", "format")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SEEDS_FIELD_NUMBER: _ClassVar[int]
+    STYLE_SEEDS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    FIRST_LAYER_FIELD_NUMBER: _ClassVar[int]
+    LAST_LAYER_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    content_seeds: _containers.RepeatedScalarFieldContainer[int]
+    style_seeds: _containers.RepeatedScalarFieldContainer[int]
+    group: LayerGroup
+    first_layer: int
+    last_layer: int
+    psi: float
+    labels: _containers.RepeatedScalarFieldContainer[int]
+    format: ImageFormat
+    def __init__(self, model: _Optional[str] = ..., content_seeds: _Optional[_Iterable[int]] = ..., style_seeds: _Optional[_Iterable[int]] = ..., group: _Optional[_Union[LayerGroup, str]] = ..., first_layer: _Optional[int] = ..., last_layer: _Optional[int] = ..., psi: _Optional[float] = ..., labels: _Optional[_Iterable[int]] = ..., format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+
+class MixedArtwork(_message.Message):
+    __slots__ = ("content_seed", "style_seed", "image", "mime", "width", "height", "channels", "pixel_sha256", "index")
+    CONTENT_SEED_FIELD_NUMBER: _ClassVar[int]
+    STYLE_SEED_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MIME_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    PIXEL_SHA256_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    content_seed: int
+    style_seed: int
+    image: bytes
+    mime: str
+    width: int
+    height: int
+    channels: int
+    pixel_sha256: str
+    index: int
+    def __init__(self, content_seed: _Optional[int] = ..., style_seed: _Optional[int] = ..., image: _Optional[bytes] = ..., mime: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., channels: _Optional[int] = ..., pixel_sha256: _Optional[str] = ..., index: _Optional[int] = ...) -> None: ...
+
+class MixResponse(_message.Message):
+    __slots__ = ("model", "profile", "first_layer", "last_layer", "num_ws", "artworks")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    FIRST_LAYER_FIELD_NUMBER: _ClassVar[int]
+    LAST_LAYER_FIELD_NUMBER: _ClassVar[int]
+    NUM_WS_FIELD_NUMBER: _ClassVar[int]
+    ARTWORKS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    profile: RenderProfile
+    first_layer: int
+    last_layer: int
+    num_ws: int
+    artworks: _containers.RepeatedCompositeFieldContainer[MixedArtwork]
+    def __init__(self, model: _Optional[str] = ..., profile: _Optional[_Union[RenderProfile, _Mapping]] = ..., first_layer: _Optional[int] = ..., last_layer: _Optional[int] = ..., num_ws: _Optional[int] = ..., artworks: _Optional[_Iterable[_Union[MixedArtwork, _Mapping]]] = ...) -> None: ...
+
+class InterpolateRequest(_message.Message):
+    __slots__ = ("model", "seeds", "frames", "space", "loop", "psi", "label", "format")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    LOOP_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    seeds: _containers.RepeatedScalarFieldContainer[int]
+    frames: int
+    space: LatentSpace
+    loop: bool
+    psi: float
+    label: int
+    format: ImageFormat
+    def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., frames: _Optional[int] = ..., space: _Optional[_Union[LatentSpace, str]] = ..., loop: _Optional[bool] = ..., psi: _Optional[float] = ..., label: _Optional[int] = ..., format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+
+class Frame(_message.Message):
+    __slots__ = ("index", "seed_from", "seed_to", "t", "image", "mime", "width", "height", "channels", "pixel_sha256")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SEED_FROM_FIELD_NUMBER: _ClassVar[int]
+    SEED_TO_FIELD_NUMBER: _ClassVar[int]
+    T_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MIME_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    PIXEL_SHA256_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    seed_from: int
+    seed_to: int
+    t: float
+    image: bytes
+    mime: str
+    width: int
+    height: int
+    channels: int
+    pixel_sha256: str
+    def __init__(self, index: _Optional[int] = ..., seed_from: _Optional[int] = ..., seed_to: _Optional[int] = ..., t: _Optional[float] = ..., image: _Optional[bytes] = ..., mime: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., channels: _Optional[int] = ..., pixel_sha256: _Optional[str] = ...) -> None: ...

@@ -49,6 +49,16 @@ class GeneratorStub:
                 request_serializer=artctl_dot_v1_dot_generator__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=artctl_dot_v1_dot_generator__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.Mix = channel.unary_unary(
+                '/artctl.v1.Generator/Mix',
+                request_serializer=artctl_dot_v1_dot_generator__pb2.MixRequest.SerializeToString,
+                response_deserializer=artctl_dot_v1_dot_generator__pb2.MixResponse.FromString,
+                _registered_method=True)
+        self.Interpolate = channel.unary_stream(
+                '/artctl.v1.Generator/Interpolate',
+                request_serializer=artctl_dot_v1_dot_generator__pb2.InterpolateRequest.SerializeToString,
+                response_deserializer=artctl_dot_v1_dot_generator__pb2.Frame.FromString,
+                _registered_method=True)
 
 
 class GeneratorServicer:
@@ -75,6 +85,23 @@ class GeneratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Mix(self, request, context):
+        """Style mixing: for each (content seed, style seed) pair, the content seed's w with the style
+        seed's w on the chosen layers, rendered by the synthesis graph. Needs a StyleGAN-type model
+        exported with its mapping and synthesis graphs. Batched and deterministic like Generate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Interpolate(self, request, context):
+        """A latent walk through the seeds (slerp in z, lerp in w); frames stream in order as they are
+        rendered. Frames at the seeds' positions equal the seeds' plain renders, pixel for pixel.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GeneratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +119,16 @@ def add_GeneratorServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=artctl_dot_v1_dot_generator__pb2.ListModelsRequest.FromString,
                     response_serializer=artctl_dot_v1_dot_generator__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Mix': grpc.unary_unary_rpc_method_handler(
+                    servicer.Mix,
+                    request_deserializer=artctl_dot_v1_dot_generator__pb2.MixRequest.FromString,
+                    response_serializer=artctl_dot_v1_dot_generator__pb2.MixResponse.SerializeToString,
+            ),
+            'Interpolate': grpc.unary_stream_rpc_method_handler(
+                    servicer.Interpolate,
+                    request_deserializer=artctl_dot_v1_dot_generator__pb2.InterpolateRequest.FromString,
+                    response_serializer=artctl_dot_v1_dot_generator__pb2.Frame.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +212,60 @@ class Generator:
             '/artctl.v1.Generator/ListModels',
             artctl_dot_v1_dot_generator__pb2.ListModelsRequest.SerializeToString,
             artctl_dot_v1_dot_generator__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Mix(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/artctl.v1.Generator/Mix',
+            artctl_dot_v1_dot_generator__pb2.MixRequest.SerializeToString,
+            artctl_dot_v1_dot_generator__pb2.MixResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Interpolate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/artctl.v1.Generator/Interpolate',
+            artctl_dot_v1_dot_generator__pb2.InterpolateRequest.SerializeToString,
+            artctl_dot_v1_dot_generator__pb2.Frame.FromString,
             options,
             channel_credentials,
             insecure,
