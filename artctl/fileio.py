@@ -9,11 +9,30 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only (0600); the final files get the mode an
+# ordinary open() would give them (0644 under the usual umask), so a web server, another user or a
+# container's non-root user can read a drop or a model.
+FILE_MODE = 0o666 & ~_umask()
+DIR_MODE = 0o777 & ~_umask()
+
+
+def publish_mode(fd: int) -> None:
+    """Give a temp file (from mkstemp) the mode a normally created file would have."""
+    os.fchmod(fd, FILE_MODE)
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        publish_mode(fd)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)

