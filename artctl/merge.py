@@ -1,26 +1,29 @@
 """Join the shards of a drop (`artctl mint --shard i/n`, e.g. from a Kubernetes Indexed Job) into one
 drop whose manifest, provenance and every other file equal a single uninterrupted run's.
+
+The shard manifests are streamed, one token entry at a time, so memory stays flat.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from artctl.collection import ConfigError, parse_collection
 from artctl.fileio import write_bytes_atomic
+from artctl.jsonstream import iter_array, read_without
 from artctl.metadata import stable_json
 from artctl.mint import (
     JOURNAL,
     DropContext,
+    DropTally,
     MintError,
     MintResult,
     ProgressFn,
     _clean_temp_files,
-    _finished_entries,
+    check_out_dir,
     finalize,
     identity,
     manifest_doc,
@@ -31,8 +34,9 @@ _SAME = ("format", "collection", "metadata_format", "contracts", "model", "rende
 
 
 def _load_shard(path: Path) -> dict[str, Any]:
+    """A shard's manifest without its tokens (those are streamed when needed)."""
     try:
-        doc = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        doc = read_without(path / "manifest.json", "tokens")
     except FileNotFoundError:
         raise MintError(f"{path}: no manifest.json (is the shard finished?)") from None
     except (OSError, ValueError) as exc:
@@ -40,6 +44,11 @@ def _load_shard(path: Path) -> dict[str, Any]:
     if not isinstance(doc, dict) or "shard" not in doc:
         raise MintError(f"{path}/manifest.json is not a shard manifest (mint it with --shard i/n)")
     return doc
+
+
+def _shard_entries(paths: Sequence[Path]) -> Iterator[dict[str, Any]]:
+    for path in paths:
+        yield from iter_array(path / "manifest.json", "tokens")
 
 
 def _copy_checked(src: Path, dst: Path, expected: bytes | None, sha256: str | None) -> None:
@@ -87,13 +96,15 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | N
     ident = identity(config, model_sha, fmt)
 
     _clean_temp_files(out_dir)
-    _finished_entries(out_dir, ident)  # refuses a folder holding another drop
+    check_out_dir(out_dir, ident)  # refuses a folder holding another drop
     journal = out_dir / JOURNAL
     if not (journal / "state.json").exists():
         write_bytes_atomic(journal / "state.json", stable_json(ident))
-    entries: list[dict[str, Any]] = []
-    for doc, path in shards:
-        for entry in doc["tokens"]:
+    tally = DropTally(plan.order)
+    want = iter(config.token_ids())
+    in_order, copied = True, 0
+    for _, path in shards:
+        for entry in iter_array(path / "manifest.json", "tokens"):
             name = str(entry["id"])
             _copy_checked(
                 path / "images" / f"{name}.png",
@@ -107,14 +118,17 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | N
                 stable_json(ctx.metadata(config, entry)),
                 None,
             )
-            entries.append(entry)
+            copied += 1
+            in_order = in_order and entry["id"] == next(want, None)
+            if in_order:
+                tally.add(entry)
         if on_progress:
-            on_progress(len(entries), config.size)
-    if [e["id"] for e in entries] != list(config.token_ids()):
+            on_progress(copied, config.size)
+    if not in_order or next(want, None) is not None:
         raise MintError("the shards' tokens are not exactly the collection's token ids in order")
-    result = finalize(
-        out_dir, config, manifest_doc(config, fmt, card, first["render_profile"], plan, entries)
-    )
+    paths = [path for _, path in shards]
+    header = manifest_doc(config, fmt, card, first["render_profile"], plan, tally)
+    result = finalize(out_dir, config, header, tally, lambda: _shard_entries(paths))
     for path in sorted(journal.glob("*")):
         path.unlink()
     journal.rmdir()

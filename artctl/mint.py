@@ -9,15 +9,20 @@ Crash safety: tokens are rendered in chunks; a chunk's images and metadata are w
 then a journal file for the chunk (`.artctl-mint/chunk-{first id}.json`). A re-run trusts a chunk
 only if its journal exists and every file on disk still hashes to it; anything else is rendered
 again. So `kill -9` at any moment, then a re-run, gives the same bytes as one uninterrupted run.
+
+Memory stays flat whatever the size: entries live in the journal, not in a list. The manifest is
+written by streaming them back chunk by chunk; per token only a few words stay in memory (rarity
+codes and scores), and the provenance hash is updated as the tokens go by.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +34,11 @@ from artctl.cid import cid_of_bytes
 from artctl.collection import CollectionConfig
 from artctl.fileio import write_bytes_atomic
 from artctl.imaging import decode_png, image_grid
+from artctl.jsonstream import Fill, constant, dump_streamed, iter_array, read_without, write_atomic
 from artctl.metadata import check_format, collection_metadata, stable_json, token_metadata
-from artctl.rarity import rarity_report
+from artctl.rarity import RarityTally
 from artctl.renderers import LocalRenderer, Rendered, Renderer, ServerRenderer
-from artctl.seeds import CONTRACTS, pixel_sha256, provenance, token_seed
+from artctl.seeds import CONTRACTS, pixel_sha256, token_seed
 from artctl.traits import TraitPlan, plan_traits
 
 __all__ = [
@@ -87,9 +93,44 @@ class MintResult:
     provenance: str
     manifest: Path
     contact_sheet: Path | None
-    entries: list[dict[str, Any]] = field(default_factory=list)
     rendered: int = 0  # tokens rendered by this run (the rest were verified and kept)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def entries(self) -> Iterator[dict[str, Any]]:
+        """The manifest's token entries, streamed from disk: a result holds none of them in memory."""
+        return iter_array(self.manifest, "tokens")
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class DropTally:
+    """What the drop-level files need from the tokens, gathered as the entries stream past in id
+    order: the provenance hash (seeds.provenance, one digest at a time), rarity codes and the ids of
+    the contact sheet's tokens. A few machine words per token, never the entries themselves.
+    """
+
+    def __init__(self, trait_names: Sequence[str]) -> None:
+        self.tokens = 0
+        self.rarity = RarityTally(trait_names)
+        self.sheet_ids: list[Any] = []
+        self._provenance = hashlib.sha256()
+
+    def add(self, entry: dict[str, Any]) -> None:
+        digest = str(entry.get("file_sha256", "0" * 64))
+        text = digest.lower()
+        if not _HEX64.fullmatch(text):
+            raise ValueError(f"entry {self.tokens} is not a SHA-256 hex digest: {digest!r}")
+        self._provenance.update(text.encode("ascii"))
+        self.rarity.add(entry)
+        if len(self.sheet_ids) < CONTACT_SHEET_MAX:
+            self.sheet_ids.append(entry["id"])
+        self.tokens += 1
+
+    @property
+    def provenance(self) -> str:
+        return self._provenance.hexdigest()
 
 
 def identity(
@@ -186,23 +227,30 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _finished_entries(out_dir: Path, ident: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """Entries a previous run recorded: from its journal, else from its finished manifest.
+def _read_manifest_header(path: Path) -> dict[str, Any] | None:
+    """A finished manifest without its tokens (the whole file is parsed, one entry at a time)."""
+    try:
+        return read_without(path, "tokens") if path.exists() else None
+    except (OSError, ValueError):
+        return None
 
-    Refuses a folder that holds a different drop, so a wrong --out never overwrites anything.
+
+def check_out_dir(out_dir: Path, ident: dict[str, Any]) -> bool:
+    """Refuse a folder that holds a different drop, so a wrong --out never overwrites anything.
+
+    True if the folder holds a finished manifest of this drop, to resume from.
     """
     journal = out_dir / JOURNAL
     state = _read_json(journal / "state.json") if journal.is_dir() else None
-    manifest = _read_json(out_dir / "manifest.json") if (out_dir / "manifest.json").exists() else None
-    entries: dict[int, dict[str, Any]] = {}
+    manifest = _read_manifest_header(out_dir / "manifest.json")
     if manifest is not None:
         if manifest_identity(manifest) != ident:
             raise MintError(
                 f"{out_dir} already holds a different drop (its manifest has another config, model, "
                 "format or shard); choose a new --out"
             )
-        entries.update({int(t["id"]): t for t in manifest.get("tokens", [])})
-    elif state is not None:
+        return True
+    if state is not None:
         if state != ident:
             raise MintError(
                 f"{out_dir} holds an unfinished mint of a different config or model; use a new --out"
@@ -211,11 +259,68 @@ def _finished_entries(out_dir: Path, ident: dict[str, Any]) -> dict[int, dict[st
         (out_dir / sub).is_dir() and any((out_dir / sub).iterdir()) for sub in ("images", "metadata")
     ):
         raise MintError(f"{out_dir} is not empty and is not a drop of this config; choose a new --out")
-    if journal.is_dir():
-        for path in sorted(journal.glob("chunk-*.json")):
-            for entry in _read_json(path) or []:
-                entries[int(entry["id"])] = entry
-    return entries
+    return False
+
+
+def journal_chunk(journal: Path, ids: Sequence[int]) -> list[dict[str, Any]] | None:
+    """The entries a chunk's journal file recorded, if it holds exactly these token ids."""
+    entries = _read_json(journal / f"chunk-{ids[0]}.json")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        return None
+    return entries if [e.get("id") for e in entries] == list(ids) else None
+
+
+def _numbered(entries: Iterable[Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for entry in entries:
+        try:
+            yield int(entry["id"]), entry
+        except (KeyError, TypeError, ValueError):
+            continue
+
+
+class FinishedEntries:
+    """What a previous run finished, handed out one chunk at a time (never all at once): the
+    chunk's journal file, else the entries of a finished manifest, read in step with the chunks.
+    """
+
+    def __init__(self, out_dir: Path, ident: dict[str, Any]) -> None:
+        self.journal = out_dir / JOURNAL
+        has_manifest = check_out_dir(out_dir, ident)
+        self._stream = iter_array(out_dir / "manifest.json", "tokens") if has_manifest else None
+        self._tokens = _numbered(self._stream or ())
+        self._pending: tuple[int, dict[str, Any]] | None = None
+
+    def take(self, ids: Sequence[int]) -> tuple[list[dict[str, Any] | None], bool]:
+        """The chunk's recorded entries (None where there is none), and whether the journal has them."""
+        recorded = journal_chunk(self.journal, ids)
+        if recorded is not None:
+            return list(recorded), True
+        found: dict[int, dict[str, Any]] = {}
+        while True:  # manifest tokens come in id order; skip to this chunk, stop after it
+            if self._pending is None:
+                self._pending = next(self._tokens, None)
+                if self._pending is None:
+                    break
+            token_id, entry = self._pending
+            if token_id > ids[-1]:
+                break
+            self._pending = None
+            if token_id >= ids[0]:
+                found[token_id] = entry
+        return [found.get(i) for i in ids], False
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+
+def journal_entries(journal: Path, ids: Sequence[int], chunk: int) -> Iterator[dict[str, Any]]:
+    """Every entry of a finished run, streamed back from its journal in id order."""
+    for id_chunk in _chunks(ids, chunk):
+        entries = journal_chunk(journal, id_chunk)
+        if entries is None:
+            raise MintError(f"{journal}: the journal of tokens {id_chunk[0]}.. vanished during the mint")
+        yield from entries
 
 
 def manifest_identity(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -248,41 +353,44 @@ def mint(
     ident = identity(config, model_sha, fmt, shard)
 
     _clean_temp_files(out_dir)
-    finished = _finished_entries(out_dir, ident)
+    finished = FinishedEntries(out_dir, ident)
     journal = out_dir / JOURNAL
     if not (journal / "state.json").exists():
         write_bytes_atomic(journal / "state.json", stable_json(ident))
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     (out_dir / "metadata").mkdir(parents=True, exist_ok=True)
 
-    entries: list[dict[str, Any]] = []
+    tally = DropTally(plan.order)
     rendered_count = 0
     done = 0
-    for id_chunk in _chunks(ids, chunk):
-        kept = [finished.get(i) for i in id_chunk]
-        if all(e is not None and token_files_ok(out_dir, config, e, ctx) for e in kept):
-            entries.extend(e for e in kept if e is not None)
-        else:
-            fresh = render_chunk(config, id_chunk, renderer, plan)
-            for entry, item in fresh:
-                write_bytes_atomic(out_dir / "images" / f"{entry['id']}.png", item.png)
-                write_bytes_atomic(
-                    out_dir / "metadata" / f"{entry['id']}.json", stable_json(ctx.metadata(config, entry))
-                )
-            chunk_entries = [e for e, _ in fresh]
-            write_bytes_atomic(journal / f"chunk-{id_chunk[0]}.json", stable_json(chunk_entries))
-            entries.extend(chunk_entries)
-            rendered_count += len(chunk_entries)
-        done += len(id_chunk)
-        if on_progress:
-            on_progress(done, len(ids))
+    try:
+        for id_chunk in _chunks(ids, chunk):
+            kept, journaled = finished.take(id_chunk)
+            if all(e is not None and token_files_ok(out_dir, config, e, ctx) for e in kept):
+                chunk_entries = [e for e in kept if e is not None]
+                if not journaled:  # from the old manifest: journal it, the manifest is rewritten
+                    write_bytes_atomic(journal / f"chunk-{id_chunk[0]}.json", stable_json(chunk_entries))
+            else:
+                chunk_entries = _render_and_write(out_dir, config, id_chunk, renderer, ctx)
+                write_bytes_atomic(journal / f"chunk-{id_chunk[0]}.json", stable_json(chunk_entries))
+                rendered_count += len(chunk_entries)
+            for entry in chunk_entries:
+                tally.add(entry)
+            done += len(id_chunk)
+            if on_progress:
+                on_progress(done, len(ids))
+    finally:
+        finished.close()
 
-    doc = manifest_doc(config, fmt, card, renderer.profile(), plan, entries, shard)
+    header = manifest_doc(config, fmt, card, renderer.profile(), plan, tally, shard)
+    entries = functools.partial(journal_entries, journal, ids, chunk)
     if shard is None:
-        result = finalize(out_dir, config, doc)
+        result = finalize(out_dir, config, header, tally, entries)
     else:
-        write_bytes_atomic(out_dir / "manifest.json", stable_json(doc))
-        result = MintResult(out_dir, len(entries), "", out_dir / "manifest.json", None, entries)
+        write_atomic(
+            out_dir / "manifest.json", lambda write: dump_streamed(header, "tokens", entries(), write)
+        )
+        result = MintResult(out_dir, tally.tokens, "", out_dir / "manifest.json", None)
     for path in sorted(journal.glob("*")):
         path.unlink()
     journal.rmdir()
@@ -291,16 +399,31 @@ def mint(
     return result
 
 
+def _render_and_write(
+    out_dir: Path, config: CollectionConfig, ids: Sequence[int], renderer: Renderer, ctx: DropContext
+) -> list[dict[str, Any]]:
+    """Render a chunk and write its images and metadata (each atomically); returns its entries."""
+    fresh = render_chunk(config, ids, renderer, ctx.plan)
+    for entry, item in fresh:
+        write_bytes_atomic(out_dir / "images" / f"{entry['id']}.png", item.png)
+        write_bytes_atomic(
+            out_dir / "metadata" / f"{entry['id']}.json", stable_json(ctx.metadata(config, entry))
+        )
+    return [e for e, _ in fresh]
+
+
 def manifest_doc(
     config: CollectionConfig,
     fmt: str,
     card: dict[str, Any],
     profile: dict[str, Any],
     plan: TraitPlan,
-    entries: list[dict[str, Any]],
+    tally: DropTally,
     shard: Shard | None = None,
 ) -> dict[str, Any]:
-    """The manifest: config echo, model, render profile, and one entry per token in id order."""
+    """The manifest without its tokens (config echo, model, render profile, provenance or shard);
+    the token entries are streamed into it in id order when it is written.
+    """
     doc: dict[str, Any] = {
         "format": MANIFEST_VERSION,
         "artctl_version": __version__,
@@ -310,10 +433,9 @@ def manifest_doc(
         "model": card,
         "render_profile": profile,
         "traits": {"active": plan.order, "skipped": plan.skipped},
-        "tokens": entries,
     }
     if shard is None:
-        doc["provenance"] = provenance(e["file_sha256"] for e in entries)
+        doc["provenance"] = tally.provenance
     else:
         ids = shard.ids(config)
         doc["shard"] = {
@@ -325,39 +447,44 @@ def manifest_doc(
     return doc
 
 
-def contact_sheet_png(
-    out_dir: Path, entries: Sequence[dict[str, Any]], limit: int = CONTACT_SHEET_MAX
-) -> bytes:
+def contact_sheet_png(out_dir: Path, ids: Sequence[Any], limit: int = CONTACT_SHEET_MAX) -> bytes:
     """A grid of the first tokens, read back from disk one at a time (memory stays flat)."""
-    images = [decode_png((out_dir / "images" / f"{e['id']}.png").read_bytes()) for e in entries[:limit]]
+    images = [decode_png((out_dir / "images" / f"{i}.png").read_bytes()) for i in ids[:limit]]
     buf = io.BytesIO()
     image_grid(np.stack(images), cols=min(8, len(images))).save(buf, format="PNG")
     return buf.getvalue()
 
 
-def final_files(out_dir: Path, config: CollectionConfig, doc: dict[str, Any]) -> dict[str, bytes]:
-    """The drop-level files of a complete manifest, as bytes (mint and merge write them, verify compares)."""
-    entries = doc["tokens"]
-    model_sha = str(doc["model"].get("sha256", ""))
+EntriesFn = Callable[[], Iterator[dict[str, Any]]]  # streams the token entries again, in id order
+
+
+def final_files(
+    out_dir: Path, config: CollectionConfig, header: dict[str, Any], tally: DropTally, entries: EntriesFn
+) -> dict[str, Fill]:
+    """The drop-level files of a complete drop, each as a Fill that streams its bytes (mint and merge
+    write them, verify hashes them). `header` is the manifest without its tokens.
+    """
+    model_sha = str(header["model"].get("sha256", ""))
+    prov = header["provenance"]
+    collection = collection_metadata(config, header["metadata_format"], prov, model_sha)
     return {
-        "manifest.json": stable_json(doc),
-        "provenance.txt": (doc["provenance"] + "\n").encode("ascii"),
-        "collection.json": stable_json(
-            collection_metadata(config, doc["metadata_format"], doc["provenance"], model_sha)
-        ),
-        "rarity.json": stable_json(rarity_report(entries, doc["traits"]["active"])),
-        "contact-sheet.png": contact_sheet_png(out_dir, entries),
+        "manifest.json": lambda write: dump_streamed(header, "tokens", entries(), write),
+        "provenance.txt": constant((prov + "\n").encode("ascii")),
+        "collection.json": constant(stable_json(collection)),
+        "rarity.json": tally.rarity.write,
+        "contact-sheet.png": lambda write: write(contact_sheet_png(out_dir, tally.sheet_ids)),
     }
 
 
-def finalize(out_dir: Path, config: CollectionConfig, doc: dict[str, Any]) -> MintResult:
-    for name, data in final_files(out_dir, config, doc).items():
-        write_bytes_atomic(out_dir / name, data)
+def finalize(
+    out_dir: Path, config: CollectionConfig, header: dict[str, Any], tally: DropTally, entries: EntriesFn
+) -> MintResult:
+    for name, fill in final_files(out_dir, config, header, tally, entries).items():
+        write_atomic(out_dir / name, fill)
     return MintResult(
         out_dir,
-        len(doc["tokens"]),
-        doc["provenance"],
+        tally.tokens,
+        header["provenance"],
         out_dir / "manifest.json",
         out_dir / "contact-sheet.png",
-        doc["tokens"],
     )

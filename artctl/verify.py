@@ -4,13 +4,18 @@ Checked per token: seed (contract), re-rendered pixels vs the manifest, the imag
 decoded pixels and IPFS CID, traits, image URI and the metadata file's exact bytes. Checked per
 drop: token ids, provenance (manifest and provenance.txt), collection.json, rarity.json, the
 contact sheet and stray files. Every mismatch is reported, not just the first.
+
+The manifest's token entries are streamed (a few passes, one entry at a time), never loaded whole,
+so memory stays flat whatever the size of the drop.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +23,11 @@ from typing import Any
 from artctl.cid import cid_of_bytes
 from artctl.collection import CollectionConfig, ConfigError, parse_collection
 from artctl.imaging import decode_png
+from artctl.jsonstream import iter_array, read_without, sha256_of_file, sha256_of_fill
 from artctl.metadata import stable_json
-from artctl.mint import CHUNK, DropContext, MintError, _chunks, final_files, render_chunk
+from artctl.mint import CHUNK, DropContext, DropTally, MintError, _chunks, final_files, render_chunk
 from artctl.renderers import Renderer
-from artctl.seeds import pixel_sha256, provenance, token_seed
+from artctl.seeds import pixel_sha256, token_seed
 from artctl.traits import plan_traits
 
 
@@ -43,8 +49,9 @@ def _diff_keys(expected: dict[str, Any], actual: Any) -> str:
 
 
 def load_manifest(drop: Path) -> tuple[dict[str, Any], CollectionConfig]:
+    """The manifest without its token entries (stream those with `iter_array`), and its config."""
     try:
-        doc = json.loads((drop / "manifest.json").read_text(encoding="utf-8"))
+        doc = read_without(drop / "manifest.json", "tokens")
     except FileNotFoundError:
         raise MintError(f"{drop}: no manifest.json (is it a finished drop?)") from None
     except (OSError, ValueError) as exc:
@@ -127,17 +134,19 @@ def verify(
     ctx = DropContext(plan, str((doc.get("model") or {}).get("sha256", "")), fmt)
     if doc.get("traits", {}).get("active") != plan.order:
         add(f"manifest.json: active traits {doc.get('traits', {}).get('active')} should be {plan.order}")
-    tokens: list[dict[str, Any]] = list(doc.get("tokens") or [])
+    manifest = drop / "manifest.json"
     shard = doc.get("shard")
-    want_ids = list(range(shard["first_id"], shard["stop_id"])) if shard else list(config.token_ids())
-    have_ids = [t.get("id") for t in tokens]
-    if have_ids != want_ids:
+    want_ids = range(shard["first_id"], shard["stop_id"]) if shard else config.token_ids()
+    in_order = _ids_are(manifest, want_ids)
+    if not in_order:
         add(f"manifest.json: token ids are not {want_ids[0]}..{want_ids[-1]} in order")
-    by_id = {t.get("id"): t for t in tokens}
+    # In order (the normal case) the entries are read in step with the chunks; else looked up by id.
+    tokens = iter_array(manifest, "tokens") if in_order else None
+    by_id = {} if in_order else {t.get("id"): t for t in iter_array(manifest, "tokens")}
     done = 0
     for ids in _chunks(want_ids, chunk):
-        for fresh, _ in render_chunk(config, ids, renderer, plan):
-            entry = by_id.get(fresh["id"])
+        entries = [next(tokens) for _ in ids] if tokens else [by_id.get(i) for i in ids]
+        for (fresh, _), entry in zip(render_chunk(config, ids, renderer, plan), entries):
             if entry is None:
                 add(f"token {fresh['id']}: missing from manifest.json")
                 continue
@@ -148,26 +157,47 @@ def verify(
         report.tokens = done
         if on_progress:
             on_progress(done, len(want_ids))
-    known = {f"{i}.png" for i in want_ids}, {f"{i}.json" for i in want_ids}
-    for sub, names in zip(("images", "metadata"), known):
+    for sub, suffix in (("images", ".png"), ("metadata", ".json")):
         folder = drop / sub
-        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if path.name not in names:
-                add(f"{sub}/{path.name}: not a token of this drop")
+        strays = (
+            [e.name for e in os.scandir(folder) if not _is_token_file(e.name, suffix, want_ids)]
+            if folder.is_dir()
+            else []
+        )
+        for name in sorted(strays):
+            add(f"{sub}/{name}: not a token of this drop")
     if shard is None:
-        _check_drop_files(drop, config, doc, tokens, report.problems)
+        _check_drop_files(drop, config, doc, report.problems)
     return report
 
 
-def _check_drop_files(
-    drop: Path,
-    config: CollectionConfig,
-    doc: dict[str, Any],
-    tokens: Sequence[dict[str, Any]],
-    problems: list[str],
-) -> None:
+def _ids_are(manifest: Path, want: range) -> bool:
+    """Whether the manifest's token ids are exactly `want`, in order (streamed)."""
+    count = 0
+    for token in iter_array(manifest, "tokens"):
+        if count >= len(want) or token.get("id") != want[count]:
+            return False
+        count += 1
+    return count == len(want)
+
+
+def _is_token_file(name: str, suffix: str, want: range) -> bool:
+    """name == f"{i}{suffix}" for a token id i of the drop (without a set of every such name)."""
+    stem = name[: -len(suffix)] if name.endswith(suffix) else ""
+    return bool(re.fullmatch(r"-?[0-9]+", stem)) and str(int(stem)) == stem and int(stem) in want
+
+
+def _check_drop_files(drop: Path, config: CollectionConfig, doc: dict[str, Any], problems: list[str]) -> None:
     add = problems.append
-    prov = provenance(str(t.get("file_sha256", "0" * 64)) for t in tokens)
+    manifest = drop / "manifest.json"
+    tally = DropTally(doc["traits"]["active"])
+    try:
+        for token in iter_array(manifest, "tokens"):
+            tally.add(token)
+    except (KeyError, TypeError, ValueError) as exc:
+        add(f"manifest.json: cannot rebuild provenance and rarity from its tokens ({exc})")
+        return
+    prov = tally.provenance
     if doc.get("provenance") != prov:
         add(f"manifest.json: provenance {doc.get('provenance')} should be {prov}")
     try:
@@ -178,13 +208,14 @@ def _check_drop_files(
         add(f"provenance.txt: {text!r} is not the provenance of the image files ({prov})")
     expected_doc = {**doc, "provenance": prov}
     try:
-        expected = final_files(drop, config, expected_doc)
+        fills = final_files(drop, config, expected_doc, tally, lambda: iter_array(manifest, "tokens"))
+        expected = {name: sha256_of_fill(fill) for name, fill in fills.items()}
     except (OSError, ValueError) as exc:
         add(f"contact-sheet.png: cannot rebuild it ({exc})")
         return
     for name in ("manifest.json", "collection.json", "rarity.json", "contact-sheet.png"):
         try:
-            ok = (drop / name).read_bytes() == expected[name]
+            ok = sha256_of_file(drop / name) == expected[name]
         except OSError:
             add(f"{name}: missing")
             continue

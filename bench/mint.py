@@ -4,7 +4,11 @@ The model comes from a quick training run through the real CLI (`artctl train sy
 --steps 50 --resolution 32`, then `artctl export`), unless --model is given. Three runs of the
 same config are timed, each the real CLI in its own process (peak RSS is that process's, from
 wait4): a fresh mint, a re-run (every finished token verified on disk and skipped), and
-`artctl verify --local` (every token re-rendered and checked).
+`artctl verify --local` (every token re-rendered and checked). With --shards N it also mints the
+collection as N shards and times `artctl merge` joining them.
+
+Peak RSS should not grow with --tokens: mint, merge and verify stream the token entries (journal,
+shard manifests, manifest) instead of holding them, so 10k and 40k tokens peak alike.
 
     python -m bench.mint --tokens 10000 --out bench/results      # table + mint.json
 """
@@ -76,6 +80,14 @@ def build_model(work: Path, steps: int, resolution: int) -> Path:
     return model
 
 
+def time_merge(config: Path, work: Path, shards: int) -> dict[str, float]:
+    """Mint the collection as `shards` shards (untimed), then time `artctl merge` joining them."""
+    parts = [work / f"shard{i}" for i in range(shards)]
+    for i, part in enumerate(parts):
+        timed([*ARTCTL, "mint", str(config), "--out", str(part), "--local", "--shard", f"{i}/{shards}"])
+    return timed([*ARTCTL, "merge", str(work / "merged"), *map(str, parts)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tokens", type=int, default=10_000)
@@ -84,6 +96,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--keep", action="store_true", help="keep the drop folder")
+    parser.add_argument("--shards", type=int, default=0, help="also mint N shards and time the merge")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="artctl-bench-mint-"))
@@ -100,6 +113,15 @@ def main() -> None:
         ):
             result = timed(cmd)
             runs.append({"run": name, **result, "tokens_per_s": args.tokens / result["seconds"]})
+        if args.shards > 1:
+            result = time_merge(config, work, args.shards)
+            runs.append(
+                {
+                    "run": f"merge ({args.shards} shards)",
+                    **result,
+                    "tokens_per_s": args.tokens / result["seconds"],
+                }
+            )
         card = (
             json.loads(model.with_suffix(".json").read_text()) if model.with_suffix(".json").exists() else {}
         )
