@@ -212,12 +212,21 @@ def render_chunk(
     return out
 
 
+# What artctl's atomic writers leave when killed: mkstemp names, ".{name}.{8 random chars}.tmp".
+_OUR_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
 def _clean_temp_files(out_dir: Path) -> None:
-    """Remove half-written temporaries a killed run left behind (fileio names them .NAME.*.tmp)."""
+    """Remove half-written temporaries a killed run of ours left behind, and nothing else.
+
+    Called only once the folder is known to hold this drop, so another drop's (or a person's)
+    files are never touched.
+    """
     for folder in (out_dir, out_dir / "images", out_dir / "metadata", out_dir / JOURNAL):
         if folder.is_dir():
             for tmp in folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
+                if _OUR_TEMP.match(tmp.name):
+                    tmp.unlink(missing_ok=True)
 
 
 def _read_json(path: Path) -> Any:
@@ -352,8 +361,8 @@ def mint(
     ids = shard.ids(config) if shard else config.token_ids()
     ident = identity(config, model_sha, fmt, shard)
 
+    finished = FinishedEntries(out_dir, ident)  # refuses a folder that holds another drop
     _clean_temp_files(out_dir)
-    finished = FinishedEntries(out_dir, ident)
     journal = out_dir / JOURNAL
     if not (journal / "state.json").exists():
         write_bytes_atomic(journal / "state.json", stable_json(ident))

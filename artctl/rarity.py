@@ -55,7 +55,7 @@ class RarityTally:
                 name: {
                     value: {
                         "count": self.counts[name][code],
-                        "information_bits": round(bits[name][code], SCORE_DIGITS),
+                        "information_bits": round(bits[name][code], SCORE_DIGITS) + 0.0,  # never -0.0
                     }
                     for value, code in sorted(codes.items())
                 }

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,7 +209,10 @@ def test_kill_9_then_resume_gives_the_same_bytes(tiny_model: Path, tmp_path: Pat
         proc.wait(30)
     assert kills >= 2  # the two mid-render kills landed
     # Damage that is not a crash: a stray temp file and a finished token overwritten in place.
-    (out / "images" / ".7.png.abcd.tmp").write_bytes(b"half")
+    # A half-written file exactly as our atomic writer names it (mkstemp), left by a killed run.
+    fd, _ = tempfile.mkstemp(dir=out / "images", prefix=".7.png.", suffix=".tmp")
+    os.write(fd, b"half")
+    os.close(fd)
     if (out / "images" / "3.png").exists():
         (out / "images" / "3.png").write_bytes(b"not a png")
     done = artctl("mint", str(config), "--out", str(out), "--local")
@@ -304,6 +308,9 @@ def test_verify_catches_a_wrong_provenance(drop: Path) -> None:
 
 
 def test_a_folder_holding_another_drop_is_never_touched(drop: Path, tiny_model: Path, tmp_path: Path) -> None:
+    # Hidden files that look like temporaries, but are someone else's, must survive too.
+    (drop / ".important-draft.tmp").write_bytes(b"mine")
+    (drop / "images" / ".upload.png.tmp").write_bytes(b"mine too")
     before = tree(drop)
     other = write_config(tmp_path / "other.toml", tiny_model, size=20, salt="other-salt")
     res = artctl("mint", str(other), "--out", str(drop), "--local")
