@@ -56,7 +56,8 @@ def old_rarity_report(tokens: list[dict[str, Any]], names: list[str]) -> dict[st
         "tokens_total": n,
         "traits": {
             name: {
-                v: {"count": c, "information_bits": round(bits[name][v], 6) + 0.0} for v, c in sorted(table.items())
+                v: {"count": c, "information_bits": round(bits[name][v], 6) + 0.0}
+                for v, c in sorted(table.items())
             }
             for name, table in counts.items()
         },
