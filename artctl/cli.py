@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import typer
 
 from artctl import __version__
+from artctl.modelcard import label_index
 
 app = typer.Typer(
     name="artctl",
@@ -115,9 +116,19 @@ def train(
         None, help="Write a checkpoint every N steps (0: at the end)."
     ),
     threads: int | None = typer.Option(None, help="Torch CPU threads (0: torch's default)."),
+    device: str | None = typer.Option(
+        None, help="auto (CUDA when available), cpu or cuda; under torchrun each rank takes GPU LOCAL_RANK."
+    ),
+    precision: str | None = typer.Option(
+        None, help="auto (bf16 on GPU), bf16 or fp32: bf16 autocast on GPU; CPU always trains in fp32."
+    ),
     resume: Path | None = typer.Option(None, help="Continue from this run or checkpoint."),
 ) -> None:
-    """Train a GAN and write safetensors checkpoints (needs the `train` extra)."""
+    """Train a GAN and write safetensors checkpoints (needs the `train` extra).
+
+    Several GPUs (or CPU processes): `torchrun --nproc-per-node N -m artctl train ...`; --batch is
+    then the global batch, split evenly over the N ranks, and only rank 0 writes.
+    """
 
     def body() -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -164,6 +175,8 @@ def train(
                 sample_every=sample_every,
                 checkpoint_every=checkpoint_every,
                 threads=threads,
+                device=device,
+                precision=precision,
                 loss=loss,
                 r1_gamma=r1_gamma,
                 augment=augment,
@@ -186,6 +199,7 @@ def train(
             TextColumn("{task.fields[info]}"),
             TimeRemainingColumn(),
             transient=False,
+            disable=os.environ.get("RANK", "0") != "0",  # torchrun: rank 0 reports
         ) as progress:
             task = progress.add_task("train", total=cfg.steps, info="")
 
@@ -199,8 +213,9 @@ def train(
                 progress.update(task, completed=rec["step"], info=info)
 
             last = training_loop(cfg, run_dir, resume=resume, on_progress=on_progress)
-        typer.echo(f"checkpoint: {last}")
-        typer.echo(f"samples:    {run_dir}/samples-*.png   metrics: {run_dir}/metrics.jsonl")
+        if os.environ.get("RANK", "0") == "0":
+            typer.echo(f"checkpoint: {last}")
+            typer.echo(f"samples:    {run_dir}/samples-*.png   metrics: {run_dir}/metrics.jsonl")
 
     _run(body)
 
@@ -574,19 +589,6 @@ def _seed_list(text: str, what: str) -> list[int]:
     return [int(s) for s in as_seed_array(seeds)]
 
 
-def _label_index(label: str | None, names: list[str]) -> int | None:
-    """A label name or index -> index (None when not given)."""
-    if label is None:
-        return None
-    if label in names:
-        return names.index(label)
-    try:
-        return int(label)
-    except ValueError:
-        known = ", ".join(names) or "none"
-        raise CliError(f"unknown label {label!r} (the model's labels: {known})") from None
-
-
 def _open_styles(model: Path) -> Any:
     from serving.runtime import load_model
     from serving.styles import load_style_graphs
@@ -633,7 +635,7 @@ def mix(
         c, s = grid_pairs(content_seeds, style_seeds)
         n = len(c)
         psi_arr = check_psi(card, None if psi is None else [psi], n)
-        lab = _label_index(label, card.label_names)
+        lab = label_index(label, card.label_names)
         labels = check_labels(card, [] if lab is None else [lab], n)
         ws = mixed_ws(
             graphs, np.array(c, dtype=np.uint64), np.array(s, dtype=np.uint64), span, psi_arr, labels
@@ -686,7 +688,7 @@ def interpolate(
         graphs = _open_styles(model)
         card = graphs.runtime.card
         p = check_psi(card, None if psi is None else [psi], 1)
-        lab = _label_index(label, card.label_names)
+        lab = label_index(label, card.label_names)
         labels = check_labels(card, [] if lab is None else [lab], 1)
         started = time.perf_counter()
         plan = walk_ws(

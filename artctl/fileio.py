@@ -27,7 +27,12 @@ def publish_mode(fd: int) -> None:
     os.fchmod(fd, FILE_MODE)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+def write_bytes_atomic(path: Path, data: bytes, fsync: bool = False) -> None:
+    """Write to a temp file in the same folder, then rename over `path`.
+
+    fsync=True also survives power loss (models, checkpoints); drops skip it for speed, since a
+    re-run verifies and redoes anything a crash left behind.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -35,6 +40,9 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         publish_mode(fd)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from artctl.collection import ConfigError, parse_collection
 from artctl.fileio import write_bytes_atomic
-from artctl.jsonstream import iter_array, read_without
+from artctl.jsonstream import iter_array
 from artctl.metadata import stable_json
 from artctl.mint import (
     JOURNAL,
@@ -27,6 +27,7 @@ from artctl.mint import (
     finalize,
     identity,
     manifest_doc,
+    read_manifest_head,
 )
 from artctl.traits import TraitPlan
 
@@ -35,12 +36,7 @@ _SAME = ("format", "collection", "metadata_format", "contracts", "model", "rende
 
 def _load_shard(path: Path) -> dict[str, Any]:
     """A shard's manifest without its tokens (those are streamed when needed)."""
-    try:
-        doc = read_without(path / "manifest.json", "tokens")
-    except FileNotFoundError:
-        raise MintError(f"{path}: no manifest.json (is the shard finished?)") from None
-    except (OSError, ValueError) as exc:
-        raise MintError(f"{path}/manifest.json: cannot read it ({exc})") from None
+    doc = read_manifest_head(path, "shard")
     if not isinstance(doc, dict) or "shard" not in doc:
         raise MintError(f"{path}/manifest.json is not a shard manifest (mint it with --shard i/n)")
     return doc

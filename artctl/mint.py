@@ -216,6 +216,19 @@ def render_chunk(
 _OUR_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
+def read_manifest_head(folder: Path, what: str) -> Any:
+    """A drop's or shard's manifest without its token entries (stream those when needed).
+
+    `what` completes "is the ... finished?" in the error for a folder without a manifest.
+    """
+    try:
+        return read_without(folder / "manifest.json", "tokens")
+    except FileNotFoundError:
+        raise MintError(f"{folder}: no manifest.json (is the {what} finished?)") from None
+    except (OSError, ValueError) as exc:
+        raise MintError(f"{folder}/manifest.json: cannot read it ({exc})") from None
+
+
 def _clean_temp_files(out_dir: Path) -> None:
     """Remove half-written temporaries a killed run of ours left behind, and nothing else.
 

@@ -83,3 +83,17 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 def sidecar_path(model_path: Path) -> Path:
     """model.onnx -> model.json (the card plus the file's SHA-256)."""
     return Path(model_path).with_suffix(".json")
+
+
+def label_index(label: str | None, names: list[str]) -> int | None:
+    """A label given by name or by index -> its index (None when not given); ValueError if unknown."""
+    if label is None:
+        return None
+    if label in names:
+        return names.index(label)
+    try:
+        return int(label)
+    except ValueError:
+        raise ValueError(
+            f"unknown label {label!r} (the model's labels: {', '.join(names) or 'none'})"
+        ) from None

@@ -23,9 +23,18 @@ from typing import Any
 from artctl.cid import cid_of_bytes
 from artctl.collection import CollectionConfig, ConfigError, parse_collection
 from artctl.imaging import decode_png
-from artctl.jsonstream import iter_array, read_without, sha256_of_file, sha256_of_fill
+from artctl.jsonstream import iter_array, sha256_of_file, sha256_of_fill
 from artctl.metadata import stable_json
-from artctl.mint import CHUNK, DropContext, DropTally, MintError, _chunks, final_files, render_chunk
+from artctl.mint import (
+    CHUNK,
+    DropContext,
+    DropTally,
+    MintError,
+    _chunks,
+    final_files,
+    read_manifest_head,
+    render_chunk,
+)
 from artctl.renderers import Renderer
 from artctl.seeds import pixel_sha256, token_seed
 from artctl.traits import plan_traits
@@ -50,12 +59,7 @@ def _diff_keys(expected: dict[str, Any], actual: Any) -> str:
 
 def load_manifest(drop: Path) -> tuple[dict[str, Any], CollectionConfig]:
     """The manifest without its token entries (stream those with `iter_array`), and its config."""
-    try:
-        doc = read_without(drop / "manifest.json", "tokens")
-    except FileNotFoundError:
-        raise MintError(f"{drop}: no manifest.json (is it a finished drop?)") from None
-    except (OSError, ValueError) as exc:
-        raise MintError(f"{drop}/manifest.json: cannot read it ({exc})") from None
+    doc = read_manifest_head(drop, "drop")
     try:
         config = parse_collection(doc["collection"], f"{drop}/manifest.json collection")
     except (ConfigError, KeyError, TypeError) as exc:

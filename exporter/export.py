@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +26,7 @@ import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from artctl.fileio import publish_mode
+from artctl.fileio import write_bytes_atomic
 from artctl.modelcard import ModelCard, file_sha256, sidecar_path
 from artctl.seeds import CONTRACTS, latents
 from exporter import EXPORTER_VERSION
@@ -193,18 +191,7 @@ def parity_check(
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        publish_mode(fd)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data, fsync=True)
 
 
 class _Main(torch.nn.Module):

@@ -38,28 +38,36 @@ class ServicerBase:
     async def guarded(
         self, rpc: str, model: str, context: grpc.aio.ServicerContext, body: Callable[[], Awaitable[T]]
     ) -> T:
-        """Run an RPC body; map known errors to their status, count and time every call."""
+        """Run an RPC body; map known errors to their status, count and time every call.
+
+        The call is counted before its status goes out, so a client that sees the status and then
+        scrapes /metrics always finds it counted.
+        """
         started = time.perf_counter()
-        code = grpc.StatusCode.OK
+
+        def count(code: grpc.StatusCode) -> None:
+            self.ctx.metrics.requests.labels(model or "default", rpc, code.name).inc()
+            self.ctx.metrics.request_duration.labels(rpc).observe(time.perf_counter() - started)
+
         try:
-            return await body()
+            result = await body()
         except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
+            count(grpc.StatusCode.CANCELLED)
             raise
         except grpc.aio.AbortError:
-            code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+            count(context.code() or grpc.StatusCode.UNKNOWN)  # type: ignore[arg-type]
             raise
         except Exception as exc:
             known = status_for(exc)
             if known is None:
                 log.exception("%s failed", rpc)
             code = known or grpc.StatusCode.INTERNAL
+            count(code)
             message = message_for(exc) if known else f"internal error: {type(exc).__name__}"
             await context.abort(code, message)
             raise  # context.abort always raises; this line is never reached
-        finally:
-            self.ctx.metrics.requests.labels(model or "default", rpc, code.name).inc()
-            self.ctx.metrics.request_duration.labels(rpc).observe(time.perf_counter() - started)
+        count(grpc.StatusCode.OK)
+        return result
 
     async def render(
         self,

@@ -133,18 +133,11 @@ class ArtServer:
                 log.error("model %s: not serving Mix/Interpolate: %s", runtime.name, exc)
         return runtime
 
-    def _serve_runtime(self, runtime: ModelRuntime) -> ServedModel:
+    def _batcher(self, render: Any, on_batch: Any) -> DynamicBatcher:
+        """A started batcher with the server's limits, on the shared inference thread."""
         opts = self.options
-        name = runtime.name
-
-        def on_batch(size: int, seconds: float, waits: list[float], name: str = name) -> None:
-            self.metrics.batch_size.labels(name).observe(size)
-            self.metrics.inference_duration.labels(name).observe(seconds)
-            for wait in waits:
-                self.metrics.queue_wait.labels(name).observe(wait)
-
         batcher = DynamicBatcher(
-            runtime.render,
+            render,
             self.infer_pool,
             max_batch=opts.max_batch,
             max_delay_s=opts.max_delay_ms / 1000.0,
@@ -152,6 +145,22 @@ class ArtServer:
             on_batch=on_batch,
         )
         batcher.start()
+        return batcher
+
+    def _observer(self, label: str) -> Any:
+        """Per-batch metrics (batch size, inference time, each request's queue wait) for `label`."""
+
+        def on_batch(size: int, seconds: float, waits: list[float]) -> None:
+            self.metrics.batch_size.labels(label).observe(size)
+            self.metrics.inference_duration.labels(label).observe(seconds)
+            for wait in waits:
+                self.metrics.queue_wait.labels(label).observe(wait)
+
+        return on_batch
+
+    def _serve_runtime(self, runtime: ModelRuntime) -> ServedModel:
+        name = runtime.name
+        batcher = self._batcher(runtime.render, self._observer(name))
         self.metrics.model_info.labels(name, runtime.sha256, runtime.profile.provider).set(1)
         self.metrics.queue_depth.labels(name).set_function(partial(_depth, batcher))
         if runtime.styles is not None:
@@ -161,24 +170,7 @@ class ArtServer:
     def _serve_styles(self, runtime: ModelRuntime) -> None:
         """A synthesis-graph batcher of the model's own, for Mix and Interpolate."""
         assert runtime.styles is not None
-        opts = self.options
-        label = f"{runtime.name}.synthesis"
-
-        def on_batch(size: int, seconds: float, waits: list[float]) -> None:
-            self.metrics.batch_size.labels(label).observe(size)
-            self.metrics.inference_duration.labels(label).observe(seconds)
-            for wait in waits:
-                self.metrics.queue_wait.labels(label).observe(wait)
-
-        batcher = DynamicBatcher(
-            synthesis_render(runtime.styles),
-            self.infer_pool,
-            max_batch=opts.max_batch,
-            max_delay_s=opts.max_delay_ms / 1000.0,
-            queue_size=opts.queue_size,
-            on_batch=on_batch,
-        )
-        batcher.start()
+        batcher = self._batcher(synthesis_render(runtime.styles), self._observer(f"{runtime.name}.synthesis"))
         self.styles.add(runtime, StyleModel(runtime.styles, batcher, self.infer_pool))
 
     async def _load_all(self) -> None:

@@ -32,6 +32,7 @@ from PIL import Image
 
 from artctl.fileio import write_bytes_atomic, write_json_atomic
 from artctl.imaging import encode_png, image_grid
+from artctl.modelcard import label_index
 from trainer.checkpoint import CheckpointError, load_checkpoint
 from trainer.metrics import inception
 from trainer.networks import build_generator
@@ -230,19 +231,6 @@ def restore_image(
     )
 
 
-def _label_index(label: str | None, names: list[str]) -> int | None:
-    if label is None:
-        return None
-    if label in names:
-        return names.index(label)
-    try:
-        return int(label)
-    except ValueError:
-        raise RestoreError(
-            f"unknown label {label!r} (the model's labels: {', '.join(names) or 'none'})"
-        ) from None
-
-
 def restore_files(
     image_path: Path,
     mask_path: Path,
@@ -259,7 +247,10 @@ def restore_files(
     image = read_image(image_path, net.channels)
     mask = read_mask(mask_path)
     check_inputs(image, mask, net.resolution)
-    index = _label_index(label, list(net.label_names) if G.num_classes else [])
+    try:
+        index = label_index(label, list(net.label_names) if G.num_classes else [])
+    except ValueError as exc:
+        raise RestoreError(str(exc)) from None
     if index is not None and not G.num_classes:
         raise RestoreError("the model is unconditional; omit --label")
     result = restore_image(G, image, mask, opts, index)
