@@ -5,6 +5,9 @@ network of its preset (dcgan64, emoji64-stylegan) and the whole loop (G and D st
 augmentation); the first `--warmup` steps are left out of the rate.
 
     .venv/bin/python bench/train.py --steps 12 --out bench/results/train-cpu.json
+    .venv/bin/python bench/train.py --device cuda --steps 50 --warmup 10 --out bench/results/train-gpu.json
+
+On a GPU the loop syncs every step (it checks the losses are finite), so the rate is wall-clock true.
 """
 
 from __future__ import annotations
@@ -26,10 +29,19 @@ from trainer.training_loop import training_loop
 MODELS = {"dcgan-64": "dcgan64", "stylegan-64": "emoji64-stylegan"}
 
 
-def measure(name: str, steps: int, warmup: int, batch: int, device_note: str) -> dict[str, Any]:
+def measure(
+    name: str, steps: int, warmup: int, batch: int, device: str, precision: str, device_note: str
+) -> dict[str, Any]:
     base = preset(MODELS[name]).model_dump()
     base.update(
-        steps=steps, batch=batch, synthetic_size=256, sample_every=10**6, log_every=1, checkpoint_every=0
+        steps=steps,
+        batch=batch,
+        synthetic_size=256,
+        sample_every=10**6,
+        log_every=1,
+        checkpoint_every=0,
+        device=device,
+        precision=precision,
     )
     cfg = TrainConfig.model_validate(base)
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,7 +66,23 @@ def measure(name: str, steps: int, warmup: int, batch: int, device_note: str) ->
         "r1_weight": cfg.r1_weight,
         "wall_s": round(total, 2),
         "device": device_note,
+        "precision": _precision(cfg),
     }
+
+
+def _precision(cfg: TrainConfig) -> str:
+    from trainer.distributed import amp_dtype, resolve_device
+
+    return "bf16" if amp_dtype(resolve_device(cfg.device), cfg.precision) is not None else "fp32"
+
+
+def _device_note(device: str) -> str:
+    from trainer.distributed import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(resolved)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def _generator(cfg: TrainConfig) -> torch.nn.Module:
@@ -70,12 +98,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--out", type=Path, default=Path("bench/results/train-cpu.json"))
+    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--out", type=Path, default=None, help="[bench/results/train-<cpu|gpu>.json]")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device_note = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    rows = [measure(m, args.steps, args.warmup, args.batch, device_note) for m in args.models]
+    device_note = _device_note(args.device)
+    out = args.out or Path(f"bench/results/train-{'gpu' if device_note.startswith('cuda') else 'cpu'}.json")
+    rows = [
+        measure(m, args.steps, args.warmup, args.batch, args.device, args.precision, device_note)
+        for m in args.models
+    ]
     print(f"{'model':<14}{'batch':>6}{'img/s':>10}{'G params':>12}  augment")
     for r in rows:
         print(f"{r['model']:<14}{r['batch']:>6}{r['img_per_s']:>10.1f}{r['G_params']:>12,}  {r['augment']}")
@@ -86,9 +120,9 @@ def main() -> None:
         "device": device_note,
         "results": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

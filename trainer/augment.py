@@ -6,6 +6,8 @@
   follows the overfitting heuristic r_t = E[sign(D(real))]: up when r_t > target, down when below.
 
 All randomness comes from the loop's torch.Generator, so a resumed run is bit-for-bit identical.
+Draws happen on the generator's device (the loop keeps it on CPU) and are then moved to the images'
+device, so the random stream does not depend on where training runs.
 Colour ops touch RGB only; an alpha channel moves with the geometry.
 """
 
@@ -20,7 +22,13 @@ Op = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def _rand(x: torch.Tensor, gen: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.rand(x.shape[0], *shape, generator=gen, dtype=x.dtype)
+    return torch.rand(x.shape[0], *shape, generator=gen, dtype=x.dtype, device=gen.device).to(x.device)
+
+
+def _randint(x: torch.Tensor, gen: torch.Generator, low: int, high: int) -> torch.Tensor:
+    """One integer in [low, high) per image, shaped [B, 1, 1], on x's device."""
+    b = x.shape[0]
+    return torch.randint(low, high, (b, 1, 1), generator=gen, device=gen.device).to(x.device)
 
 
 def _on_rgb(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -62,23 +70,23 @@ def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.125) -> 
     """Shift each image by up to ratio * size pixels, filling with zeros."""
     b, _, h, w = x.shape
     sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    ty = torch.randint(-sy, sy + 1, (b, 1, 1), generator=gen)
-    tx = torch.randint(-sx, sx + 1, (b, 1, 1), generator=gen)
-    gy = (torch.arange(h).view(1, h, 1) + ty + 1).clamp(0, h + 1)
-    gx = (torch.arange(w).view(1, 1, w) + tx + 1).clamp(0, w + 1)
+    ty = _randint(x, gen, -sy, sy + 1)
+    tx = _randint(x, gen, -sx, sx + 1)
+    gy = (torch.arange(h, device=x.device).view(1, h, 1) + ty + 1).clamp(0, h + 1)
+    gx = (torch.arange(w, device=x.device).view(1, 1, w) + tx + 1).clamp(0, w + 1)
     padded = torch.nn.functional.pad(x, [1, 1, 1, 1])
-    bi = torch.arange(b).view(b, 1, 1)
+    bi = torch.arange(b, device=x.device).view(b, 1, 1)
     return padded.permute(0, 2, 3, 1)[bi, gy, gx].permute(0, 3, 1, 2)
 
 
 def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
     """Zero a ratio * size square per image, centred anywhere (so it may be clipped by the border)."""
-    b, _, h, w = x.shape
+    _, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    cy = torch.randint(0, h + (1 - ch % 2), (b, 1, 1), generator=gen)
-    cx = torch.randint(0, w + (1 - cw % 2), (b, 1, 1), generator=gen)
-    ys = torch.arange(h).view(1, h, 1)
-    xs = torch.arange(w).view(1, 1, w)
+    cy = _randint(x, gen, 0, h + (1 - ch % 2))
+    cx = _randint(x, gen, 0, w + (1 - cw % 2))
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
     dy, dx = ys - cy + ch // 2, xs - cx + cw // 2
     inside = (dy >= 0) & (dy < ch) & (dx >= 0) & (dx < cw)
     return x * (~inside).unsqueeze(1).to(x.dtype)
@@ -89,7 +97,7 @@ def xflip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def rotate90(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    k = int(torch.randint(1, 4, (1,), generator=gen))
+    k = int(torch.randint(1, 4, (1,), generator=gen, device=gen.device))
     return torch.rot90(x, k, dims=(2, 3))
 
 
@@ -109,7 +117,7 @@ def ada_augment(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor
     if p <= 0.0:
         return x
     for op in ADA_OPS:
-        hit = (torch.rand(x.shape[0], generator=gen) < p).view(-1, 1, 1, 1)
+        hit = (torch.rand(x.shape[0], generator=gen, device=gen.device) < p).to(x.device).view(-1, 1, 1, 1)
         x = torch.where(hit, op(x, gen), x)
     return x
 
@@ -125,8 +133,12 @@ class AdaController:
     count: int = 0
 
     def accumulate(self, real_logits: torch.Tensor) -> None:
-        self.sign_sum += float(torch.sign(real_logits.detach()).sum())
-        self.count += int(real_logits.numel())
+        self.add(float(torch.sign(real_logits.detach()).sum()), int(real_logits.numel()))
+
+    def add(self, sign_sum: float, count: int) -> None:
+        """Add sign statistics (under DDP: summed over all ranks, so every rank keeps the same p)."""
+        self.sign_sum += sign_sum
+        self.count += count
 
     @property
     def rt(self) -> float:

@@ -25,6 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from artctl.fileio import DIR_MODE, write_bytes_atomic
 from trainer.config import TrainConfig
 
 CHECKPOINT_FORMAT = "artctl-checkpoint-v1"
@@ -54,18 +55,7 @@ class Checkpoint:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a small text file so that readers see the old or the new content, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(Path(path), text.encode(), fsync=True)
 
 
 def _optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
@@ -73,7 +63,7 @@ def _optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[st
     tensors = {}
     for index, entries in state["state"].items():
         for key, value in entries.items():
-            tensors[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).clone()
+            tensors[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
     return tensors, state["param_groups"]
 
 
@@ -102,9 +92,11 @@ def save_checkpoint(
     parent.mkdir(parents=True, exist_ok=True)
     final = parent / f"step-{int(state['step']):06d}"
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=".tmp-"))
+    tmp.chmod(DIR_MODE)  # mkdtemp makes it owner-only; a checkpoint is shared like any folder
     try:
         for name, module in modules.items():
-            sd = {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
+            # CPU tensors: a checkpoint written on a GPU loads anywhere (load_state_dict moves them).
+            sd = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
             save_file(sd, str(tmp / f"{name}.safetensors"), metadata={"format": CHECKPOINT_FORMAT})
         opt_tensors: dict[str, torch.Tensor] = {}
         groups = {}

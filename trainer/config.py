@@ -66,7 +66,9 @@ class TrainConfig(BaseModel):
     synthetic_size: int = Field(2048, ge=16)
     mirror: bool = False
     steps: int = Field(200, ge=1)
-    batch: int = Field(32, ge=2)
+    batch: int = Field(
+        32, ge=2, description="global batch: under torchrun DDP each rank trains on batch / world size"
+    )
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
@@ -82,6 +84,12 @@ class TrainConfig(BaseModel):
     )
     log_every: int = Field(10, ge=1)
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when available (GPU LOCAL_RANK under torchrun), else CPU"
+    )
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="bf16 autocast of G and D on GPU (auto: bf16 on CUDA); CPU always trains in fp32"
+    )
     # Losses and regularisation.
     loss: Literal["bce", "hinge", "wgan-gp", "lsgan"] = Field("bce", description="bce = non-saturating")
     gp_weight: float = Field(10.0, ge=0.0, description="WGAN-GP gradient-penalty weight")

@@ -51,7 +51,8 @@ def gradient_penalty(
     gen: torch.Generator,
 ) -> torch.Tensor:
     """E[(||grad D(x_hat)||_2 - 1)^2] on random interpolates between reals and fakes."""
-    eps = torch.rand(real.shape[0], 1, 1, 1, generator=gen, dtype=real.dtype)
+    eps = torch.rand(real.shape[0], 1, 1, 1, generator=gen, dtype=real.dtype, device=gen.device)
+    eps = eps.to(real.device)  # drawn where the generator lives (CPU in the loop): same stream anywhere
     x_hat = (eps * real + (1.0 - eps) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1.0).square().mean()

@@ -133,7 +133,9 @@ class SynthesisLayer(nn.Module):
         dcoefs = (styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8).rsqrt()  # [B, C_out]
         x = x * dcoefs[:, :, None, None]
         if noise_gen is not None:
-            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], generator=noise_gen, dtype=x.dtype)
+            # Drawn on the generator's device (the loop's is on CPU), then moved: same stream anywhere.
+            shape = (x.shape[0], 1, x.shape[2], x.shape[3])
+            noise = torch.randn(shape, generator=noise_gen, device=noise_gen.device).to(x)
         else:
             noise = self.noise_const
         x = x + noise * self.noise_strength
@@ -231,6 +233,7 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def _track_w_avg(self, w: torch.Tensor, label: torch.Tensor | None) -> None:
+        w = w.to(self.w_avg.dtype)  # under bf16 autocast w is bf16; the average stays fp32
         if not self.num_classes or label is None:
             self.w_avg[0].copy_(w.mean(dim=0).lerp(self.w_avg[0], self.w_avg_beta))
             return
@@ -270,10 +273,10 @@ class Generator(nn.Module):
     ) -> torch.Tensor:
         """Training-time sampling: random noise and style mixing, all drawn from `gen`."""
         ws = self.map(z, label, update_w_avg=True)
-        cutoff = int(torch.randint(1, self.num_ws, (1,), generator=gen))
-        mix = float(torch.rand([], generator=gen)) < mixing_prob
+        cutoff = int(torch.randint(1, self.num_ws, (1,), generator=gen, device=gen.device))
+        mix = float(torch.rand([], generator=gen, device=gen.device)) < mixing_prob
         if mix:
-            z2 = torch.randn(z.shape, generator=gen, dtype=z.dtype)
+            z2 = torch.randn(z.shape, generator=gen, dtype=z.dtype, device=gen.device).to(z.device)
             ws = torch.cat([ws[:, :cutoff], self.map(z2, label)[:, cutoff:]], dim=1)
         return self.synthesis(ws, noise_gen=gen)
 

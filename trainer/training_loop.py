@@ -1,12 +1,17 @@
 """The training loop: one function, configured by a TrainConfig (data, not code paths).
 
 Architecture, loss, regularisers (gradient penalty, lazy R1), augmentation (DiffAugment, ADA) and
-conditioning are all fields of the config. Every random draw comes from one torch.Generator whose
-state is checkpointed, so N steps + resume + N steps equals 2N steps bit for bit on CPU.
+conditioning are all fields of the config. Every random draw comes from one CPU torch.Generator
+whose state is checkpointed, so N steps + resume + N steps equals 2N steps bit for bit on CPU.
+
+Devices, bf16 autocast and torchrun DDP live in trainer.distributed: on a CPU in one process they
+are no-ops. Under DDP `batch` is the global batch, each rank draws its own images and noise from a
+generator seeded by (seed, rank), and only rank 0 writes anything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -26,6 +31,16 @@ from trainer import checkpoint as ckpt_io
 from trainer.augment import AdaController, ada_augment, diff_augment
 from trainer.config import NetworkConfig, TrainConfig
 from trainer.datasets import DatasetError, load_dataset
+from trainer.distributed import (
+    Sampler,
+    World,
+    amp_dtype,
+    autocast,
+    init_world,
+    no_sync,
+    rank_seed,
+    wrap,
+)
 from trainer.loss import d_loss, g_loss, gradient_penalty, r1_penalty
 from trainer.networks import apply_spectral_norm, build_discriminator, build_generator, init_weights
 
@@ -58,8 +73,10 @@ def render_preview(G: nn.Module, z_dim: int, seeds: list[int]) -> np.ndarray:
     """Preview images from the seed contract, so a grid shows what the served model will show."""
     was_training = G.training
     G.eval()
-    z = torch.from_numpy(latents(seeds, z_dim))
-    images = quantize(G(z, preview_labels(seeds, getattr(G, "num_classes", 0)))).numpy()
+    device = next(G.parameters()).device
+    z = torch.from_numpy(latents(seeds, z_dim)).to(device)
+    labels = preview_labels(seeds, getattr(G, "num_classes", 0))
+    images = quantize(G(z, None if labels is None else labels.to(device))).cpu().numpy()
     G.train(was_training)
     return images
 
@@ -70,11 +87,25 @@ def training_loop(
     resume: Path | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
-    """Train, writing samples, metrics.jsonl and checkpoints under run_dir; returns the last checkpoint."""
+    """Train, writing samples, metrics.jsonl and checkpoints under run_dir; returns the last checkpoint.
+
+    Under torchrun every rank calls this; all return the same path, and only rank 0 writes.
+    """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    world, device = init_world(config.device)
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        on_progress = None  # rank 0 reports and writes
     if config.threads:
         torch.set_num_threads(config.threads)
+    if config.batch % world.size or config.batch // world.size < 2:
+        raise ValueError(
+            f"batch {config.batch} is the global batch and must split into at least 2 images on each of "
+            f"{world.size} ranks; use a multiple of {world.size}"
+        )
+    local_batch = config.batch // world.size
+    amp = amp_dtype(device, config.precision)
     net_cfg = config.network
     data = load_dataset(config.data, net_cfg.resolution, net_cfg.channels, config.synthetic_size)
     if data.label_names and not net_cfg.label_names:
@@ -87,7 +118,8 @@ def training_loop(
             "sub-folder per label"
         )
 
-    gen = torch.Generator().manual_seed(config.seed)
+    # Every rank builds the same networks (global seed); each draws its own data and noise.
+    gen = torch.Generator().manual_seed(rank_seed(config.seed, world.rank))
     torch.manual_seed(config.seed)
     G = build_generator(net_cfg)
     D = build_discriminator(net_cfg)
@@ -95,6 +127,8 @@ def training_loop(
     init_weights(D, net_cfg)
     if net_cfg.spectral_norm:
         apply_spectral_norm(D)
+    G.to(device)
+    D.to(device)
     G_ema = copy.deepcopy(G).eval()
     opt_G = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
@@ -106,18 +140,19 @@ def training_loop(
         ck = ckpt_io.load_checkpoint(resume)
         _check_resumable(ck, net_cfg, data.fingerprint)
         resumed_from = ck.path
+        # Checkpoints hold CPU tensors; load_state_dict copies them onto the device.
         G.load_state_dict(ck.tensors("G.safetensors"))
         G_ema.load_state_dict(ck.tensors("G_ema.safetensors"))
         D.load_state_dict(ck.tensors("D.safetensors"))
         ckpt_io.load_optimizers(ck, optimizers)
         state = json.loads((ck.path / "state.json").read_text())
         step = int(state["step"])
-        gen.set_state(torch.tensor(state["rng"], dtype=torch.uint8))
+        gen.set_state(_rank_rng_state(state, config.seed, world))
         if "ada" in state:
             ada.load(state["ada"])
-        _truncate_metrics(run_dir / "metrics.jsonl", step)
+        if world.is_main:
+            _truncate_metrics(run_dir / "metrics.jsonl", step)
 
-    (run_dir / "config.json").write_text(config.model_dump_json(indent=2))
     meta = {
         "data_fingerprint": data.fingerprint,
         "data_source": data.source,
@@ -129,25 +164,40 @@ def training_loop(
     }
 
     scorer = None
-    if config.fid_n:
-        from trainer.reporting import BestByFid
+    if world.is_main:
+        (run_dir / "config.json").write_text(config.model_dump_json(indent=2))
+        if config.fid_n:
+            from trainer.reporting import BestByFid
 
-        scorer = BestByFid(run_dir, quantize(data.images).numpy(), data.fingerprint, config.fid_n)
+            scorer = BestByFid(run_dir, quantize(data.images).numpy(), data.fingerprint, config.fid_n)
 
     def fid_of_ema(start: int, count: int) -> np.ndarray:
         seeds = list(range(start, start + count))
         return render_preview(G_ema, net_cfg.z_dim, seeds)
 
     def save(at_step: int) -> Path:
-        state = {
+        """Every rank calls this (the RNG states are gathered); rank 0 writes."""
+        rng_states = world.gather(gen.get_state().tolist())
+        final = run_dir / "checkpoints" / f"step-{at_step:06d}"
+        if not world.is_main:
+            return final
+        state: dict[str, Any] = {
             "step": at_step,
             "kimg": at_step * config.batch / 1000,
-            "rng": gen.get_state().tolist(),
+            "rng": rng_states[0],
             "ada": ada.state(),
         }
+        if world.distributed:
+            state["rng_by_rank"] = rng_states
         return ckpt_io.save_checkpoint(
             run_dir, config, meta, {"G": G, "G_ema": G_ema, "D": D}, optimizers, state
         )
+
+    def score(checkpoint: Path, metrics: Any) -> None:
+        if scorer is not None:
+            record = {"step": step, "kimg": round(step * config.batch / 1000, 4)}
+            metrics.write(json.dumps({**record, **scorer.score(checkpoint, fid_of_ema)}) + "\n")
+            metrics.flush()
 
     def augment(images: torch.Tensor) -> torch.Tensor:
         if config.augment == "diffaug":
@@ -156,29 +206,38 @@ def training_loop(
             return ada_augment(images, ada.p, gen)
         return images
 
+    # DDP needs the calls to go through its own forward: wrap the training sampler and D.
+    sampler = wrap(Sampler(G, gen, config.style_mixing), world, device)
+    D_train = wrap(D, world, device)
+
     def run_D(images: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        return D(augment(images), c)
+        augmented = augment(images)
+        with autocast(device, amp):
+            logits: torch.Tensor = D_train(augmented, c)
+        return logits.float()  # losses and penalties in fp32
 
     def run_G(z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        train_forward = getattr(G, "train_forward", None)  # StyleGAN: style mixing and noise from gen
-        if train_forward is not None:
-            return train_forward(z, c, gen, config.style_mixing)
-        return G(z, c)
+        with autocast(device, amp):
+            fake: torch.Tensor = sampler(z, c)
+        return fake
 
     n = len(data)
     r1_weight = config.r1_weight
     last: Path | None = None
     t_start = time.perf_counter()
     start_step = step
-    with (run_dir / "metrics.jsonl").open("a") as metrics:
+    metrics_path = run_dir / "metrics.jsonl"
+    with metrics_path.open("a") if world.is_main else contextlib.nullcontext() as metrics:
         while step < config.steps:
-            idx = torch.randint(0, n, (config.batch,), generator=gen)
+            # Drawn on CPU from gen, then moved: the random stream is the same on any device.
+            idx = torch.randint(0, n, (local_batch,), generator=gen)
             real = data.images[idx]
-            c = data.labels[idx] if net_cfg.num_classes else None
+            c = data.labels[idx].to(device) if net_cfg.num_classes else None
             if config.mirror:
-                flip = torch.rand(config.batch, generator=gen) < 0.5
+                flip = torch.rand(local_batch, generator=gen) < 0.5
                 real = torch.where(flip[:, None, None, None], real.flip(3), real)
-            z = torch.randn(config.batch, net_cfg.z_dim, generator=gen)
+            real = real.to(device)
+            z = torch.randn(local_batch, net_cfg.z_dim, generator=gen).to(device)
 
             fake = run_G(z, c)
             do_r1 = r1_weight > 0 and step % config.r1_interval == 0
@@ -197,72 +256,73 @@ def training_loop(
             loss_D.backward()
             opt_D.step()
             if config.augment == "ada":
-                ada.accumulate(real_logits)
+                # Summed over ranks, so every rank moves p the same way.
+                sign_sum, count = world.sum(
+                    [float(torch.sign(real_logits.detach()).sum()), float(real_logits.numel())]
+                )
+                ada.add(sign_sum, int(count))
                 if (step + 1) % config.ada_interval == 0:
                     ada.adjust()
 
-            loss_G = g_loss(config.loss, run_D(fake, c))
+            with no_sync(D_train):  # D's gradients here are discarded: no need to all-reduce them
+                loss_G = g_loss(config.loss, run_D(fake, c))
             opt_G.zero_grad(set_to_none=True)
             loss_G.backward()
             opt_G.step()
 
             step += 1
             decay = min(config.ema_decay, (1 + step) / (10 + step))
-            update_ema(G_ema, G, decay)
+            update_ema(G_ema, G, decay)  # fp32 parameters: autocast never touches them
 
             if not (torch.isfinite(loss_D.detach()) and torch.isfinite(loss_G.detach())):
-                raise FloatingPointError(f"loss became non-finite at step {step}")
+                raise FloatingPointError(f"loss became non-finite at step {step} (rank {world.rank})")
             if step % config.log_every == 0 or step == config.steps:
                 elapsed = time.perf_counter() - t_start
+                mean_D, mean_G = world.mean([loss_D.detach().item(), loss_G.detach().item()])
                 record = {
                     "step": step,
                     "kimg": round(step * config.batch / 1000, 4),
-                    "loss_D": round(loss_D.detach().item(), 5),
-                    "loss_G": round(loss_G.detach().item(), 5),
+                    "loss_D": round(mean_D, 5),
+                    "loss_G": round(mean_G, 5),
                     "img_per_s": round((step - start_step) * config.batch / max(elapsed, 1e-9), 2),
                 }
                 if config.augment == "ada":
                     record["ada_p"] = round(ada.p, 6)
-                metrics.write(json.dumps(record) + "\n")
-                metrics.flush()
+                if metrics is not None:
+                    metrics.write(json.dumps(record) + "\n")
+                    metrics.flush()
                 if on_progress:
                     on_progress(record)
-            if step % config.sample_every == 0 or step == config.steps:
+            if world.is_main and (step % config.sample_every == 0 or step == config.steps):
                 grid = image_grid(render_preview(G_ema, net_cfg.z_dim, PREVIEW_SEEDS), cols=4)
                 grid.save(run_dir / f"samples-{step:06d}.png")
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step != config.steps:
                 last = save(step)
-                if scorer is not None:
-                    metrics.write(
-                        json.dumps(
-                            {
-                                "step": step,
-                                "kimg": round(step * config.batch / 1000, 4),
-                                **scorer.score(last, fid_of_ema),
-                            }
-                        )
-                        + "\n"
-                    )
-                    metrics.flush()
+                score(last, metrics)
         if step == start_step and resumed_from is not None:
             return resumed_from  # nothing trained: rewriting the checkpoint would only risk it
         if last is None or not last.name.endswith(f"{step:06d}"):
             last = save(step)
-            if scorer is not None:
-                metrics.write(
-                    json.dumps(
-                        {
-                            "step": step,
-                            "kimg": round(step * config.batch / 1000, 4),
-                            **scorer.score(last, fid_of_ema),
-                        }
-                    )
-                    + "\n"
-                )
-    from trainer.reporting import plot_losses
+            score(last, metrics)
+    if world.is_main:
+        from trainer.reporting import plot_losses
 
-    plot_losses(run_dir)
+        plot_losses(run_dir)
+    world.barrier()  # the other ranks return once the checkpoint they name exists
     return last
+
+
+def _rank_rng_state(state: dict[str, Any], seed: int, world: World) -> torch.Tensor:
+    """This rank's generator state from a checkpoint; a fresh stream if the world size changed."""
+    by_rank = state.get("rng_by_rank")
+    if by_rank is not None and len(by_rank) == world.size:
+        saved = by_rank[world.rank]
+    elif world.is_main:
+        saved = state["rng"]
+    else:  # resumed with more ranks than saved: a new stream per (seed, rank, step)
+        fresh = torch.Generator().manual_seed(rank_seed(seed + int(state["step"]), world.rank))
+        return fresh.get_state()
+    return torch.tensor(saved, dtype=torch.uint8)
 
 
 def _check_resumable(ck: ckpt_io.Checkpoint, net_cfg: NetworkConfig, fingerprint: str) -> None:
