@@ -101,6 +101,12 @@ def train(
     augment: str | None = typer.Option(
         None, help="Augmentation for small data, applied to reals and fakes: none, diffaug, ada."
     ),
+    labels_file: Path | None = typer.Option(
+        None, help="CSV (path,label) or JSON {path: label} with each image's label, instead of sub-folders."
+    ),
+    tensorboard: bool | None = typer.Option(
+        None, "--tensorboard/--no-tensorboard", help="Also log to RUN/tensorboard (pip install tensorboard)."
+    ),
     resolution: int | None = typer.Option(None, help="Image size in pixels (16..256, a power of two)."),
     channels: int | None = typer.Option(None, help="3 (RGB) or 4 (RGBA, transparency kept)."),
     z_dim: int | None = typer.Option(None, help="Latent size."),
@@ -180,6 +186,8 @@ def train(
                 loss=loss,
                 r1_gamma=r1_gamma,
                 augment=augment,
+                labels_file=str(labels_file) if labels_file else None,
+                tensorboard=tensorboard,
             ).items()
             if v is not None
         }

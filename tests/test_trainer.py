@@ -155,3 +155,39 @@ def test_fid_scored_checkpoints_keep_a_best_pointer_and_a_loss_curve(
     assert (run / "best").read_text().strip() == best["checkpoint"]
     assert (run / "checkpoints" / best["checkpoint"]).is_dir()
     assert Image.open(run / "loss-curve.png").size[0] > 100
+
+
+def test_labels_file_overrides_folders(tmp_path: Path) -> None:
+    from trainer.datasets import load_dataset
+
+    art = tmp_path / "art"
+    art.mkdir()
+    for i in range(10):
+        Image.new("RGBA", (16, 16), (i * 20, 0, 0, 255)).save(art / f"{i}.png")
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text(
+        "path,label\n" + "".join(f"{i}.png,{'odd' if i % 2 else 'even'}\n" for i in range(10))
+    )
+    data = load_dataset(str(art), 16, 4, labels_file=str(csv_file))
+    assert data.label_names == ["even", "odd"] and data.labels.tolist() == [0, 1] * 5
+    json_file = tmp_path / "labels.json"
+    json_file.write_text(json.dumps({f"{i}.png": "even" if i % 2 == 0 else "odd" for i in range(10)}))
+    assert load_dataset(str(art), 16, 4, labels_file=str(json_file)).fingerprint == data.fingerprint
+    assert data.fingerprint != load_folder(art, 16, 4).fingerprint, "labels are part of the data's identity"
+    csv_file.write_text("0.png,even\n")
+    with pytest.raises(DatasetError, match="9 image"):
+        load_dataset(str(art), 16, 4, labels_file=str(csv_file))
+    csv_file.write_text("0.png\n")
+    with pytest.raises(DatasetError, match="line 2"):
+        load_dataset(str(art), 16, 4, labels_file=str(csv_file))
+
+
+def test_tensorboard_mirrors_metrics_and_samples(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train_tiny(tmp_path / "run", steps=2, train={"tensorboard": True})
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert {"loss_D", "loss_G", "img_per_s"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("loss_D")] == [1, 2]
+    assert events.Tags()["images"] == ["samples"]

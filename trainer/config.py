@@ -64,6 +64,10 @@ class TrainConfig(BaseModel):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     data: str = Field("synthetic:shapes", description="image folder, .zip, or synthetic:shapes")
     synthetic_size: int = Field(2048, ge=16)
+    labels_file: str | None = Field(
+        None, description="CSV (path,label) or JSON {path: label} naming each image's label; else sub-folders"
+    )
+    tensorboard: bool = Field(False, description="also log scalars and sample grids to RUN/tensorboard")
     mirror: bool = False
     steps: int = Field(200, ge=1)
     batch: int = Field(

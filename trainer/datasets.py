@@ -6,8 +6,10 @@ images, which fit in memory) and carries a fingerprint that the checkpoint and m
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import json
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -61,15 +63,59 @@ def _to_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous()
 
 
+def read_labels_file(path: Path) -> dict[str, str]:
+    """Image path (relative, posix) -> label, from a CSV `path,label` file or a JSON object."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DatasetError(f"labels file {path}: cannot read it ({exc})") from None
+    if path.suffix.lower() == ".json":
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"labels file {path}: not valid JSON ({exc})") from None
+        if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+            raise DatasetError(f"labels file {path}: expected an object {{image path: label}}")
+        return {str(k).replace("\\", "/"): v for k, v in doc.items()}
+    rows = list(csv.reader(io.StringIO(text)))
+    if rows and [c.strip().lower() for c in rows[0]] == ["path", "label"]:
+        rows = rows[1:]
+    out = {}
+    for number, row in enumerate(rows, start=2):
+        if not row:
+            continue
+        if len(row) != 2 or not row[1].strip():
+            raise DatasetError(f"labels file {path}, line {number}: expected `path,label`")
+        out[row[0].strip().replace("\\", "/")] = row[1].strip()
+    return out
+
+
 def _decode_all(
-    entries: list[tuple[str, bytes]], resolution: int, channels: int, source: str, kind: str
+    entries: list[tuple[str, bytes]],
+    resolution: int,
+    channels: int,
+    source: str,
+    kind: str,
+    label_map: dict[str, str] | None = None,
 ) -> ImageDataset:
-    """Decode (relative posix path, bytes) pairs; the first path component is the label when several."""
-    label_of = {rel: (rel.split("/")[0] if "/" in rel else "") for rel, _ in entries}
+    """Decode (relative posix path, bytes) pairs; labels from `label_map` when given, else the first
+    path component when there are several."""
+    if label_map is not None:
+        missing = [rel for rel, _ in entries if rel not in label_map]
+        if missing:
+            raise DatasetError(
+                f"{len(missing)} image(s) in {source} have no label in the labels file, e.g. {missing[0]!r}"
+            )
+        label_of = {rel: label_map[rel] for rel, _ in entries}
+    else:
+        label_of = {rel: (rel.split("/")[0] if "/" in rel else "") for rel, _ in entries}
     label_names = sorted(set(label_of.values()))
     if label_names == [""] or len(label_names) < 2:
         label_names = []
     digest = hashlib.sha256(f"{kind}:{resolution}:{channels}".encode())
+    if label_map is not None:
+        digest.update(json.dumps(label_of, sort_keys=True).encode())
     arrays, labels, skipped = [], [], []
     for rel, data in entries:
         try:
@@ -95,17 +141,21 @@ def _decode_all(
     )
 
 
-def load_folder(path: Path, resolution: int, channels: int) -> ImageDataset:
+def load_folder(
+    path: Path, resolution: int, channels: int, labels: dict[str, str] | None = None
+) -> ImageDataset:
     """All images under `path` (recursive); sub-folder names become labels when there are several."""
     path = Path(path)
     if not path.is_dir():
         raise DatasetError(f"data folder {path} does not exist")
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     entries = [(p.relative_to(path).as_posix(), p.read_bytes()) for p in files]
-    return _decode_all(entries, resolution, channels, str(path), "folder")
+    return _decode_all(entries, resolution, channels, str(path), "folder", labels)
 
 
-def load_zip(path: Path, resolution: int, channels: int) -> ImageDataset:
+def load_zip(
+    path: Path, resolution: int, channels: int, labels: dict[str, str] | None = None
+) -> ImageDataset:
     """Images inside a .zip, as for a folder: a single top-level folder is looked through, then
     first-level folder names become labels when there are several. Hidden and __MACOSX entries are ignored."""
     path = Path(path)
@@ -126,7 +176,7 @@ def load_zip(path: Path, resolution: int, channels: int) -> ImageDataset:
     tops = {n.split("/")[0] for n, _ in entries}
     if len(tops) == 1 and all("/" in n for n, _ in entries):  # archive of one folder: look inside it
         entries = [(n.split("/", 1)[1], data) for n, data in entries]
-    return _decode_all(entries, resolution, channels, str(path), "zip")
+    return _decode_all(entries, resolution, channels, str(path), "zip", labels)
 
 
 SHAPES = ("circle", "square", "triangle", "diamond")
@@ -176,12 +226,17 @@ def synthetic_shapes(count: int, resolution: int, channels: int, seed: int = 123
     )
 
 
-def load_dataset(spec: str, resolution: int, channels: int, synthetic_size: int = 2048) -> ImageDataset:
-    """`synthetic:shapes`, a .zip archive or a folder path."""
+def load_dataset(
+    spec: str, resolution: int, channels: int, synthetic_size: int = 2048, labels_file: str | None = None
+) -> ImageDataset:
+    """`synthetic:shapes`, a .zip archive or a folder path (labels from a labels file or sub-folders)."""
     if spec == SYNTHETIC_SHAPES:
+        if labels_file:
+            raise DatasetError("a labels file applies to a folder or a .zip, not to synthetic:shapes")
         return synthetic_shapes(synthetic_size, resolution, channels)
     if spec.startswith("synthetic:"):
         raise DatasetError(f"unknown synthetic data set {spec!r}; available: {SYNTHETIC_SHAPES}")
+    labels = read_labels_file(Path(labels_file)) if labels_file else None
     if spec.lower().endswith(".zip"):
-        return load_zip(Path(spec), resolution, channels)
-    return load_folder(Path(spec), resolution, channels)
+        return load_zip(Path(spec), resolution, channels, labels)
+    return load_folder(Path(spec), resolution, channels, labels)

@@ -89,3 +89,30 @@ class BestByFid:
             atomic_write_text(self.run_dir / "best.json", json.dumps(record, indent=2) + "\n")
             atomic_write_text(self.run_dir / "best", checkpoint.name + "\n")
         return record
+
+
+class TensorBoardLog:
+    """Optional TensorBoard mirror of metrics.jsonl and the sample grids (`pip install tensorboard`)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise RuntimeError(
+                "tensorboard logging needs the tensorboard package: pip install tensorboard"
+            ) from exc
+        self.writer = SummaryWriter(str(log_dir))
+
+    def scalars(self, record: dict[str, Any]) -> None:
+        step = int(record["step"])
+        for key, value in record.items():
+            if key not in ("step", "checkpoint") and isinstance(value, (int, float)):
+                self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+
+    def image(self, step: int, grid: Any) -> None:
+        self.writer.add_image("samples", np.asarray(grid), step, dataformats="HWC")
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

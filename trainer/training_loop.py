@@ -107,7 +107,9 @@ def training_loop(
     local_batch = config.batch // world.size
     amp = amp_dtype(device, config.precision)
     net_cfg = config.network
-    data = load_dataset(config.data, net_cfg.resolution, net_cfg.channels, config.synthetic_size)
+    data = load_dataset(
+        config.data, net_cfg.resolution, net_cfg.channels, config.synthetic_size, config.labels_file
+    )
     if data.label_names and not net_cfg.label_names:
         net_cfg = net_cfg.model_copy(update={"label_names": data.label_names})
         config = config.model_copy(update={"network": net_cfg})
@@ -196,8 +198,11 @@ def training_loop(
     def score(checkpoint: Path, metrics: Any) -> None:
         if scorer is not None:
             record = {"step": step, "kimg": round(step * config.batch / 1000, 4)}
-            metrics.write(json.dumps({**record, **scorer.score(checkpoint, fid_of_ema)}) + "\n")
+            record.update(scorer.score(checkpoint, fid_of_ema))
+            metrics.write(json.dumps(record) + "\n")
             metrics.flush()
+            if tb is not None:
+                tb.scalars(record)
 
     def augment(images: torch.Tensor) -> torch.Tensor:
         if config.augment == "diffaug":
@@ -227,6 +232,11 @@ def training_loop(
     t_start = time.perf_counter()
     start_step = step
     metrics_path = run_dir / "metrics.jsonl"
+    tb = None
+    if config.tensorboard and world.is_main:
+        from trainer.reporting import TensorBoardLog
+
+        tb = TensorBoardLog(run_dir / "tensorboard")
     with metrics_path.open("a") if world.is_main else contextlib.nullcontext() as metrics:
         while step < config.steps:
             # Drawn on CPU from gen, then moved: the random stream is the same on any device.
@@ -291,11 +301,15 @@ def training_loop(
                 if metrics is not None:
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
+                if tb is not None:
+                    tb.scalars(record)
                 if on_progress:
                     on_progress(record)
             if world.is_main and (step % config.sample_every == 0 or step == config.steps):
                 grid = image_grid(render_preview(G_ema, net_cfg.z_dim, PREVIEW_SEEDS), cols=4)
                 grid.save(run_dir / f"samples-{step:06d}.png")
+                if tb is not None:
+                    tb.image(step, grid)
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step != config.steps:
                 last = save(step)
                 score(last, metrics)
@@ -308,6 +322,8 @@ def training_loop(
         from trainer.reporting import plot_losses
 
         plot_losses(run_dir)
+        if tb is not None:
+            tb.close()
     world.barrier()  # the other ranks return once the checkpoint they name exists
     return last
 

@@ -1,0 +1,143 @@
+"""Quality report of a trained run: FID/KID over training, a truncation sweep, per-label contact
+sheets and a nearest-neighbour check. Writes PNGs and quality.json into --out (docs/quality.md
+shows them); a benchmark, not a test.
+
+    python -m bench.quality --run runs/default --data data/emoji64 --out docs/quality --n 1000
+
+Every image comes from the seed contract (seeds 0..n-1, labels cycled), so anyone can re-derive
+the samples from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from artctl.imaging import image_grid
+from trainer.checkpoint import load_checkpoint
+from trainer.metrics import (
+    FeatureStats,
+    cached_real_features,
+    frechet_distance,
+    generator_source,
+    inception_features,
+    kernel_inception_distance,
+    real_images,
+)
+
+
+def score(run: Path, real_feats: np.ndarray, n: int, psi: float | None = None) -> dict[str, float]:
+    generate, _ = generator_source(run, psi)
+    fake = np.concatenate([inception_features(generate(s, min(64, n - s))) for s in range(0, n, 64)])
+    kid, kid_std = kernel_inception_distance(
+        fake, real_feats, subsets=50, subset_size=min(1000, n, len(real_feats))
+    )
+    return {
+        "fid": frechet_distance(FeatureStats.of(fake), FeatureStats.of(real_feats)),
+        "kid": kid,
+        "kid_std": kid_std,
+        "n": n,
+    }
+
+
+def fid_curve(run: Path, real_feats: np.ndarray, n: int, every: int) -> list[dict[str, Any]]:
+    checkpoints = sorted((run / "checkpoints").glob("step-*"))
+    chosen = [c for i, c in enumerate(checkpoints) if i % every == every - 1 or c == checkpoints[-1]]
+    rows = []
+    for ck in chosen:
+        kimg = json.loads((ck / "state.json").read_text())["kimg"]
+        rows.append({"checkpoint": ck.name, "kimg": kimg, **score(ck, real_feats, n)})
+        print(f"  {ck.name}: kimg {kimg:.1f}  FID {rows[-1]['fid']:.1f}", flush=True)
+    return rows
+
+
+def label_sheet(run: Path, out: Path, per_label: int = 8) -> Path:
+    """One row per label: seeds 0..per_label-1 at psi 0.7 (the card's default)."""
+    import torch
+
+    from artctl.seeds import latents
+    from trainer.networks import build_generator
+    from trainer.training_loop import quantize
+
+    ck = load_checkpoint(run)
+    net = ck.config.network
+    G = build_generator(net)
+    G.load_state_dict(ck.tensors("G_ema.safetensors"))
+    G.eval()
+    labels = net.label_names if net.num_classes else [""]
+    rows = []
+    with torch.no_grad():
+        z = torch.from_numpy(latents(list(range(per_label)), net.z_dim))
+        for index, _ in enumerate(labels):
+            label = torch.full((per_label,), index, dtype=torch.int64) if net.num_classes else None
+            kwargs: dict[str, Any] = {"label": label}
+            if getattr(G, "has_psi", False):
+                kwargs["psi"] = torch.full((per_label,), 0.7)
+            rows.append(quantize(G(z, **kwargs)).numpy())
+    sheet = image_grid(np.concatenate(rows), cols=per_label)
+    margin = 210
+    canvas = Image.new("RGB", (sheet.width + margin, sheet.height), (40, 40, 40))
+    canvas.paste(sheet, (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    cell = sheet.height / len(labels)
+    for i, name in enumerate(labels):
+        draw.text((6, int(i * cell + cell / 2 - 6)), name or "(unconditional)", fill=(230, 230, 230))
+    path = out / "contact-sheet-by-label.png"
+    canvas.save(path)
+    return path
+
+
+def nearest_neighbours(run: Path, reals: np.ndarray, real_feats: np.ndarray, out: Path, k: int = 8) -> Path:
+    """Top row: samples; bottom row: each sample's closest training image in Inception space."""
+    generate, _ = generator_source(run, 0.7)
+    samples = generate(1000, k)
+    feats = inception_features(samples)
+    d = ((feats[:, None, :] - real_feats[None, :, :]) ** 2).sum(-1)
+    nearest = reals[d.argmin(axis=1)]
+    path = out / "nearest-neighbours.png"
+    image_grid(np.concatenate([samples, nearest]), cols=k).save(path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", type=Path, default=Path("docs/quality"))
+    parser.add_argument("--n", type=int, default=1000, help="generated images for the final FID/KID")
+    parser.add_argument("--curve-n", type=int, default=300, help="generated images per point of the curve")
+    parser.add_argument("--curve-every", type=int, default=2, help="score every k-th checkpoint")
+    parser.add_argument("--psi", default="0.5,0.7,1.0")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    net = load_checkpoint(args.run).config.network
+    reals, fingerprint = real_images(args.data, net.resolution, net.channels)
+    real_feats = cached_real_features(reals, fingerprint)
+    print(f"real set: {len(reals)} images", flush=True)
+    report: dict[str, Any] = {"run": str(args.run), "data": args.data, "real_images": len(reals)}
+    report["final"] = score(args.run, real_feats, args.n)
+    print(f"final: FID {report['final']['fid']:.1f}  KID {report['final']['kid'] * 1000:.1f}e-3", flush=True)
+    report["psi_sweep"] = [
+        {"psi": float(p), **score(args.run, real_feats, args.curve_n, float(p))} for p in args.psi.split(",")
+    ]
+    for row in report["psi_sweep"]:
+        print(f"  psi {row['psi']}: FID {row['fid']:.1f}", flush=True)
+    report["curve"] = fid_curve(args.run, real_feats, args.curve_n, args.curve_every)
+    report["contact_sheet"] = str(label_sheet(args.run, args.out))
+    report["nearest_neighbours"] = str(nearest_neighbours(args.run, reals, real_feats, args.out))
+    report["seconds"] = time.perf_counter() - started
+    (args.out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}/quality.json ({report['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
