@@ -788,7 +788,8 @@ def demo(
     steps: int = typer.Option(600, help="Training steps for the demo model."),
     tokens: int = typer.Option(16, help="Tokens to mint."),
 ) -> None:
-    """The whole journey: train a small model, export it, serve it, mint a drop through the server."""
+    """The whole journey: serve the embedded default model (or train and export a small one when the
+    install has none), then mint a drop through the server."""
 
     def body() -> None:
         from serving.server import EMBEDDED_DEFAULT

@@ -105,6 +105,29 @@ def nearest_neighbours(run: Path, reals: np.ndarray, real_feats: np.ndarray, out
     return path
 
 
+def plot(report: dict[str, Any], out: Path) -> Path:
+    """FID over training (left) and FID against truncation psi (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    curve = report["curve"]
+    a.plot([r["kimg"] for r in curve], [r["fid"] for r in curve], marker="o")
+    a.set(xlabel="kimg", ylabel=f"FID ({curve[0]['n']} generated)", title="FID over training")
+    sweep = report["psi_sweep"]
+    b.plot([r["psi"] for r in sweep], [r["fid"] for r in sweep], marker="o")
+    b.set(xlabel="truncation psi", ylabel=f"FID ({sweep[0]['n']} generated)", title="FID vs psi")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / "fid.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -134,6 +157,7 @@ def main() -> None:
     report["curve"] = fid_curve(args.run, real_feats, args.curve_n, args.curve_every)
     report["contact_sheet"] = str(label_sheet(args.run, args.out))
     report["nearest_neighbours"] = str(nearest_neighbours(args.run, reals, real_feats, args.out))
+    report["plot"] = str(plot(report, args.out))
     report["seconds"] = time.perf_counter() - started
     (args.out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}/quality.json ({report['seconds']:.0f} s)")

@@ -153,7 +153,12 @@ def main() -> None:
             checkpoint = _tiny_checkpoint(work, emoji, args.train_steps)
             pool, held_out = emoji[64:], True
         else:
-            pool, held_out = emoji, False
+            # Held out when the images do not come from the folder the checkpoint was trained on
+            # (e.g. multi-code-point emoji sequences, which `artctl data emoji` never renders).
+            from trainer.checkpoint import load_checkpoint
+
+            trained_on = Path(load_checkpoint(checkpoint).config.data).resolve()
+            pool, held_out = emoji, trained_on != Path(args.emoji).resolve()
         rng = np.random.default_rng(1)
         picks = [
             pool[i] for i in sorted(rng.choice(len(pool), size=min(args.images, len(pool)), replace=False))

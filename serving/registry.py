@@ -30,17 +30,18 @@ class ModelRegistry:
         self.default_name: str | None = None
 
     def add(self, model: ServedModel, default: bool = False) -> None:
-        if model.name in self._models or model.name == DEFAULT_ALIAS:
+        """A model named `default` (the embedded one, or any default.onnx) is the default model."""
+        if model.name in self._models:
             raise ValueError(f"model name {model.name!r} is taken")
         self._models[model.name] = model
-        if default or self.default_name is None:
+        if default or self.default_name is None or model.name == DEFAULT_ALIAS:
             self.default_name = model.name
 
     def replace(self, model: ServedModel) -> ServedModel | None:
         """Put `model` in place of the one with its name (or add it); returns the one it replaced."""
         old = self._models.get(model.name)
         self._models[model.name] = model
-        if self.default_name is None:
+        if self.default_name is None or model.name == DEFAULT_ALIAS:
             self.default_name = model.name
         return old
 

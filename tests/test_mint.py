@@ -120,3 +120,17 @@ def test_server_mint_refuses_a_model_that_changed_mid_drop(tiny_model: Path, tmp
         pytest.raises(RenderError, match="rendered with model"),
     ):
         mint(config(size=200), tmp_path / "drop", ServerRenderer(client, "default"))
+
+
+def test_the_example_collection_mints_with_the_embedded_default_model(tmp_path: Path) -> None:
+    """What the README shows: examples/collection.toml against the model that ships."""
+    from serving.server import EMBEDDED_DEFAULT
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "collection.toml"
+    cfg = load_collection(example).model_copy(update={"size": 6})
+    result = mint(cfg, tmp_path / "drop", LocalRenderer(EMBEDDED_DEFAULT))
+    entries = result.entries
+    assert len(entries) == 6
+    families = {"Faces", "Pictographs", "Transport", "Symbols"}
+    assert all(e["traits"]["Family"] in families for e in entries), "the conditioning trait was skipped"
+    assert all({"Palette", "Brightness", "Background"} <= set(e["traits"]) for e in entries)

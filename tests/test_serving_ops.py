@@ -322,3 +322,15 @@ def test_psi_and_label_validation_for_conditional_models() -> None:
         check_labels(card, [2], 1)
     with pytest.raises(InvalidRequestError, match="label -1 out of range"):
         check_labels(card, [0, -1], 2)
+
+
+def test_a_model_named_default_is_served_as_the_default(tiny_model: Path, tmp_path: Path) -> None:
+    """The embedded model is default.onnx: a model may be called `default` and is then the default."""
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(tiny_model, models / "another.onnx")
+    shutil.copy(tiny_model, models / "default.onnx")
+    with running_server([models]) as (server, target), grpc.insecure_channel(target) as ch:
+        assert server.registry.default_name == "default"
+        resp = pb_grpc.GeneratorStub(ch).Generate(pb.GenerateRequest(seeds=[1]))
+        assert resp.model == "default"
