@@ -129,7 +129,7 @@ def test_the_example_collection_mints_with_the_embedded_default_model(tmp_path: 
     example = Path(__file__).resolve().parent.parent / "examples" / "collection.toml"
     cfg = load_collection(example).model_copy(update={"size": 6})
     result = mint(cfg, tmp_path / "drop", LocalRenderer(EMBEDDED_DEFAULT))
-    entries = result.entries
+    entries = list(result.entries)
     assert len(entries) == 6
     families = {"Faces", "Pictographs", "Transport", "Symbols"}
     assert all(e["traits"]["Family"] in families for e in entries), "the conditioning trait was skipped"
