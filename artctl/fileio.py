@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,11 @@ def publish_mode(fd: int) -> None:
     os.fchmod(fd, FILE_MODE)
 
 
-def write_bytes_atomic(path: Path, data: bytes, fsync: bool = False) -> None:
-    """Write to a temp file in the same folder, then rename over `path`.
+def write_atomic(
+    path: Path, fill: Callable[[Callable[[bytes], object]], object], fsync: bool = False
+) -> None:
+    """Write a file piece by piece (`fill` gets the write function); readers see the old file or
+    the whole new one, with the mode an ordinary open() would give it.
 
     fsync=True also survives power loss (models, checkpoints); drops skip it for speed, since a
     re-run verifies and redoes anything a crash left behind.
@@ -39,7 +43,7 @@ def write_bytes_atomic(path: Path, data: bytes, fsync: bool = False) -> None:
     try:
         publish_mode(fd)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            fill(handle.write)
             if fsync:
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -47,6 +51,10 @@ def write_bytes_atomic(path: Path, data: bytes, fsync: bool = False) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: Path, data: bytes, fsync: bool = False) -> None:
+    write_atomic(path, lambda write: write(data), fsync=fsync)
 
 
 def write_json_atomic(path: Path, doc: Any) -> None:

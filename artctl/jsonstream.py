@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -54,20 +52,6 @@ def dump_streamed(doc: dict[str, Any], key: str, items: Iterable[Any], write: Wr
 def constant(data: bytes) -> Fill:
     """A Fill for bytes already in hand."""
     return lambda write: write(data)
-
-
-def write_atomic(path: Path, fill: Fill) -> None:
-    """Write a file piece by piece; readers see the old file or the whole new one (as fileio does)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fill(handle.write)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def sha256_of_fill(fill: Fill) -> str:

@@ -32,9 +32,9 @@ import numpy as np
 from artctl import __version__
 from artctl.cid import cid_of_bytes
 from artctl.collection import CollectionConfig
-from artctl.fileio import write_bytes_atomic
+from artctl.fileio import write_atomic, write_bytes_atomic
 from artctl.imaging import decode_png, image_grid
-from artctl.jsonstream import Fill, constant, dump_streamed, iter_array, read_without, write_atomic
+from artctl.jsonstream import Fill, constant, dump_streamed, iter_array, read_without
 from artctl.metadata import check_format, collection_metadata, stable_json, token_metadata
 from artctl.rarity import RarityTally
 from artctl.renderers import LocalRenderer, Rendered, Renderer, ServerRenderer

@@ -25,3 +25,14 @@ def test_atomic_writes_get_the_normal_file_mode(tmp_path: Path) -> None:
 
 def test_exported_models_are_readable_by_others(tiny_model: Path) -> None:
     assert _mode(tiny_model) & stat.S_IROTH and _mode(tiny_model.with_suffix(".json")) & stat.S_IROTH
+
+
+def test_streamed_writes_get_the_normal_file_mode_too(tmp_path: Path) -> None:
+    """manifest.json and rarity.json are written piece by piece, through the same writer."""
+    from artctl.fileio import write_atomic
+
+    reference = tmp_path / "plain"
+    reference.write_bytes(b"x")
+    write_atomic(tmp_path / "manifest.json", lambda write: (write(b"{"), write(b"}")))
+    assert (tmp_path / "manifest.json").read_bytes() == b"{}"
+    assert _mode(tmp_path / "manifest.json") == _mode(reference)
