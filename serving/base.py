@@ -31,6 +31,12 @@ class ServiceContext:
     max_seeds_per_request: int = 1024
 
 
+def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
+    """The call's deadline on the batcher's clock (time.monotonic), None when the client set none."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
 class ServicerBase:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -77,9 +83,7 @@ class ServicerBase:
         labels: npt.NDArray[np.int64] | None,
         context: grpc.aio.ServicerContext,
     ) -> npt.NDArray[np.uint8]:
-        remaining = context.time_remaining()
-        deadline = None if remaining is None else time.monotonic() + remaining
-        images = await model.batcher.submit(seeds, psi, labels, deadline=deadline)
+        images = await model.batcher.submit(seeds, psi, labels, deadline=deadline_of(context))
         self.ctx.metrics.images.labels(model.name).inc(len(seeds))
         return images
 

@@ -11,15 +11,23 @@ import numpy as np
 
 from artctl.v1 import generator_pb2 as pb
 from artctl.v1 import generator_pb2_grpc as pb_grpc
-from serving.base import ServiceContext, ServicerBase
+from serving.base import ServiceContext, ServicerBase, deadline_of
 from serving.encoding import Encoded
 from serving.registry import ServedModel
 from serving.runtime import RenderProfile
 from serving.style_requests import mix_inputs, walk_inputs
-from serving.style_serving import StyleServing, deadline_from
+from serving.style_serving import StyleServing
 from serving.validation import InvalidRequestError, check_labels, check_psi, check_seeds
 
 FORMATS = {pb.IMAGE_FORMAT_PNG: "png", pb.IMAGE_FORMAT_RAW: "raw"}
+
+
+def image_format(value: pb.ImageFormat) -> str:
+    """The encoder name for a request's ImageFormat; INVALID_ARGUMENT for values we do not know."""
+    fmt = FORMATS.get(value)
+    if fmt is None:
+        raise InvalidRequestError(f"unknown image format {value}")
+    return fmt
 
 
 def profile_message(profile: RenderProfile) -> pb.RenderProfile:
@@ -88,9 +96,7 @@ class GeneratorServicer(ServicerBase, pb_grpc.GeneratorServicer):
         psi: np.ndarray | None,
         labels: np.ndarray | None,
     ) -> list[pb.Artwork]:
-        fmt = FORMATS.get(request.format)
-        if fmt is None:
-            raise InvalidRequestError(f"unknown image format {request.format}")
+        fmt = image_format(request.format)
         images = await self.render(model, seeds, psi, labels, context)
         encoded = await self.encode(images, fmt)
         h, w, c = model.runtime.image_shape
@@ -183,9 +189,7 @@ class GeneratorServicer(ServicerBase, pb_grpc.GeneratorServicer):
         async def body() -> pb.MixResponse:
             model = self.ctx.registry.get(request.model)
             style = self.styles.get(model.runtime)
-            fmt = FORMATS.get(request.format)
-            if fmt is None:
-                raise InvalidRequestError(f"unknown image format {request.format}")
+            fmt = image_format(request.format)
             args = mix_inputs(
                 request, model.runtime.card, style.graphs.num_ws, self.ctx.max_seeds_per_request
             )
@@ -195,7 +199,7 @@ class GeneratorServicer(ServicerBase, pb_grpc.GeneratorServicer):
                 args.layers,
                 args.psi,
                 args.labels,
-                deadline_from(context.time_remaining()),
+                deadline_of(context),
             )
             self.ctx.metrics.images.labels(model.name).inc(len(images))
             encoded = await self.encode(images, fmt)
@@ -230,11 +234,9 @@ class GeneratorServicer(ServicerBase, pb_grpc.GeneratorServicer):
         async def prepare() -> Any:
             model = self.ctx.registry.get(request.model)
             style = self.styles.get(model.runtime)
-            fmt = FORMATS.get(request.format)
-            if fmt is None:
-                raise InvalidRequestError(f"unknown image format {request.format}")
+            fmt = image_format(request.format)
             args = walk_inputs(request, model.runtime.card, self.ctx.max_seeds_per_request)
-            deadline = deadline_from(context.time_remaining())
+            deadline = deadline_of(context)
             frames = style.walk(
                 args.seeds,
                 args.frames,

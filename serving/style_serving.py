@@ -9,7 +9,6 @@ canonical exec batch). The mapping graph is tiny and runs once per request in th
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -112,7 +111,3 @@ class StyleServing:
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(list(self._models.values()))
-
-
-def deadline_from(remaining: float | None) -> float | None:
-    return None if remaining is None else time.monotonic() + remaining
