@@ -19,8 +19,9 @@ def _umask() -> int:
 # mkstemp creates files readable by their owner only (0600); the final files get the mode an
 # ordinary open() would give them (0644 under the usual umask), so a web server, another user or a
 # container's non-root user can read a drop or a model.
-FILE_MODE = 0o666 & ~_umask()
-DIR_MODE = 0o777 & ~_umask()
+_UMASK = _umask()
+FILE_MODE = 0o666 & ~_UMASK
+DIR_MODE = 0o777 & ~_UMASK
 
 
 def publish_mode(fd: int) -> None:

@@ -190,10 +190,6 @@ def parity_check(
     return report
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    write_bytes_atomic(path, data, fsync=True)
-
-
 class _Main(torch.nn.Module):
     """The generator with the ONNX input order fixed: z, then psi and label where the model has them."""
 
@@ -417,12 +413,12 @@ def export_checkpoint(
         graph_name: _stamp(graph, ModelCard(**{**card.to_json(), "extra": {**extra, "graph": graph_name}}))
         for graph_name, graph in extra_graphs.items()
     }
-    _write_atomic(out, main_bytes)
+    write_bytes_atomic(out, main_bytes, fsync=True)
     sha = file_sha256(out)
     companion_files: dict[str, dict[str, str]] = {}
     for graph_name, data in companion_bytes.items():
         path = companion_path(out, graph_name)
-        _write_atomic(path, data)
+        write_bytes_atomic(path, data, fsync=True)
         companion_files[graph_name] = {"file": path.name, "sha256": file_sha256(path)}
     for graph_name in ("mapping", "synthesis"):
         if graph_name not in companion_bytes:
@@ -430,5 +426,6 @@ def export_checkpoint(
     sidecar: dict[str, Any] = {"card": card.to_json(), "sha256": sha, "file": out.name, "parity": parity}
     if companion_files:
         sidecar["companions"] = companion_files
-    _write_atomic(sidecar_path(out), (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
+    sidecar_bytes = (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode()
+    write_bytes_atomic(sidecar_path(out), sidecar_bytes, fsync=True)
     return ExportResult(path=out, sha256=sha, card=card, parity=parity)

@@ -75,6 +75,7 @@ class DynamicBatcher:
         self._queue: asyncio.Queue[_Chunk] = asyncio.Queue()
         self._pending_images = 0
         self._worker: asyncio.Task[None] | None = None
+        self._carry: _Chunk | None = None  # taken from the queue but too big for the last batch
         self._closed = False
         self.stats = BatchStats()
 
@@ -185,8 +186,6 @@ class DynamicBatcher:
             if give_up is None:
                 give_up = time.monotonic() + self.max_delay_s
         return batch
-
-    _carry: _Chunk | None = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
