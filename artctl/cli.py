@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import typer
 
@@ -111,6 +111,12 @@ def train(
     channels: int | None = typer.Option(None, help="3 (RGB) or 4 (RGBA, transparency kept)."),
     z_dim: int | None = typer.Option(None, help="Latent size."),
     steps: int | None = typer.Option(None, help="Optimisation steps."),
+    minutes: float | None = typer.Option(
+        None, help="Time budget: stop (with a checkpoint) after this many minutes, even before --steps."
+    ),
+    budget_clock: str | None = typer.Option(
+        None, help="What --minutes counts: wall (clock time) or cpu (this process's CPU time)."
+    ),
     batch: int | None = typer.Option(None, help="Images per step."),
     lr: float | None = typer.Option(None, help="Learning rate of G and D."),
     seed: int | None = typer.Option(None, help="Training RNG seed."),
@@ -175,6 +181,8 @@ def train(
             k: v
             for k, v in dict(
                 steps=steps,
+                minutes=minutes,
+                budget_clock=budget_clock,
                 batch=batch,
                 seed=seed,
                 mirror=mirror,
@@ -219,6 +227,8 @@ def train(
                 if "ada_p" in rec:
                     info += f"  ADA p {rec['ada_p']:.3f}"
                 progress.update(task, completed=rec["step"], info=info)
+                if "stopped" in rec:
+                    progress.console.print(f"stopped at step {rec['step']}: {rec['stopped']}")
 
             last = training_loop(cfg, run_dir, resume=resume, on_progress=on_progress)
         if os.environ.get("RANK", "0") == "0":
@@ -296,21 +306,28 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("emoji")
 def data_emoji(
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Output folder: one sub-folder (label) per Unicode block."
-    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: one sub-folder per label."),
     size: int = typer.Option(64, help="Image size in pixels (square, RGBA)."),
+    labels: str = typer.Option(
+        "group", help="group (emoji groups: Smileys & Emotion, Animals & Nature...) or block (Unicode block)."
+    ),
     font: Path | None = typer.Option(
         None, help="NotoColorEmoji.ttf (default: the Debian package fonts-noto-color-emoji's)."
     ),
+    emoji_test: Path | None = typer.Option(
+        None, help="Unicode's emoji-test.txt, naming the groups (default: Debian package unicode-data's)."
+    ),
     limit: int = typer.Option(0, help="Stop after N glyphs (0: all)."),
 ) -> None:
-    """Render every emoji the Noto Color Emoji font can draw, labelled by Unicode block."""
+    """Render every single-code-point emoji the Noto Color Emoji font can draw, one folder per label."""
 
     def body() -> None:
         from trainer.emoji import render_emoji
 
-        report = render_emoji(out, size=size, font_path=font, limit=limit)
+        if labels not in ("group", "block"):
+            raise ValueError(f"--labels must be group or block, got {labels!r}")
+        by: Literal["group", "block"] = "group" if labels == "group" else "block"
+        report = render_emoji(out, size=size, font_path=font, limit=limit, labels=by, emoji_test=emoji_test)
         typer.echo(f"{report.count} emoji in {len(report.labels)} labels -> {report.out}")
         for label, count in report.labels.items():
             typer.echo(f"  {label:40} {count}")

@@ -275,23 +275,79 @@ def test_emoji_font_missing_names_the_package(tmp_path: Path) -> None:
 
 
 def test_emoji_data_set_renders_labelled_rgba(tmp_path: Path) -> None:
-    from trainer.emoji import EmojiFontError, render_emoji
+    from trainer.emoji import render_emoji
 
-    try:
-        report = render_emoji(tmp_path / "emoji", size=16, limit=40)
-    except EmojiFontError:
-        pytest.skip("fonts-noto-color-emoji is not installed")
+    report = render_emoji(tmp_path / "emoji", size=16, limit=40, labels="block")
     assert report.count == 40 and sum(report.labels.values()) == 40 and len(report.labels) >= 2
     files = sorted((tmp_path / "emoji").rglob("*.png"))
     assert len(files) == 40
     images = [Image.open(f) for f in files]
     assert all(img.mode == "RGBA" and img.size == (16, 16) for img in images)
     assert any(img.getextrema()[3][0] == 0 for img in images), "transparent background kept"
-    again = render_emoji(tmp_path / "again", size=16, limit=40)
+    again = render_emoji(tmp_path / "again", size=16, limit=40, labels="block")
     assert again.labels == report.labels
     assert (
         files[0].read_bytes() == (tmp_path / "again" / files[0].relative_to(tmp_path / "emoji")).read_bytes()
     )
+
+
+EMOJI_TEST = """# emoji-test.txt
+# Version: 15.0
+# group: Smileys & Emotion
+# subgroup: face-smiling
+1F600                                                  ; fully-qualified     # 😀 E1.0 grinning face
+263A FE0F                                              ; fully-qualified     # ☺️ E0.6 smiling face
+263A                                                   ; unqualified         # ☺ E0.6 smiling face
+# group: People & Body
+1F44B                                                  ; fully-qualified     # 👋 E0.6 waving hand
+1F44B 1F3FB    ; fully-qualified     # 👋🏻 E1.0 waving hand: light skin tone
+# group: Animals & Nature
+1F436                                                  ; fully-qualified     # 🐶 E0.6 dog face
+"""
+
+
+def test_emoji_labels_are_the_groups_of_emoji_test(tmp_path: Path) -> None:
+    import json
+
+    from trainer.emoji import emoji_groups, render_emoji
+
+    listing = tmp_path / "emoji-test.txt"
+    listing.write_text(EMOJI_TEST, encoding="utf-8")
+    assert emoji_groups(listing) == {
+        0x1F600: "smileys-emotion",
+        0x263A: "smileys-emotion",
+        0x1F44B: "people-body",
+        0x1F436: "animals-nature",
+    }
+    report = render_emoji(tmp_path / "emoji", size=16, emoji_test=listing)
+    assert report.labels == {"animals-nature": 1, "people-body": 1, "smileys-emotion": 2}
+    files = sorted(p.relative_to(tmp_path / "emoji").as_posix() for p in (tmp_path / "emoji").rglob("*.png"))
+    assert files == [
+        "animals-nature/u1f436.png",
+        "people-body/u1f44b.png",
+        "smileys-emotion/u0263a.png",
+        "smileys-emotion/u1f600.png",
+    ]
+    about = json.loads((tmp_path / "emoji" / "emoji.json").read_text())
+    assert about["labels_by"] == "group" and about["emoji_version"] == "15.0"
+    # The installed list (Debian unicode-data) gives Unicode's ten groups; the font draws ~1.4k.
+    full = render_emoji(tmp_path / "full", size=8, limit=5)
+    assert full.labels == {"smileys-emotion": 5}
+
+
+def test_emoji_list_errors_are_clear(tmp_path: Path) -> None:
+    from trainer.emoji import EmojiListError, emoji_groups, render_emoji
+
+    with pytest.raises(EmojiListError, match="unicode-data"):
+        render_emoji(tmp_path / "out", emoji_test=tmp_path / "missing.txt")
+    (tmp_path / "notes.txt").write_text("# group: Nothing\nhello ; world\n")
+    with pytest.raises(EmojiListError, match=r"not an emoji-test\.txt line"):
+        emoji_groups(tmp_path / "notes.txt")
+    (tmp_path / "empty.txt").write_text("# only comments\n")
+    with pytest.raises(EmojiListError, match="no emoji found"):
+        emoji_groups(tmp_path / "empty.txt")
+    with pytest.raises(ValueError, match="'group' or 'block'"):
+        render_emoji(tmp_path / "out", labels="colour")  # type: ignore[arg-type]
 
 
 def test_gradient_penalties_refuse_a_batchnorm_critic() -> None:

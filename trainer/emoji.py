@@ -1,18 +1,23 @@
 """A ready-made training set: every single-code-point emoji the Noto Color Emoji font can draw.
 
 Glyphs are rendered from the font's colour bitmaps (CBDT, one strike at 109 px), cropped to their
-ink, centred on a transparent square and resized with Lanczos; one sub-folder per Unicode block, so
-the folder trains conditional models as it is. Rendering is deterministic: the same font file gives
-the same PNG bytes. Needs the Debian package fonts-noto-color-emoji (or the font file given by path).
+ink, centred on a transparent square and resized with Lanczos; one sub-folder per label, so the
+folder trains conditional models as it is. Labels are emoji groups (Smileys & Emotion, Animals &
+Nature, ...) read from Unicode's emoji-test.txt, the list of emoji and their groups (Debian package
+unicode-data); `labels="block"` labels by Unicode block instead and needs no list. Rendering is
+deterministic: the same font file gives the same PNG bytes. Needs the Debian package
+fonts-noto-color-emoji (or the font file given by path).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -22,8 +27,14 @@ FONT_PATHS = (
     Path("/usr/share/fonts/noto/NotoColorEmoji.ttf"),
     Path("/usr/share/fonts/google-noto-emoji/NotoColorEmoji.ttf"),
 )
+EMOJI_TEST_PACKAGE = "unicode-data"
+EMOJI_TEST_PATHS = (
+    Path("/usr/share/unicode/emoji/emoji-test.txt"),
+    Path("/usr/share/unicode-data/emoji/emoji-test.txt"),
+)
 STRIKE = 109  # the font's only bitmap size; other sizes fail to load
-MIN_PER_LABEL = 8  # smaller blocks are pooled under "other-symbols"
+MIN_PER_LABEL = 8  # smaller blocks are pooled under "other-symbols" (block labels only)
+VARIATION_SELECTOR_16 = 0xFE0F  # "draw as emoji": not part of a glyph's identity
 
 # Unicode blocks that hold emoji (name, first, last), from the Unicode Character Database.
 BLOCKS = (
@@ -50,6 +61,10 @@ class EmojiFontError(FileNotFoundError):
     """The colour emoji font is not installed."""
 
 
+class EmojiListError(FileNotFoundError):
+    """Unicode's emoji-test.txt (the emoji groups) is missing or unreadable."""
+
+
 @dataclass
 class EmojiReport:
     out: Path
@@ -57,6 +72,7 @@ class EmojiReport:
     labels: dict[str, int]
     font: Path
     font_sha256: str
+    labels_by: str = "group"
 
 
 def find_font(path: Path | None = None) -> Path:
@@ -72,6 +88,54 @@ def find_font(path: Path | None = None) -> Path:
     )
 
 
+def find_emoji_test(path: Path | None = None) -> Path:
+    """The given emoji-test.txt, or the one the Debian package unicode-data installs."""
+    candidates = [Path(path)] if path else list(EMOJI_TEST_PATHS)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    where = str(path) if path else ", ".join(str(p) for p in EMOJI_TEST_PATHS)
+    raise EmojiListError(
+        f"emoji-test.txt not found ({where}); install the Debian package {EMOJI_TEST_PACKAGE} "
+        f"(apt-get install {EMOJI_TEST_PACKAGE}), pass --emoji-test PATH, or use --labels block"
+    )
+
+
+def group_slug(group: str) -> str:
+    """'Smileys & Emotion' -> 'smileys-emotion': a folder name that is also a readable label."""
+    return re.sub(r"[^a-z0-9]+", "-", group.lower()).strip("-")
+
+
+def emoji_groups(path: Path) -> dict[int, str]:
+    """Single-code-point emoji -> group slug, in the list's order (its first listing wins).
+
+    Entries are `CODE [CODE...] ; status # ...` under `# group: NAME` headers; U+FE0F is dropped,
+    so the emoji and text presentations of one code point are one glyph.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EmojiListError(f"{path}: cannot read it ({exc})") from None
+    groups: dict[int, str] = {}
+    group = None
+    for line in lines:
+        if line.startswith("# group:"):
+            group = group_slug(line.split(":", 1)[1])
+            continue
+        if not line.strip() or line.startswith("#") or ";" not in line:
+            continue
+        try:
+            codes = [int(h, 16) for h in line.split(";", 1)[0].split()]
+        except ValueError:
+            raise EmojiListError(f"{path}: not an emoji-test.txt line: {line[:60]!r}") from None
+        codes = [c for c in codes if c != VARIATION_SELECTOR_16]
+        if len(codes) == 1 and group is not None:
+            groups.setdefault(codes[0], group)
+    if not groups:
+        raise EmojiListError(f"{path}: no emoji found; is it Unicode's emoji-test.txt?")
+    return groups
+
+
 def _render(font: ImageFont.FreeTypeFont, char: str, size: int) -> Image.Image | None:
     canvas = Image.new("RGBA", (STRIKE * 2, STRIKE * 2), (0, 0, 0, 0))
     ImageDraw.Draw(canvas).text((STRIKE // 4, STRIKE // 4), char, font=font, embedded_color=True)
@@ -85,49 +149,71 @@ def _render(font: ImageFont.FreeTypeFont, char: str, size: int) -> Image.Image |
     return square.resize((size, size), Image.Resampling.LANCZOS)
 
 
-def render_emoji(out: Path, size: int = 64, font_path: Path | None = None, limit: int = 0) -> EmojiReport:
-    """Render every drawable emoji code point to out/<unicode-block>/u<hex>.png (RGBA, size x size)."""
+def render_emoji(
+    out: Path,
+    size: int = 64,
+    font_path: Path | None = None,
+    limit: int = 0,
+    labels: Literal["group", "block"] = "group",
+    emoji_test: Path | None = None,
+) -> EmojiReport:
+    """Render every drawable single-code-point emoji to out/<label>/u<hex>.png (RGBA, size x size).
+
+    labels="group": the emoji groups of emoji-test.txt, every emoji it lists that the font draws.
+    labels="block": every code point of the emoji-holding Unicode blocks that the font draws.
+    """
     if not 8 <= size <= 1024:
         raise ValueError(f"size must be in 8..1024, got {size}")
+    if labels not in ("group", "block"):
+        raise ValueError(f"labels must be 'group' or 'block', got {labels!r}")
     path = find_font(font_path)
+    listing = find_emoji_test(emoji_test) if labels == "group" else None
+    candidates = (
+        list(emoji_groups(listing).items())
+        if listing is not None
+        else [(code, block) for block, first, last in BLOCKS for code in range(first, last + 1)]
+    )
     try:
         font = ImageFont.truetype(str(path), STRIKE)
     except OSError as exc:
         raise EmojiFontError(f"{path} is not a usable colour emoji font ({exc})") from exc
     rendered: list[tuple[str, int, Image.Image]] = []
-    for block, first, last in BLOCKS:
-        for code in range(first, last + 1):
-            image = _render(font, chr(code), size)
-            if image is not None:
-                rendered.append((block, code, image))
-                if limit and len(rendered) >= limit:
-                    break
-        if limit and len(rendered) >= limit:
-            break
-    counts = Counter(block for block, _, _ in rendered)
-    label_of = {b: (b if n >= MIN_PER_LABEL else "other-symbols") for b, n in counts.items()}
+    for code, label in candidates:
+        image = _render(font, chr(code), size)
+        if image is not None:
+            rendered.append((label, code, image))
+            if limit and len(rendered) >= limit:
+                break
+    counts = Counter(label for label, _, _ in rendered)
+    label_of = {b: (b if n >= MIN_PER_LABEL or listing else "other-symbols") for b, n in counts.items()}
     out = Path(out)
-    labels: Counter[str] = Counter()
-    for block, code, image in rendered:
-        folder = out / label_of[block]
+    per_label: Counter[str] = Counter()
+    for label, code, image in rendered:
+        folder = out / label_of[label]
         folder.mkdir(parents=True, exist_ok=True)
         image.save(folder / f"u{code:05x}.png", optimize=False)
-        labels[label_of[block]] += 1
+        per_label[label_of[label]] += 1
     font_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     report = EmojiReport(
-        out=out, count=len(rendered), labels=dict(sorted(labels.items())), font=path, font_sha256=font_sha
+        out=out,
+        count=len(rendered),
+        labels=dict(sorted(per_label.items())),
+        font=path,
+        font_sha256=font_sha,
+        labels_by=labels,
     )
-    (out / "emoji.json").write_text(
-        json.dumps(
-            {
-                "count": report.count,
-                "labels": report.labels,
-                "size": size,
-                "font": str(path),
-                "font_sha256": font_sha,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    about: dict[str, object] = {
+        "count": report.count,
+        "labels_by": labels,
+        "labels": report.labels,
+        "size": size,
+        "font": str(path),
+        "font_sha256": font_sha,
+    }
+    if listing is not None:
+        about["emoji_test"] = str(listing)
+        about["emoji_test_sha256"] = hashlib.sha256(listing.read_bytes()).hexdigest()
+        version = re.search(r"^# Version: (\S+)", listing.read_text(encoding="utf-8"), re.MULTILINE)
+        about["emoji_version"] = version.group(1) if version else None
+    (out / "emoji.json").write_text(json.dumps(about, indent=2) + "\n")
     return report
