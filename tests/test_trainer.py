@@ -60,6 +60,23 @@ def test_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
             assert torch.equal(a[key], b[key]), f"{name}:{key} differs after resume"
 
 
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_a_time_budget_stops_early_with_a_checkpoint_and_resume_goes_on(tmp_path: Path, clock: str) -> None:
+    run = tmp_path / "run"
+    budget = {"minutes": 0.01, "budget_clock": clock, "log_every": 1000}
+    first = train_tiny(run, steps=100_000, train=budget)
+    stopped_at = int(first.name.removeprefix("step-"))
+    assert 0 < stopped_at < 100_000
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == stopped_at and records[-1]["stopped"].startswith("time budget: 0.01 min")
+    assert (run / f"samples-{stopped_at:06d}.png").is_file()
+    again = train_tiny(run, steps=100_000, train=budget, resume=run)
+    assert int(again.name.removeprefix("step-")) > stopped_at
+    for bad in ({"minutes": 0}, {"minutes": -1.0}, {"budget_clock": "sundial"}):
+        with pytest.raises(ValueError):
+            TrainConfig.model_validate(bad)
+
+
 def test_folder_dataset_labels_skips_and_errors(tmp_path: Path) -> None:
     for label in ("cats", "dogs"):
         (tmp_path / label).mkdir()

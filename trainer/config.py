@@ -70,6 +70,17 @@ class TrainConfig(BaseModel):
     tensorboard: bool = Field(False, description="also log scalars and sample grids to RUN/tensorboard")
     mirror: bool = False
     steps: int = Field(200, ge=1)
+    minutes: float | None = Field(
+        None,
+        gt=0.0,
+        description="time budget of this invocation: stop at the first step past it (with a checkpoint), "
+        "even before `steps`",
+    )
+    budget_clock: Literal["wall", "cpu"] = Field(
+        "wall",
+        description="what `minutes` counts: wall-clock time, or this process's CPU time over all its "
+        "threads (equal-compute comparisons on a shared machine)",
+    )
     batch: int = Field(
         32, ge=2, description="global batch: under torchrun DDP each rank trains on batch / world size"
     )

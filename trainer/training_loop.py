@@ -230,6 +230,7 @@ def training_loop(
     r1_weight = config.r1_weight
     last: Path | None = None
     t_start = time.perf_counter()
+    budget = TimeBudget(config.minutes, config.budget_clock) if config.minutes else None
     start_step = step
     metrics_path = run_dir / "metrics.jsonl"
     tb = None
@@ -286,10 +287,14 @@ def training_loop(
 
             if not (torch.isfinite(loss_D.detach()) and torch.isfinite(loss_G.detach())):
                 raise FloatingPointError(f"loss became non-finite at step {step} (rank {world.rank})")
-            if step % config.log_every == 0 or step == config.steps:
+            out_of_time = budget is not None and budget.spent()
+            if budget is not None and world.distributed:  # every rank stops at the same step
+                out_of_time = world.sum([float(out_of_time)])[0] > 0
+            last_step = step == config.steps or out_of_time
+            if step % config.log_every == 0 or last_step:
                 elapsed = time.perf_counter() - t_start
                 mean_D, mean_G = world.mean([loss_D.detach().item(), loss_G.detach().item()])
-                record = {
+                record: dict[str, float | str] = {
                     "step": step,
                     "kimg": round(step * config.batch / 1000, 4),
                     "loss_D": round(mean_D, 5),
@@ -298,6 +303,8 @@ def training_loop(
                 }
                 if config.augment == "ada":
                     record["ada_p"] = round(ada.p, 6)
+                if out_of_time:
+                    record["stopped"] = f"time budget: {config.minutes:g} min ({config.budget_clock} clock)"
                 if metrics is not None:
                     metrics.write(json.dumps(record) + "\n")
                     metrics.flush()
@@ -305,14 +312,16 @@ def training_loop(
                     tb.scalars(record)
                 if on_progress:
                     on_progress(record)
-            if world.is_main and (step % config.sample_every == 0 or step == config.steps):
+            if world.is_main and (step % config.sample_every == 0 or last_step):
                 grid = image_grid(render_preview(G_ema, net_cfg.z_dim, PREVIEW_SEEDS), cols=4)
                 grid.save(run_dir / f"samples-{step:06d}.png")
                 if tb is not None:
                     tb.image(step, grid)
-            if config.checkpoint_every and step % config.checkpoint_every == 0 and step != config.steps:
+            if config.checkpoint_every and step % config.checkpoint_every == 0 and not last_step:
                 last = save(step)
                 score(last, metrics)
+            if out_of_time:
+                break
         if step == start_step and resumed_from is not None:
             return resumed_from  # nothing trained: rewriting the checkpoint would only risk it
         if last is None or not last.name.endswith(f"{step:06d}"):
@@ -326,6 +335,17 @@ def training_loop(
             tb.close()
     world.barrier()  # the other ranks return once the checkpoint they name exists
     return last
+
+
+class TimeBudget:
+    """`minutes` of wall-clock or process CPU time, counted from construction."""
+
+    def __init__(self, minutes: float, clock: str) -> None:
+        self._clock = time.process_time if clock == "cpu" else time.perf_counter
+        self._deadline = self._clock() + minutes * 60.0
+
+    def spent(self) -> bool:
+        return self._clock() >= self._deadline
 
 
 def _rank_rng_state(state: dict[str, Any], seed: int, world: World) -> torch.Tensor:
