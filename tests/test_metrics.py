@@ -76,6 +76,30 @@ def test_inception_features_of_real_images(tmp_path: Path) -> None:
     np.testing.assert_allclose(cached_real_features(images, "fp", tmp_path), cached, rtol=1e-5, atol=1e-6)
 
 
+def test_onnx_runtime_inception_matches_torch_and_is_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.metrics as metrics
+
+    monkeypatch.setattr(Path, "home", lambda: tmp_path)
+    images = np.random.default_rng(5).integers(0, 256, size=(3, 48, 48, 4), dtype=np.uint8)
+    monkeypatch.setenv("ARTCTL_INCEPTION", "torch")
+    monkeypatch.setattr(metrics, "_RUNNER", None)
+    by_torch = inception_features(images)
+    assert not list(tmp_path.rglob("*.onnx")), "torch was asked for: nothing exported"
+    monkeypatch.delenv("ARTCTL_INCEPTION")
+    monkeypatch.setattr(metrics, "_RUNNER", None)
+    by_ort = inception_features(images)
+    assert metrics._RUNNER is not None and "_onnx_runner" in metrics._RUNNER.__qualname__
+    (copy,) = list((tmp_path / ".cache" / "artctl" / "inception").glob("inception-*.onnx"))
+    np.testing.assert_allclose(by_ort, by_torch, rtol=0, atol=1e-4)
+    # A damaged copy is exported again rather than failing or silently falling back to torch.
+    copy.write_bytes(b"not a model")
+    monkeypatch.setattr(metrics, "_RUNNER", None)
+    np.testing.assert_allclose(inception_features(images[:1]), by_ort[:1], rtol=0, atol=1e-5)
+    assert "_onnx_runner" in metrics._RUNNER.__qualname__ and copy.stat().st_size > 1_000_000
+
+
 def test_metrics_cli_scores_a_model_against_its_data(
     tiny_run: Path, tiny_model: Path, tmp_path: Path
 ) -> None:

@@ -55,6 +55,9 @@ def inception_path() -> Path:
 
 
 _NETWORK: torch.jit.ScriptModule | None = None
+_RUNNER: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]] | None = None
+ONNX_OPSET = 17
+PARITY_ATOL = 1e-3  # features are O(1); ONNX Runtime and torch agree to ~1e-5
 
 
 def inception() -> torch.jit.ScriptModule:
@@ -64,6 +67,98 @@ def inception() -> torch.jit.ScriptModule:
             warnings.simplefilter("ignore", DeprecationWarning)
             _NETWORK = torch.jit.load(str(inception_path()), map_location="cpu").eval()
     return _NETWORK
+
+
+def _cache_root() -> Path:
+    return Path.home() / ".cache" / "artctl" / "inception"
+
+
+def _onnx_copy() -> Path:
+    """The network exported to ONNX once per installed file, cached (no download: a local export)."""
+    source = inception_path()
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    path = _cache_root() / f"inception-{digest}-opset{ONNX_OPSET}.onnx"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx")
+    publish_mode(fd)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():  # the TorchScript exporter is the one that takes a ScriptModule
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                inception(),
+                (torch.zeros(2, 3, INCEPTION_SIZE, INCEPTION_SIZE),),
+                tmp,
+                dynamo=False,
+                input_names=["x"],
+                output_names=["features"],
+                dynamic_axes={"x": {0: "n"}, "features": {0: "n"}},
+                opset_version=ONNX_OPSET,
+            )
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def _onnx_runner() -> Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]] | None:
+    """An ONNX Runtime session over the exported network, if it matches torch on a probe image."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    session = None
+    for attempt in range(2):
+        copy = _onnx_copy()
+        try:
+            session = ort.InferenceSession(str(copy), options, providers=["CPUExecutionProvider"])
+            break
+        except Exception as exc:  # a damaged copy is exported again; then torch measures instead
+            copy.unlink(missing_ok=True)
+            if attempt:
+                warnings.warn(f"Inception under ONNX Runtime unavailable ({exc}); using torch", stacklevel=2)
+                return None
+    assert session is not None
+
+    def run(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return np.asarray(session.run(None, {"x": x})[0])
+
+    probe = np.linspace(-1.0, 1.0, 3 * INCEPTION_SIZE**2, dtype=np.float32).reshape(1, 3, INCEPTION_SIZE, -1)
+    with torch.no_grad():
+        expected = inception()(torch.from_numpy(probe)).numpy()
+    diff = float(np.abs(run(probe) - expected).max())
+    if diff > PARITY_ATOL:
+        warnings.warn(
+            f"Inception under ONNX Runtime differs from torch by {diff:.2e}; using torch", stacklevel=2
+        )
+        return None
+    return run
+
+
+def feature_runner() -> Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]:
+    """NCHW float in [-1, 1] -> [N, 2048] pool3 features.
+
+    ONNX Runtime runs the network 2-2.5x faster than torch on a CPU (10k images are minutes, not
+    a quarter hour); torch is used when onnxruntime is missing, when its copy disagrees with torch
+    on a probe image, or when ARTCTL_INCEPTION=torch asks for it.
+    """
+    global _RUNNER
+    if _RUNNER is None:
+        runner = None if os.environ.get("ARTCTL_INCEPTION") == "torch" else _onnx_runner()
+        if runner is None:
+            net = inception()
+
+            def runner(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+                with torch.no_grad():
+                    return np.asarray(net(torch.from_numpy(x)).numpy())
+
+        _RUNNER = runner
+    return _RUNNER
 
 
 def _to_rgb_299(image_hwc: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -78,15 +173,14 @@ def _to_rgb_299(image_hwc: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.asarray(img.resize((INCEPTION_SIZE, INCEPTION_SIZE), Image.Resampling.BICUBIC))
 
 
-@torch.no_grad()
 def inception_features(images_nhwc: npt.NDArray[np.uint8], batch: int = 32) -> npt.NDArray[np.float64]:
     """Pool3 features [N, 2048] of uint8 images [N, H, W, C] (C = 1, 3 or 4)."""
-    net = inception()
+    run = feature_runner()
     out = []
     for start in range(0, len(images_nhwc), batch):
         rgb = np.stack([_to_rgb_299(img) for img in images_nhwc[start : start + batch]])
-        x = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 128.0 - 1.0
-        out.append(net(x).double().numpy())
+        x = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(128.0) - 1.0
+        out.append(run(x).astype(np.float64))
     if not out:
         raise MetricsError("no images to measure")
     return np.concatenate(out)
@@ -151,7 +245,7 @@ def cached_real_features(
     images: npt.NDArray[np.uint8], fingerprint: str, cache_dir: Path | None = None
 ) -> npt.NDArray[np.float64]:
     """Features of a real set, cached by the data set's fingerprint (the real set rarely changes)."""
-    cache_dir = Path(cache_dir or Path.home() / ".cache" / "artctl" / "inception")
+    cache_dir = Path(cache_dir or _cache_root())
     key = hashlib.sha256(f"{fingerprint}:{images.shape}:{INCEPTION_FILE}".encode()).hexdigest()[:32]
     path = cache_dir / f"{key}.npy"
     if path.is_file():
