@@ -1,0 +1,210 @@
+"""DCGAN vs StyleGAN, with and without ADA, at equal compute on the emoji set: FID/KID of each.
+
+Every arm trains on the same data with the same batch and seed for the same time budget (`--minutes`
+of `--clock` time, `cpu` by default: this process's CPU time, so a shared machine does not favour
+one arm), then its EMA generator draws `--n` images through the seed contract (seeds 0..n-1, labels
+cycled) and is scored against the whole real set. A benchmark, not a test: prints a table, writes
+compare.json and compare-samples.png into --out.
+
+    python -m bench.compare --data data/emoji64 --runs runs/compare --minutes 12 --n 10000
+
+`--arms` picks a subset; `--train-only` and `--score-only` split the two halves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from artctl.imaging import image_grid
+from trainer.config import TrainConfig
+from trainer.metrics import (
+    FeatureStats,
+    cached_real_features,
+    frechet_distance,
+    generator_source,
+    inception_features,
+    kernel_inception_distance,
+    real_images,
+)
+
+# Each family at its usual size and optimiser (the StyleGAN arm is the default model's network).
+FAMILIES: dict[str, dict[str, Any]] = {
+    "dcgan": {
+        "network": {
+            "architecture": "dcgan",
+            "resolution": 64,
+            "channels": 4,
+            "z_dim": 128,
+            "conditional": True,
+        },
+        "lr_g": 2e-4,
+        "lr_d": 2e-4,
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "ema_decay": 0.998,
+    },
+    "stylegan": {
+        "network": {
+            "architecture": "stylegan",
+            "resolution": 64,
+            "channels": 4,
+            "z_dim": 128,
+            "w_dim": 128,
+            "g_base": 16,
+            "d_base": 16,
+            "max_channels": 128,
+            "conditional": True,
+        },
+        "lr_g": 0.0025,
+        "lr_d": 0.0025,
+        "beta1": 0.0,
+        "beta2": 0.99,
+        "ema_decay": 0.998,
+    },
+}
+ARMS = ("dcgan", "dcgan-ada", "stylegan", "stylegan-ada")
+
+
+def arm_config(arm: str, data: str, minutes: float, clock: str, threads: int) -> TrainConfig:
+    family = FAMILIES[arm.removesuffix("-ada")]
+    return TrainConfig.model_validate(
+        {
+            **family,
+            "data": data,
+            "batch": 32,
+            "augment": "ada" if arm.endswith("-ada") else "none",
+            "ada_kimg": 100,
+            "mirror": True,
+            "steps": 1_000_000,  # the time budget ends every arm
+            "minutes": minutes,
+            "budget_clock": clock,
+            "sample_every": 1_000_000,
+            "checkpoint_every": 0,
+            "log_every": 50,
+            "threads": threads,
+            "seed": 7,
+        }
+    )
+
+
+def train_arm(config: TrainConfig, run: Path) -> None:
+    from trainer.training_loop import training_loop
+
+    started = time.perf_counter()
+    training_loop(config, run)
+    print(f"  trained {run.name} in {time.perf_counter() - started:.0f} s wall", flush=True)
+
+
+def last_record(run: Path) -> dict[str, Any]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return dict(json.loads(next(line for line in reversed(lines) if '"loss_D"' in line)))
+
+
+def score_arm(run: Path, real_feats: np.ndarray, n: int) -> dict[str, Any]:
+    generate, _ = generator_source(run, None)
+    fake = np.concatenate([inception_features(generate(s, min(250, n - s))) for s in range(0, n, 250)])
+    kid, kid_std = kernel_inception_distance(fake, real_feats, subsets=100, subset_size=1000)
+    record = last_record(run)
+    return {
+        "fid": frechet_distance(FeatureStats.of(fake), FeatureStats.of(real_feats)),
+        "kid": kid,
+        "kid_std": kid_std,
+        "n": n,
+        "kimg": record["kimg"],
+        "steps": record["step"],
+        "ada_p": record.get("ada_p"),
+    }
+
+
+def sample_sheet(runs: dict[str, Path], out: Path, count: int = 16) -> Path:
+    """The same seeds from every arm, one 4x4 grid per arm, side by side."""
+    grids = []
+    for arm, run in runs.items():
+        generate, _ = generator_source(run, None)
+        grid = image_grid(generate(0, count), cols=4)
+        canvas = Image.new("RGB", (grid.width, grid.height + 18), (40, 40, 40))
+        canvas.paste(grid, (0, 18))
+        ImageDraw.Draw(canvas).text((4, 3), arm, fill=(230, 230, 230))
+        grids.append(canvas)
+    sheet = Image.new("RGB", (sum(g.width + 8 for g in grids), grids[0].height), (40, 40, 40))
+    x = 0
+    for grid in grids:
+        sheet.paste(grid, (x, 0))
+        x += grid.width + 8
+    path = out / "compare-samples.png"
+    sheet.save(path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", default="data/emoji64")
+    parser.add_argument("--runs", type=Path, default=Path("runs/compare"))
+    parser.add_argument("--out", type=Path, default=Path("docs/quality"))
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--minutes", type=float, default=12.0, help="training budget of every arm")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per arm")
+    parser.add_argument("--n", type=int, default=10_000, help="generated images per FID/KID")
+    parser.add_argument("--score-only", action="store_true", help="score runs already trained")
+    parser.add_argument("--train-only", action="store_true", help="train, score later with --score-only")
+    args = parser.parse_args()
+    arms = [a for a in args.arms.split(",") if a]
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown:
+        parser.error(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
+    runs = {arm: args.runs / arm for arm in arms}
+    if not args.score_only:
+        for arm, run in runs.items():
+            print(f"training {arm} for {args.minutes:g} min ({args.clock} clock)", flush=True)
+            train_arm(arm_config(arm, args.data, args.minutes, args.clock, args.threads), run)
+        if args.train_only:
+            return
+
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    config = arm_config(arms[0], args.data, args.minutes, args.clock, args.threads)
+    reals, fingerprint = real_images(args.data, config.network.resolution, config.network.channels)
+    real_feats = cached_real_features(reals, fingerprint)
+    report: dict[str, Any] = {
+        "data": args.data,
+        "real_images": len(reals),
+        "minutes": args.minutes,
+        "clock": args.clock,
+        "threads": args.threads,
+        "arms": {},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    for arm, run in runs.items():
+        started = time.perf_counter()
+        report["arms"][arm] = score_arm(run, real_feats, args.n)
+        row = report["arms"][arm]
+        print(
+            f"  {arm:14} kimg {row['kimg']:7.1f}  FID {row['fid']:6.1f}  KID {row['kid'] * 1000:6.1f}e-3 "
+            f"({time.perf_counter() - started:.0f} s to score)",
+            flush=True,
+        )
+    report["samples"] = str(sample_sheet(runs, args.out))
+    print(f"\n| arm | kimg in {args.minutes:g} {args.clock}-min | FID ({args.n}) | KID x1e3 | final ADA p |")
+    print("|---|---|---|---|---|")
+    for arm, row in report["arms"].items():
+        p = "" if row["ada_p"] is None else f"{row['ada_p']:.2f}"
+        kid = f"{row['kid'] * 1000:.1f} ± {row['kid_std'] * 1000:.1f}"
+        print(f"| {arm} | {row['kimg']:.1f} | {row['fid']:.1f} | {kid} | {p} |")
+    name = "compare.json" if set(arms) == set(ARMS) else f"compare-{'-'.join(arms)}.json"
+    (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out / name}")
+
+
+if __name__ == "__main__":
+    main()
