@@ -112,10 +112,10 @@ def train(
     z_dim: int | None = typer.Option(None, help="Latent size."),
     steps: int | None = typer.Option(None, help="Optimisation steps."),
     minutes: float | None = typer.Option(
-        None, help="Time budget: stop (with a checkpoint) after this many minutes, even before --steps."
+        None, help="Time budget: stop, with a checkpoint, after N minutes, even before --steps; 0: none."
     ),
     budget_clock: str | None = typer.Option(
-        None, help="What --minutes counts: wall (clock time) or cpu (this process's CPU time)."
+        None, help="What --minutes counts: wall (clock time) or cpu (this process's CPU time, all threads)."
     ),
     batch: int | None = typer.Option(None, help="Images per step."),
     lr: float | None = typer.Option(None, help="Learning rate of G and D."),
@@ -326,6 +326,8 @@ def data_emoji(
 
         if labels not in ("group", "block"):
             raise ValueError(f"--labels must be group or block, got {labels!r}")
+        if labels == "block" and emoji_test is not None:
+            raise ValueError("--emoji-test names the groups; it has no use with --labels block")
         by: Literal["group", "block"] = "group" if labels == "group" else "block"
         report = render_emoji(out, size=size, font_path=font, limit=limit, labels=by, emoji_test=emoji_test)
         typer.echo(f"{report.count} emoji in {len(report.labels)} labels -> {report.out}")
@@ -343,7 +345,9 @@ app.add_typer(metrics_app, name="metrics")
 def metrics_fid(
     model: Path = typer.Option(..., "--model", help="An exported .onnx, or a run/checkpoint directory."),
     data: str = typer.Option(..., "--data", help="The real images: a folder, .zip or synthetic:shapes."),
-    n: int = typer.Option(10000, "--n", help="Images to generate (seeds 0..n-1, labels cycled)."),
+    n: int = typer.Option(
+        10000, "--n", help="Images to generate (seeds 0..n-1, labels in the real set's proportions)."
+    ),
     psi: float | None = typer.Option(
         None, help="Truncation psi for models with one [the card's default / 1]."
     ),
@@ -357,8 +361,7 @@ def metrics_fid(
         if n < 2:
             raise CliError("--n must be at least 2")
         generate, info = generator_source(model, psi)
-        reals, fingerprint = real_images(data, info.resolution, info.channels)
-        report = measure(generate, reals, fingerprint, n)
+        report = measure(generate, real_images(data, info.resolution, info.channels), n)
         doc = {"model": str(model), "data": data, "psi": psi, **report.__dict__}
         typer.echo(
             f"FID {report.fid:.2f}   KID {report.kid * 1000:.2f} ± {report.kid_std * 1000:.2f} (x1e-3)   "

@@ -2,9 +2,9 @@
 
 Every arm trains on the same data with the same batch and seed for the same time budget (`--minutes`
 of `--clock` time, `cpu` by default: this process's CPU time, so a shared machine does not favour
-one arm), then its EMA generator draws `--n` images through the seed contract (seeds 0..n-1, labels
-cycled) and is scored against the whole real set. A benchmark, not a test: prints a table, writes
-compare.json and compare-samples.png into --out.
+one arm), then its EMA generator draws `--n` images through the seed contract (seeds 0..n-1,
+labels in the real set's proportions) and is scored against the whole real set. A benchmark, not a
+test: prints a table, writes compare.json and compare-samples.png into --out.
 
     python -m bench.compare --data data/emoji64 --runs runs/compare --minutes 12 --n 10000
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,17 @@ from artctl.imaging import image_grid
 from trainer.config import TrainConfig
 from trainer.metrics import (
     FeatureStats,
+    RealSet,
     cached_real_features,
     frechet_distance,
+    generated_features,
     generator_source,
-    inception_features,
     kernel_inception_distance,
     real_images,
 )
 
-# Each family at its usual size and optimiser (the StyleGAN arm is the default model's network).
+# Each family with its usual optimiser: the DCGAN at the trainer's default width (g/d base 32,
+# 2.2 M parameters in G), the StyleGAN arm exactly the default model's network (0.9 M).
 FAMILIES: dict[str, dict[str, Any]] = {
     "dcgan": {
         "network": {
@@ -97,22 +100,34 @@ def arm_config(arm: str, data: str, minutes: float, clock: str, threads: int) ->
 def train_arm(config: TrainConfig, run: Path) -> None:
     from trainer.training_loop import training_loop
 
+    if run.exists() and any(run.iterdir()):
+        raise SystemExit(f"{run} is not empty: an arm must start from scratch (remove it, or --score-only)")
     started = time.perf_counter()
     training_loop(config, run)
     print(f"  trained {run.name} in {time.perf_counter() - started:.0f} s wall", flush=True)
 
 
-def last_record(run: Path) -> dict[str, Any]:
+def finished_arm(run: Path) -> dict[str, Any]:
+    """The arm's last training record, which must say the budget stopped it at the latest checkpoint."""
     lines = (run / "metrics.jsonl").read_text().splitlines()
-    return dict(json.loads(next(line for line in reversed(lines) if '"loss_D"' in line)))
+    record = dict(json.loads(next(line for line in reversed(lines) if '"loss_D"' in line)))
+    latest = (run / "latest").read_text().strip()
+    if "stopped" not in record or latest != f"step-{record['step']:06d}":
+        raise SystemExit(f"{run}: not a finished arm (last record {record}, latest {latest})")
+    return record
 
 
-def score_arm(run: Path, real_feats: np.ndarray, n: int) -> dict[str, Any]:
+def score_arm(run: Path, real: RealSet, real_feats: np.ndarray, n: int) -> dict[str, Any]:
+    record = finished_arm(run)
+    config = json.loads((run / "config.json").read_text())
     generate, _ = generator_source(run, None)
-    fake = np.concatenate([inception_features(generate(s, min(250, n - s))) for s in range(0, n, 250)])
-    kid, kid_std = kernel_inception_distance(fake, real_feats, subsets=100, subset_size=1000)
-    record = last_record(run)
+    fake = generated_features(generate, real, n, batch=250)
+    kid, kid_std = kernel_inception_distance(
+        fake, real_feats, subsets=100, subset_size=min(1000, n, len(real_feats))
+    )
     return {
+        "minutes": config["minutes"],
+        "clock": config["budget_clock"],
         "fid": frechet_distance(FeatureStats.of(fake), FeatureStats.of(real_feats)),
         "kid": kid,
         "kid_std": kid_std,
@@ -153,7 +168,8 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--minutes", type=float, default=12.0, help="training budget of every arm")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per arm")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per arm while training")
+    parser.add_argument("--score-threads", type=int, default=os.cpu_count() or 1, help="threads to score")
     parser.add_argument("--n", type=int, default=10_000, help="generated images per FID/KID")
     parser.add_argument("--score-only", action="store_true", help="score runs already trained")
     parser.add_argument("--train-only", action="store_true", help="train, score later with --score-only")
@@ -172,22 +188,15 @@ def main() -> None:
 
     import torch
 
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(max(1, args.score_threads))  # the Inception runner takes the same count
     config = arm_config(arms[0], args.data, args.minutes, args.clock, args.threads)
-    reals, fingerprint = real_images(args.data, config.network.resolution, config.network.channels)
-    real_feats = cached_real_features(reals, fingerprint)
-    report: dict[str, Any] = {
-        "data": args.data,
-        "real_images": len(reals),
-        "minutes": args.minutes,
-        "clock": args.clock,
-        "threads": args.threads,
-        "arms": {},
-    }
+    real = real_images(args.data, config.network.resolution, config.network.channels)
+    real_feats = cached_real_features(real.images, real.fingerprint)
+    report: dict[str, Any] = {"data": args.data, "real_images": len(real.images), "arms": {}}
     args.out.mkdir(parents=True, exist_ok=True)
     for arm, run in runs.items():
         started = time.perf_counter()
-        report["arms"][arm] = score_arm(run, real_feats, args.n)
+        report["arms"][arm] = score_arm(run, real, real_feats, args.n)
         row = report["arms"][arm]
         print(
             f"  {arm:14} kimg {row['kimg']:7.1f}  FID {row['fid']:6.1f}  KID {row['kid'] * 1000:6.1f}e-3 "
@@ -195,12 +204,13 @@ def main() -> None:
             flush=True,
         )
     report["samples"] = str(sample_sheet(runs, args.out))
-    print(f"\n| arm | kimg in {args.minutes:g} {args.clock}-min | FID ({args.n}) | KID x1e3 | final ADA p |")
-    print("|---|---|---|---|---|")
+    print(f"\n| arm | budget | kimg | FID ({args.n}) | KID x1e3 | final ADA p |")
+    print("|---|---|---|---|---|---|")
     for arm, row in report["arms"].items():
         p = "" if row["ada_p"] is None else f"{row['ada_p']:.2f}"
         kid = f"{row['kid'] * 1000:.1f} ± {row['kid_std'] * 1000:.1f}"
-        print(f"| {arm} | {row['kimg']:.1f} | {row['fid']:.1f} | {kid} | {p} |")
+        budget = f"{row['minutes']:g} {row['clock']}-min"
+        print(f"| {arm} | {budget} | {row['kimg']:.1f} | {row['fid']:.1f} | {kid} | {p} |")
     name = "compare.json" if set(arms) == set(ARMS) else f"compare-{'-'.join(arms)}.json"
     (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out / name}")

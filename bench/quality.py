@@ -4,8 +4,8 @@ shows them); a benchmark, not a test.
 
     python -m bench.quality --run runs/default --data data/emoji64 --out docs/quality --n 1000
 
-Every image comes from the seed contract (seeds 0..n-1, labels cycled), so anyone can re-derive
-the samples from the checkpoint.
+Every image comes from the seed contract (seeds 0..n-1, labels in the real set's proportions by a
+fixed shuffle; contact sheets: seed i, label row), so anyone can re-derive the samples.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from artctl.imaging import image_grid
 from trainer.checkpoint import load_checkpoint
 from trainer.metrics import (
     FeatureStats,
+    RealSet,
     cached_real_features,
     frechet_distance,
+    generated_features,
     generator_source,
     inception_features,
     kernel_inception_distance,
@@ -32,9 +34,11 @@ from trainer.metrics import (
 )
 
 
-def score(run: Path, real_feats: np.ndarray, n: int, psi: float | None = None) -> dict[str, float]:
+def score(
+    run: Path, real: RealSet, real_feats: np.ndarray, n: int, psi: float | None = None
+) -> dict[str, float]:
     generate, _ = generator_source(run, psi)
-    fake = np.concatenate([inception_features(generate(s, min(64, n - s))) for s in range(0, n, 64)])
+    fake = generated_features(generate, real, n)
     kid, kid_std = kernel_inception_distance(
         fake, real_feats, subsets=50, subset_size=min(1000, n, len(real_feats))
     )
@@ -46,13 +50,13 @@ def score(run: Path, real_feats: np.ndarray, n: int, psi: float | None = None) -
     }
 
 
-def fid_curve(run: Path, real_feats: np.ndarray, n: int, every: int) -> list[dict[str, Any]]:
+def fid_curve(run: Path, real: RealSet, real_feats: np.ndarray, n: int, every: int) -> list[dict[str, Any]]:
     checkpoints = sorted((run / "checkpoints").glob("step-*"))
     chosen = [c for i, c in enumerate(checkpoints) if i % every == every - 1 or c == checkpoints[-1]]
     rows = []
     for ck in chosen:
         kimg = json.loads((ck / "state.json").read_text())["kimg"]
-        rows.append({"checkpoint": ck.name, "kimg": kimg, **score(ck, real_feats, n)})
+        rows.append({"checkpoint": ck.name, "kimg": kimg, **score(ck, real, real_feats, n)})
         print(f"  {ck.name}: kimg {kimg:.1f}  FID {rows[-1]['fid']:.1f}", flush=True)
     return rows
 
@@ -143,20 +147,21 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     net = load_checkpoint(args.run).config.network
-    reals, fingerprint = real_images(args.data, net.resolution, net.channels)
-    real_feats = cached_real_features(reals, fingerprint)
-    print(f"real set: {len(reals)} images", flush=True)
-    report: dict[str, Any] = {"run": str(args.run), "data": args.data, "real_images": len(reals)}
-    report["final"] = score(args.run, real_feats, args.n)
+    real = real_images(args.data, net.resolution, net.channels)
+    real_feats = cached_real_features(real.images, real.fingerprint)
+    print(f"real set: {len(real.images)} images", flush=True)
+    report: dict[str, Any] = {"run": str(args.run), "data": args.data, "real_images": len(real.images)}
+    report["final"] = score(args.run, real, real_feats, args.n)
     print(f"final: FID {report['final']['fid']:.1f}  KID {report['final']['kid'] * 1000:.1f}e-3", flush=True)
     report["psi_sweep"] = [
-        {"psi": float(p), **score(args.run, real_feats, args.curve_n, float(p))} for p in args.psi.split(",")
+        {"psi": float(p), **score(args.run, real, real_feats, args.curve_n, float(p))}
+        for p in args.psi.split(",")
     ]
     for row in report["psi_sweep"]:
         print(f"  psi {row['psi']}: FID {row['fid']:.1f}", flush=True)
-    report["curve"] = fid_curve(args.run, real_feats, args.curve_n, args.curve_every)
+    report["curve"] = fid_curve(args.run, real, real_feats, args.curve_n, args.curve_every)
     report["contact_sheet"] = str(label_sheet(args.run, args.out))
-    report["nearest_neighbours"] = str(nearest_neighbours(args.run, reals, real_feats, args.out))
+    report["nearest_neighbours"] = str(nearest_neighbours(args.run, real.images, real_feats, args.out))
     report["plot"] = str(plot(report, args.out))
     report["seconds"] = time.perf_counter() - started
     (args.out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")

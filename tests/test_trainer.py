@@ -72,7 +72,7 @@ def test_a_time_budget_stops_early_with_a_checkpoint_and_resume_goes_on(tmp_path
     assert (run / f"samples-{stopped_at:06d}.png").is_file()
     again = train_tiny(run, steps=100_000, train=budget, resume=run)
     assert int(again.name.removeprefix("step-")) > stopped_at
-    for bad in ({"minutes": 0}, {"minutes": -1.0}, {"budget_clock": "sundial"}):
+    for bad in ({"minutes": -1.0}, {"budget_clock": "sundial"}):
         with pytest.raises(ValueError):
             TrainConfig.model_validate(bad)
 

@@ -301,6 +301,8 @@ EMOJI_TEST = """# emoji-test.txt
 # group: People & Body
 1F44B                                                  ; fully-qualified     # 👋 E0.6 waving hand
 1F44B 1F3FB    ; fully-qualified     # 👋🏻 E1.0 waving hand: light skin tone
+# group: Component
+1F3FB          ; component           # 🏻 E1.0 light skin tone
 # group: Animals & Nature
 1F436                                                  ; fully-qualified     # 🐶 E0.6 dog face
 """
@@ -348,6 +350,11 @@ def test_emoji_list_errors_are_clear(tmp_path: Path) -> None:
         emoji_groups(tmp_path / "empty.txt")
     with pytest.raises(ValueError, match="'group' or 'block'"):
         render_emoji(tmp_path / "out", labels="colour")  # type: ignore[arg-type]
+    # One folder never mixes two label sets: a block-labelled set is not overwritten by groups.
+    render_emoji(tmp_path / "set", size=8, limit=2, labels="block")
+    render_emoji(tmp_path / "set", size=8, limit=2, labels="block")  # re-rendering in place is fine
+    with pytest.raises(ValueError, match="already holds other files"):
+        render_emoji(tmp_path / "set", size=8, limit=2)
 
 
 def test_gradient_penalties_refuse_a_batchnorm_critic() -> None:

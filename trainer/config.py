@@ -72,9 +72,9 @@ class TrainConfig(BaseModel):
     steps: int = Field(200, ge=1)
     minutes: float | None = Field(
         None,
-        gt=0.0,
+        ge=0.0,
         description="time budget of this invocation: stop at the first step past it (with a checkpoint), "
-        "even before `steps`",
+        "even before `steps`; 0 or None: no budget",
     )
     budget_clock: Literal["wall", "cpu"] = Field(
         "wall",

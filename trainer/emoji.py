@@ -61,8 +61,8 @@ class EmojiFontError(FileNotFoundError):
     """The colour emoji font is not installed."""
 
 
-class EmojiListError(FileNotFoundError):
-    """Unicode's emoji-test.txt (the emoji groups) is missing or unreadable."""
+class EmojiListError(ValueError):
+    """Unicode's emoji-test.txt (the emoji groups) is missing, unreadable or not that file."""
 
 
 @dataclass
@@ -110,7 +110,8 @@ def emoji_groups(path: Path) -> dict[int, str]:
     """Single-code-point emoji -> group slug, in the list's order (its first listing wins).
 
     Entries are `CODE [CODE...] ; status # ...` under `# group: NAME` headers; U+FE0F is dropped,
-    so the emoji and text presentations of one code point are one glyph.
+    so the emoji and text presentations of one code point are one glyph, and entries with status
+    `component` (skin-tone swatches, hair parts) are left out.
     """
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -124,16 +125,36 @@ def emoji_groups(path: Path) -> dict[int, str]:
             continue
         if not line.strip() or line.startswith("#") or ";" not in line:
             continue
+        code_field, rest = line.split(";", 1)
         try:
-            codes = [int(h, 16) for h in line.split(";", 1)[0].split()]
+            codes = [int(h, 16) for h in code_field.split()]
         except ValueError:
             raise EmojiListError(f"{path}: not an emoji-test.txt line: {line[:60]!r}") from None
+        if rest.split("#", 1)[0].strip() == "component":
+            continue  # skin-tone swatches and hair parts: pieces of sequences, not emoji of their own
         codes = [c for c in codes if c != VARIATION_SELECTOR_16]
         if len(codes) == 1 and group is not None:
             groups.setdefault(codes[0], group)
     if not groups:
         raise EmojiListError(f"{path}: no emoji found; is it Unicode's emoji-test.txt?")
     return groups
+
+
+def _check_output(out: Path, labels: str, size: int) -> None:
+    """Re-rendering a set in place is fine; mixing two label sets or sizes in one folder is not."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    about = out / "emoji.json"
+    try:
+        previous = json.loads(about.read_text())
+        same = previous.get("labels_by", "block") == labels and previous.get("size") == size
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        raise ValueError(
+            f"{out} already holds other files (not a {size} px emoji set labelled by {labels}); "
+            "choose an empty or new --out"
+        )
 
 
 def _render(font: ImageFont.FreeTypeFont, char: str, size: int) -> Image.Image | None:
@@ -166,6 +187,7 @@ def render_emoji(
         raise ValueError(f"size must be in 8..1024, got {size}")
     if labels not in ("group", "block"):
         raise ValueError(f"labels must be 'group' or 'block', got {labels!r}")
+    _check_output(Path(out), labels, size)
     path = find_font(font_path)
     listing = find_emoji_test(emoji_test) if labels == "group" else None
     candidates = (
@@ -185,7 +207,8 @@ def render_emoji(
             if limit and len(rendered) >= limit:
                 break
     counts = Counter(label for label, _, _ in rendered)
-    label_of = {b: (b if n >= MIN_PER_LABEL or listing else "other-symbols") for b, n in counts.items()}
+    pooled = "other-symbols" if labels == "block" else None  # groups are kept whole
+    label_of = {b: (b if n >= MIN_PER_LABEL or pooled is None else pooled) for b, n in counts.items()}
     out = Path(out)
     per_label: Counter[str] = Counter()
     for label, code, image in rendered:

@@ -18,10 +18,10 @@ import importlib.util
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -103,39 +103,45 @@ def _onnx_copy() -> Path:
     return path
 
 
-def _onnx_runner() -> Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]] | None:
-    """An ONNX Runtime session over the exported network, if it matches torch on a probe image."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
+def _onnx_session() -> Any:
+    """A session over the cached copy; a copy the runtime cannot load is exported once more."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
-    session = None
-    for attempt in range(2):
-        copy = _onnx_copy()
-        try:
-            session = ort.InferenceSession(str(copy), options, providers=["CPUExecutionProvider"])
-            break
-        except Exception as exc:  # a damaged copy is exported again; then torch measures instead
-            copy.unlink(missing_ok=True)
-            if attempt:
-                warnings.warn(f"Inception under ONNX Runtime unavailable ({exc}); using torch", stacklevel=2)
-                return None
-    assert session is not None
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads sleep
+    try:
+        return ort.InferenceSession(str(_onnx_copy()), options, providers=["CPUExecutionProvider"])
+    except Exception:
+        _onnx_copy().unlink(missing_ok=True)
+        return ort.InferenceSession(str(_onnx_copy()), options, providers=["CPUExecutionProvider"])
 
-    def run(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        return np.asarray(session.run(None, {"x": x})[0])
 
-    probe = np.linspace(-1.0, 1.0, 3 * INCEPTION_SIZE**2, dtype=np.float32).reshape(1, 3, INCEPTION_SIZE, -1)
-    with torch.no_grad():
-        expected = inception()(torch.from_numpy(probe)).numpy()
-    diff = float(np.abs(run(probe) - expected).max())
+def _onnx_runner() -> Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]] | None:
+    """An ONNX Runtime session over the exported network, if it matches torch on a probe image.
+
+    Any failure (no onnxruntime, an export error, an unwritable cache, a runtime error) means None:
+    torch measures instead, with a warning, rather than FID failing.
+    """
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    try:
+        session = _onnx_session()
+
+        def run(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+            return np.asarray(session.run(None, {"x": x})[0])
+
+        probe = np.linspace(-1.0, 1.0, 3 * INCEPTION_SIZE**2, dtype=np.float32)
+        probe = probe.reshape(1, 3, INCEPTION_SIZE, INCEPTION_SIZE)
+        with torch.no_grad():
+            expected = inception()(torch.from_numpy(probe)).numpy()
+        diff = float(np.abs(run(probe) - expected).max())
+    except Exception as exc:
+        warnings.warn(f"Inception under ONNX Runtime unavailable ({exc}); using torch", stacklevel=2)
+        return None
     if diff > PARITY_ATOL:
-        warnings.warn(
-            f"Inception under ONNX Runtime differs from torch by {diff:.2e}; using torch", stacklevel=2
-        )
+        warnings.warn(f"Inception under ONNX Runtime is off by {diff:.2e}; using torch", stacklevel=2)
         return None
     return run
 
@@ -264,6 +270,42 @@ def cached_real_features(
 
 
 @dataclass(frozen=True)
+class RealSet:
+    """A real image set to measure against.
+
+    `label_plan` is the set's label names in a fixed shuffled order ([] when unlabelled): generated
+    image i is drawn with label `label_plan[i % N]`, so a conditional model is measured on the
+    label frequencies it was trained to match, not on a uniform mix that over-weights rare labels.
+    """
+
+    images: npt.NDArray[np.uint8]
+    fingerprint: str
+    label_plan: list[str]
+
+    @classmethod
+    def of(cls, data: Any) -> RealSet:
+        """From a trainer Dataset; the plan is a fixed (seed 0) shuffle, so anyone re-derives it."""
+        from trainer.training_loop import quantize
+
+        plan: list[str] = []
+        if data.label_names:
+            order = np.random.default_rng(0).permutation(len(data))
+            plan = [data.label_names[int(data.labels[i])] for i in order]
+        return cls(quantize(data.images).numpy(), data.fingerprint, plan)
+
+    def labels_for(self, start: int, count: int) -> list[str] | None:
+        if not self.label_plan:
+            return None
+        return [self.label_plan[i % len(self.label_plan)] for i in range(start, start + count)]
+
+
+class Generate(Protocol):
+    def __call__(
+        self, start: int, count: int, labels: Sequence[str] | None = None
+    ) -> npt.NDArray[np.uint8]: ...
+
+
+@dataclass(frozen=True)
 class QualityReport:
     fid: float
     kid: float
@@ -272,34 +314,55 @@ class QualityReport:
     real: int
 
 
+def generated_features(generate: Generate, real: RealSet, n: int, batch: int = 64) -> npt.NDArray[np.float64]:
+    """Features of generated images 0..n-1, labelled after the real set's label plan."""
+    chunks = []
+    for start in range(0, n, batch):
+        count = min(batch, n - start)
+        chunks.append(inception_features(generate(start, count, real.labels_for(start, count))))
+    return np.concatenate(chunks)
+
+
 def measure(
-    generate: Callable[[int, int], npt.NDArray[np.uint8]],
-    real_images: npt.NDArray[np.uint8],
-    real_fingerprint: str,
+    generate: Generate,
+    real: RealSet,
     n: int,
     batch: int = 64,
     cache_dir: Path | None = None,
 ) -> QualityReport:
-    """FID and KID of n generated images (generate(start, count) -> uint8 NHWC) against a real set."""
-
-    def chunks() -> Iterator[npt.NDArray[np.float64]]:
-        for start in range(0, n, batch):
-            yield inception_features(generate(start, min(batch, n - start)))
-
-    fake = np.concatenate(list(chunks()))
-    real = cached_real_features(real_images, real_fingerprint, cache_dir)
-    kid, kid_std = kernel_inception_distance(fake, real, subsets=50, subset_size=min(1000, n, len(real)))
-    fid = frechet_distance(FeatureStats.of(fake), FeatureStats.of(real))
-    return QualityReport(fid=fid, kid=kid, kid_std=kid_std, generated=len(fake), real=len(real))
+    """FID and KID of n generated images against a real set."""
+    fake = generated_features(generate, real, n, batch)
+    real_feats = cached_real_features(real.images, real.fingerprint, cache_dir)
+    kid, kid_std = kernel_inception_distance(
+        fake, real_feats, subsets=50, subset_size=min(1000, n, len(real_feats))
+    )
+    fid = frechet_distance(FeatureStats.of(fake), FeatureStats.of(real_feats))
+    return QualityReport(fid=fid, kid=kid, kid_std=kid_std, generated=len(fake), real=len(real_feats))
 
 
-def generator_source(
-    model: Path, psi: float | None = None
-) -> tuple[Callable[[int, int], npt.NDArray[np.uint8]], Any]:
-    """generate(start, count) for an exported .onnx or a checkpoint: seeds start.., labels cycled.
+def _label_indices(
+    labels: Sequence[str] | None, names: Sequence[str], seeds: Sequence[int]
+) -> npt.NDArray[np.int64] | None:
+    """Model label indices: the given names, or seed i -> label i mod L when none are given."""
+    if not names:
+        return None
+    if labels is None:
+        return np.array([int(s) % len(names) for s in seeds], dtype=np.int64)
+    index = {name: i for i, name in enumerate(names)}
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise MetricsError(
+            f"the real set has labels the model lacks ({', '.join(unknown[:5])}); "
+            f"the model's labels: {', '.join(names)}"
+        )
+    return np.array([index[name] for name in labels], dtype=np.int64)
 
-    Both follow the seed contract, so a model and its export measure the same images (up to the
-    exporter's parity bound).
+
+def generator_source(model: Path, psi: float | None = None) -> tuple[Generate, Any]:
+    """generate(start, count, labels) for an exported .onnx or a checkpoint: seeds start..start+count-1.
+
+    Labels are names (one per image); without them seed i gets label i mod L. Both follow the seed
+    contract, so a model and its export measure the same images (up to the exporter's parity bound).
     """
     model = Path(model)
     if model.suffix == ".onnx":
@@ -307,34 +370,34 @@ def generator_source(
 
         runtime = load_model(model)
         card = runtime.card
-        n_labels = len(card.label_names) if card.has_label else 0
+        names = list(card.label_names) if card.has_label else []
 
-        def from_onnx(start: int, count: int) -> npt.NDArray[np.uint8]:
+        def from_onnx(start: int, count: int, labels: Sequence[str] | None = None) -> npt.NDArray[np.uint8]:
             seeds = np.arange(start, start + count, dtype=np.uint64)
             value = card.default_psi if psi is None else psi
             psi_arr = np.full(count, value, np.float32) if card.has_psi else None
-            labels = (seeds % n_labels).astype(np.int64) if n_labels else None
-            return runtime.render(seeds, psi_arr, labels)
+            return runtime.render(seeds, psi_arr, _label_indices(labels, names, seeds.tolist()))
 
         return from_onnx, card
     from trainer.checkpoint import load_checkpoint
     from trainer.networks import build_generator
-    from trainer.training_loop import preview_labels, quantize
+    from trainer.training_loop import quantize
 
     ck = load_checkpoint(model)
     G = build_generator(ck.config.network)
     G.load_state_dict(ck.tensors("G_ema.safetensors"))
     G.eval()
-    num_classes = ck.config.network.num_classes
+    label_names = list(ck.config.network.label_names) if ck.config.network.num_classes else []
     has_psi = bool(getattr(G, "has_psi", False))
 
     @torch.no_grad()
-    def from_checkpoint(start: int, count: int) -> npt.NDArray[np.uint8]:
+    def from_checkpoint(start: int, count: int, labels: Sequence[str] | None = None) -> npt.NDArray[np.uint8]:
         from artctl.seeds import latents
 
         seeds = list(range(start, start + count))
         z = torch.from_numpy(latents(seeds, ck.config.network.z_dim))
-        kwargs: dict[str, Any] = {"label": preview_labels(seeds, num_classes)}
+        indices = _label_indices(labels, label_names, seeds)
+        kwargs: dict[str, Any] = {"label": None if indices is None else torch.from_numpy(indices)}
         if has_psi:
             kwargs["psi"] = torch.full((count,), 1.0 if psi is None else psi)
         return quantize(G(z, **kwargs)).numpy()
@@ -342,10 +405,8 @@ def generator_source(
     return from_checkpoint, ck.config.network
 
 
-def real_images(spec: str, resolution: int, channels: int) -> tuple[npt.NDArray[np.uint8], str]:
-    """A data set as uint8 NHWC plus its fingerprint (the same loader the trainer uses)."""
+def real_images(spec: str, resolution: int, channels: int) -> RealSet:
+    """A data set as uint8 NHWC, its fingerprint and its label plan (the trainer's own loader)."""
     from trainer.datasets import load_dataset
-    from trainer.training_loop import quantize
 
-    data = load_dataset(spec, resolution, channels)
-    return quantize(data.images).numpy(), data.fingerprint
+    return RealSet.of(load_dataset(spec, resolution, channels))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from trainer.checkpoint import atomic_write_text
+
+if TYPE_CHECKING:
+    from trainer.metrics import Generate, RealSet
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -66,23 +67,15 @@ def plot_losses(run_dir: Path) -> Path | None:
 class BestByFid:
     """Scores each checkpoint and keeps a `best` pointer (and best.json) to the lowest FID."""
 
-    def __init__(
-        self,
-        run_dir: Path,
-        real: npt.NDArray[np.uint8],
-        fingerprint: str,
-        n: int,
-    ) -> None:
-        self.run_dir, self.real, self.fingerprint, self.n = Path(run_dir), real, fingerprint, n
+    def __init__(self, run_dir: Path, real: RealSet, n: int) -> None:
+        self.run_dir, self.real, self.n = Path(run_dir), real, n
         best = self.run_dir / "best.json"
         self.best: float = json.loads(best.read_text())["fid"] if best.is_file() else float("inf")
 
-    def score(
-        self, checkpoint: Path, generate: Callable[[int, int], npt.NDArray[np.uint8]]
-    ) -> dict[str, Any]:
+    def score(self, checkpoint: Path, generate: Generate) -> dict[str, Any]:
         from trainer.metrics import measure
 
-        report = measure(generate, self.real, self.fingerprint, self.n)
+        report = measure(generate, self.real, self.n)
         record = {"fid": round(report.fid, 4), "kid": round(report.kid, 6), "checkpoint": checkpoint.name}
         if report.fid < self.best:
             self.best = report.fid

@@ -16,7 +16,7 @@ import copy
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +69,19 @@ def preview_labels(seeds: list[int], num_classes: int) -> torch.Tensor | None:
 
 
 @torch.no_grad()
-def render_preview(G: nn.Module, z_dim: int, seeds: list[int]) -> np.ndarray:
-    """Preview images from the seed contract, so a grid shows what the served model will show."""
+def render_preview(
+    G: nn.Module, z_dim: int, seeds: list[int], labels: torch.Tensor | None = None
+) -> np.ndarray:
+    """Images from the seed contract, so a grid shows what the served model will show.
+
+    Labels default to seed i -> label i mod num_classes.
+    """
     was_training = G.training
     G.eval()
     device = next(G.parameters()).device
     z = torch.from_numpy(latents(seeds, z_dim)).to(device)
-    labels = preview_labels(seeds, getattr(G, "num_classes", 0))
+    if labels is None:
+        labels = preview_labels(seeds, getattr(G, "num_classes", 0))
     images = quantize(G(z, None if labels is None else labels.to(device))).cpu().numpy()
     G.train(was_training)
     return images
@@ -169,13 +175,17 @@ def training_loop(
     if world.is_main:
         (run_dir / "config.json").write_text(config.model_dump_json(indent=2))
         if config.fid_n:
+            from trainer.metrics import RealSet
             from trainer.reporting import BestByFid
 
-            scorer = BestByFid(run_dir, quantize(data.images).numpy(), data.fingerprint, config.fid_n)
+            scorer = BestByFid(run_dir, RealSet.of(data), config.fid_n)
 
-    def fid_of_ema(start: int, count: int) -> np.ndarray:
+    def fid_of_ema(start: int, count: int, labels: Sequence[str] | None = None) -> np.ndarray:
         seeds = list(range(start, start + count))
-        return render_preview(G_ema, net_cfg.z_dim, seeds)
+        index = None
+        if labels is not None and net_cfg.num_classes:
+            index = torch.tensor([net_cfg.label_names.index(name) for name in labels], dtype=torch.int64)
+        return render_preview(G_ema, net_cfg.z_dim, seeds, index)
 
     def save(at_step: int) -> Path:
         """Every rank calls this (the RNG states are gathered); rank 0 writes."""
@@ -288,8 +298,10 @@ def training_loop(
             if not (torch.isfinite(loss_D.detach()) and torch.isfinite(loss_G.detach())):
                 raise FloatingPointError(f"loss became non-finite at step {step} (rank {world.rank})")
             out_of_time = budget is not None and budget.spent()
-            if budget is not None and world.distributed:  # every rank stops at the same step
-                out_of_time = world.sum([float(out_of_time)])[0] > 0
+            if budget is not None and world.distributed:
+                # Ranks agree on the stopping step; checked on log steps so it costs no sync per step.
+                out_of_time = step % config.log_every == 0 and world.sum([float(out_of_time)])[0] > 0
+            out_of_time = out_of_time and step < config.steps
             last_step = step == config.steps or out_of_time
             if step % config.log_every == 0 or last_step:
                 elapsed = time.perf_counter() - t_start
