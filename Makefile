@@ -43,7 +43,7 @@ test: $(STAMP) $(TRITON_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy artctl serving
+	$(BIN)/mypy artctl serving trainer exporter bench
 
 demo: $(STAMP)
 	$(BIN)/artctl demo --out demo

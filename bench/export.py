@@ -63,7 +63,7 @@ def _time(fn: Any, seconds: float = 2.0) -> float:
     """Median seconds per call after a warm-up."""
     for _ in range(3):
         fn()
-    samples = []
+    samples: list[float] = []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end or len(samples) < 5:
         start = time.perf_counter()
@@ -86,11 +86,12 @@ def worker(kind: str, path: str, batch: int) -> dict[str, Any]:
         G.load_state_dict(ck.tensors("G_ema.safetensors"))
         G.eval()
         inputs = ["z"] + (["psi"] if getattr(G, "has_psi", False) else [])
-        feeds = {k: torch.from_numpy(v) for k, v in _feeds(inputs, ck.config.network.z_dim, batch).items()}
+        tensors = {k: torch.from_numpy(v) for k, v in _feeds(inputs, ck.config.network.z_dim, batch).items()}
 
         @torch.no_grad()
         def run() -> None:
-            quantize(G(feeds["z"], psi=feeds.get("psi")) if "psi" in feeds else G(feeds["z"]))
+            z = tensors["z"]
+            quantize(G(z, psi=tensors["psi"]) if "psi" in tensors else G(z))
 
         return {"ms": _time(run) * 1000, "threads": torch.get_num_threads()}
     import onnxruntime as ort
