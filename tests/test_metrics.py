@@ -100,6 +100,26 @@ def test_onnx_runtime_inception_matches_torch_and_is_cached(
     assert "_onnx_runner" in metrics._RUNNER.__qualname__ and copy.stat().st_size > 1_000_000
 
 
+def test_generated_labels_follow_the_real_sets_label_frequencies(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from trainer.metrics import MetricsError, _label_indices, real_images
+
+    for label, count in (("common", 6), ("rare", 2)):
+        (tmp_path / label).mkdir()
+        for i in range(count):
+            Image.new("RGBA", (16, 16), (40 * i, 90, 200, 255)).save(tmp_path / label / f"{i}.png")
+    real = real_images(str(tmp_path), 16, 4)
+    assert sorted(real.label_plan) == ["common"] * 6 + ["rare"] * 2
+    assert real_images(str(tmp_path), 16, 4).label_plan == real.label_plan, "the plan is fixed"
+    assert real.labels_for(5, 8) == [real.label_plan[i % 8] for i in range(5, 13)]
+    assert _label_indices(["rare", "common"], ["common", "rare"], [0, 1]).tolist() == [1, 0]
+    assert _label_indices(None, ["common", "rare"], [4, 5]).tolist() == [0, 1]  # no plan: cycled
+    assert _label_indices(["rare"], [], [0]) is None  # an unconditional model ignores labels
+    with pytest.raises(MetricsError, match="labels the model lacks"):
+        _label_indices(["flags"], ["common", "rare"], [0])
+
+
 def test_metrics_cli_scores_a_model_against_its_data(
     tiny_run: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
