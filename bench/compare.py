@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from artctl.fileio import write_json_atomic
 from artctl.imaging import image_grid
 from trainer.config import TrainConfig
 from trainer.metrics import (
@@ -118,24 +119,33 @@ def finished_arm(run: Path) -> dict[str, Any]:
 
 
 def score_arm(run: Path, real: RealSet, real_feats: np.ndarray, n: int) -> dict[str, Any]:
+    """Scores of the arm's final checkpoint, kept in RUN/score-n<N>.json for that checkpoint and real set."""
     record = finished_arm(run)
     config = json.loads((run / "config.json").read_text())
+    key = {"checkpoint": f"step-{record['step']:06d}", "real_fingerprint": real.fingerprint, "n": n}
+    kept = run / f"score-n{n}.json"
+    if kept.is_file():
+        previous = json.loads(kept.read_text())
+        if all(previous.get(k) == v for k, v in key.items()):
+            return dict(previous)
     generate, _ = generator_source(run, None)
     fake = generated_features(generate, real, n, batch=250)
     kid, kid_std = kernel_inception_distance(
         fake, real_feats, subsets=100, subset_size=min(1000, n, len(real_feats))
     )
-    return {
+    scores = {
+        **key,
         "minutes": config["minutes"],
         "clock": config["budget_clock"],
         "fid": frechet_distance(FeatureStats.of(fake), FeatureStats.of(real_feats)),
         "kid": kid,
         "kid_std": kid_std,
-        "n": n,
         "kimg": record["kimg"],
         "steps": record["step"],
         "ada_p": record.get("ada_p"),
     }
+    write_json_atomic(kept, scores)
+    return scores
 
 
 def sample_sheet(runs: dict[str, Path], out: Path, count: int = 16) -> Path:
