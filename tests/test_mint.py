@@ -131,6 +131,6 @@ def test_the_example_collection_mints_with_the_embedded_default_model(tmp_path: 
     result = mint(cfg, tmp_path / "drop", LocalRenderer(EMBEDDED_DEFAULT))
     entries = list(result.entries)
     assert len(entries) == 6
-    families = {"Faces", "Pictographs", "Transport", "Symbols"}
+    families = {"Faces", "Animals", "Food", "Travel"}
     assert all(e["traits"]["Family"] in families for e in entries), "the conditioning trait was skipped"
     assert all({"Palette", "Brightness", "Background"} <= set(e["traits"]) for e in entries)
