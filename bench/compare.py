@@ -38,7 +38,7 @@ from trainer.metrics import (
 )
 
 # Each family with its usual optimiser: the DCGAN at the trainer's default width (g/d base 32,
-# 2.2 M parameters in G), the StyleGAN arm exactly the default model's network (0.9 M).
+# G 1.3 M and D 0.7 M parameters), the StyleGAN arm exactly the default model's network (0.9 M each).
 FAMILIES: dict[str, dict[str, Any]] = {
     "dcgan": {
         "network": {
