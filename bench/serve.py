@@ -141,12 +141,12 @@ def run_server_sweep(
         proc.wait(timeout=60)
 
 
-def run_ceiling(model: Path, seconds: float, batch: int = 64) -> dict[str, Any]:
+def run_ceiling(model: Path, seconds: float, batch: int = 64, provider: str = "cpu") -> dict[str, Any]:
     """Raw ORT at a fixed batch plus parallel PNG encoding in this process: the upper bound."""
     from serving.encoding import encode_image
     from serving.runtime import load_model
 
-    runtime = load_model(model, provider="cpu")
+    runtime = load_model(model, provider=provider)
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
     done, next_seed = 0, 0
     latencies = []
@@ -203,6 +203,8 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--levels", default="1,4,16,64,256")
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--provider", default="cpu", help="cpu or cuda: the server's and the ceiling's")
+    parser.add_argument("--max-batch", type=int, default=64, help="the batched server's --max-batch")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -219,11 +221,15 @@ def main() -> None:
             },
             "model": {"name": model.name, "resolution": args.resolution},
             "seconds_per_level": args.seconds,
+            "provider": args.provider,
             "modes": {},
         }
-        results["modes"]["batched"] = run_server_sweep(model, ["--max-batch", "64"], levels, args.seconds)
-        results["modes"]["batch-1"] = run_server_sweep(model, ["--max-batch", "1"], levels, args.seconds)
-        results["ceiling"] = run_ceiling(model, args.seconds)
+        provider = ["--provider", args.provider]
+        batched = ["--max-batch", str(args.max_batch), *provider]
+        results["modes"]["batched"] = run_server_sweep(model, batched, levels, args.seconds)
+        single = ["--max-batch", "1", *provider]
+        results["modes"]["batch-1"] = run_server_sweep(model, single, levels, args.seconds)
+        results["ceiling"] = run_ceiling(model, args.seconds, args.max_batch, args.provider)
     at = {r["concurrency"]: r for r in results["modes"]["batched"]}
     one = {r["concurrency"]: r for r in results["modes"]["batch-1"]}
     best = max(r["images_per_s"] for r in results["modes"]["batched"])
