@@ -20,21 +20,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image, ImageDraw
 
 from artctl.fileio import write_json_atomic
 from artctl.imaging import image_grid
 from trainer.config import TrainConfig
-from trainer.metrics import (
-    FeatureStats,
-    RealSet,
-    cached_real_features,
-    frechet_distance,
-    generated_features,
-    generator_source,
-    kernel_inception_distance,
-    real_images,
+from trainer.metrics import RealSet, generator_source, measure, real_images
+
+# The default model's recipe: the StyleGAN arm takes its network and optimiser from it.
+DEFAULT_RECIPE: dict[str, Any] = json.loads(
+    (Path(__file__).resolve().parent.parent / "models" / "emoji64-default" / "train-config.json").read_text()
 )
 
 # Each family with its usual optimiser: the DCGAN at the trainer's default width (g/d base 32,
@@ -55,22 +50,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "ema_decay": 0.998,
     },
     "stylegan": {
-        "network": {
-            "architecture": "stylegan",
-            "resolution": 64,
-            "channels": 4,
-            "z_dim": 128,
-            "w_dim": 128,
-            "g_base": 16,
-            "d_base": 16,
-            "max_channels": 128,
-            "conditional": True,
-        },
-        "lr_g": 0.0025,
-        "lr_d": 0.0025,
-        "beta1": 0.0,
-        "beta2": 0.99,
-        "ema_decay": 0.998,
+        key: DEFAULT_RECIPE[key] for key in ("network", "lr_g", "lr_d", "beta1", "beta2", "ema_decay")
     },
 }
 ARMS = ("dcgan", "dcgan-ada", "stylegan", "stylegan-ada")
@@ -118,7 +98,7 @@ def finished_arm(run: Path) -> dict[str, Any]:
     return record
 
 
-def score_arm(run: Path, real: RealSet, real_feats: np.ndarray, n: int) -> dict[str, Any]:
+def score_arm(run: Path, real: RealSet, n: int) -> dict[str, Any]:
     """Scores of the arm's final checkpoint, kept in RUN/score-n<N>.json for that checkpoint and real set."""
     record = finished_arm(run)
     config = json.loads((run / "config.json").read_text())
@@ -129,17 +109,14 @@ def score_arm(run: Path, real: RealSet, real_feats: np.ndarray, n: int) -> dict[
         if all(previous.get(k) == v for k, v in key.items()):
             return dict(previous)
     generate, _ = generator_source(run, None)
-    fake = generated_features(generate, real, n, batch=250)
-    kid, kid_std = kernel_inception_distance(
-        fake, real_feats, subsets=100, subset_size=min(1000, n, len(real_feats))
-    )
+    report = measure(generate, real, n, batch=250, kid_subsets=100)
     scores = {
         **key,
         "minutes": config["minutes"],
         "clock": config["budget_clock"],
-        "fid": frechet_distance(FeatureStats.of(fake), FeatureStats.of(real_feats)),
-        "kid": kid,
-        "kid_std": kid_std,
+        "fid": report.fid,
+        "kid": report.kid,
+        "kid_std": report.kid_std,
         "kimg": record["kimg"],
         "steps": record["step"],
         "ada_p": record.get("ada_p"),
@@ -201,12 +178,11 @@ def main() -> None:
     torch.set_num_threads(max(1, args.score_threads))  # the Inception runner takes the same count
     config = arm_config(arms[0], args.data, args.minutes, args.clock, args.threads)
     real = real_images(args.data, config.network.resolution, config.network.channels)
-    real_feats = cached_real_features(real.images, real.fingerprint)
     report: dict[str, Any] = {"data": args.data, "real_images": len(real.images), "arms": {}}
     args.out.mkdir(parents=True, exist_ok=True)
     for arm, run in runs.items():
         started = time.perf_counter()
-        report["arms"][arm] = score_arm(run, real, real_feats, args.n)
+        report["arms"][arm] = score_arm(run, real, args.n)
         row = report["arms"][arm]
         print(
             f"  {arm:14} kimg {row['kimg']:7.1f}  FID {row['fid']:6.1f}  KID {row['kid'] * 1000:6.1f}e-3 "

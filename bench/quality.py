@@ -22,41 +22,28 @@ from PIL import Image, ImageDraw
 from artctl.imaging import image_grid
 from trainer.checkpoint import load_checkpoint
 from trainer.metrics import (
-    FeatureStats,
     RealSet,
     cached_real_features,
-    frechet_distance,
-    generated_features,
     generator_source,
     inception_features,
-    kernel_inception_distance,
+    measure,
     real_images,
 )
 
 
-def score(
-    run: Path, real: RealSet, real_feats: np.ndarray, n: int, psi: float | None = None
-) -> dict[str, float]:
+def score(run: Path, real: RealSet, n: int, psi: float | None = None) -> dict[str, float]:
     generate, _ = generator_source(run, psi)
-    fake = generated_features(generate, real, n)
-    kid, kid_std = kernel_inception_distance(
-        fake, real_feats, subsets=50, subset_size=min(1000, n, len(real_feats))
-    )
-    return {
-        "fid": frechet_distance(FeatureStats.of(fake), FeatureStats.of(real_feats)),
-        "kid": kid,
-        "kid_std": kid_std,
-        "n": n,
-    }
+    report = measure(generate, real, n)
+    return {"fid": report.fid, "kid": report.kid, "kid_std": report.kid_std, "n": n}
 
 
-def fid_curve(run: Path, real: RealSet, real_feats: np.ndarray, n: int, every: int) -> list[dict[str, Any]]:
+def fid_curve(run: Path, real: RealSet, n: int, every: int) -> list[dict[str, Any]]:
     checkpoints = sorted((run / "checkpoints").glob("step-*"))
     chosen = [c for i, c in enumerate(checkpoints) if i % every == every - 1 or c == checkpoints[-1]]
     rows = []
     for ck in chosen:
         kimg = json.loads((ck / "state.json").read_text())["kimg"]
-        rows.append({"checkpoint": ck.name, "kimg": kimg, **score(ck, real, real_feats, n)})
+        rows.append({"checkpoint": ck.name, "kimg": kimg, **score(ck, real, n)})
         print(f"  {ck.name}: kimg {kimg:.1f}  FID {rows[-1]['fid']:.1f}", flush=True)
     return rows
 
@@ -151,15 +138,14 @@ def main() -> None:
     real_feats = cached_real_features(real.images, real.fingerprint)
     print(f"real set: {len(real.images)} images", flush=True)
     report: dict[str, Any] = {"run": str(args.run), "data": args.data, "real_images": len(real.images)}
-    report["final"] = score(args.run, real, real_feats, args.n)
+    report["final"] = score(args.run, real, args.n)
     print(f"final: FID {report['final']['fid']:.1f}  KID {report['final']['kid'] * 1000:.1f}e-3", flush=True)
     report["psi_sweep"] = [
-        {"psi": float(p), **score(args.run, real, real_feats, args.curve_n, float(p))}
-        for p in args.psi.split(",")
+        {"psi": float(p), **score(args.run, real, args.curve_n, float(p))} for p in args.psi.split(",")
     ]
     for row in report["psi_sweep"]:
         print(f"  psi {row['psi']}: FID {row['fid']:.1f}", flush=True)
-    report["curve"] = fid_curve(args.run, real, real_feats, args.curve_n, args.curve_every)
+    report["curve"] = fid_curve(args.run, real, args.curve_n, args.curve_every)
     report["contact_sheet"] = str(label_sheet(args.run, args.out))
     report["nearest_neighbours"] = str(nearest_neighbours(args.run, real.images, real_feats, args.out))
     report["plot"] = str(plot(report, args.out))

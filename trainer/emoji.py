@@ -75,30 +75,33 @@ class EmojiReport:
     labels_by: str = "group"
 
 
+def _first_file(given: Path | None, defaults: tuple[Path, ...]) -> tuple[Path | None, str]:
+    """The given file, or the first default that exists; plus where was looked, for the error."""
+    candidates = [Path(given)] if given else list(defaults)
+    found = next((c for c in candidates if c.is_file()), None)
+    return found, ", ".join(str(c) for c in candidates)
+
+
 def find_font(path: Path | None = None) -> Path:
     """The given font file, or the first standard location of Noto Color Emoji."""
-    candidates = [Path(path)] if path else list(FONT_PATHS)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    where = str(path) if path else ", ".join(str(p) for p in FONT_PATHS)
-    raise EmojiFontError(
-        f"Noto Color Emoji font not found ({where}); install the Debian package {FONT_PACKAGE} "
-        f"(apt-get install {FONT_PACKAGE}) or pass --font PATH"
-    )
+    found, where = _first_file(path, FONT_PATHS)
+    if found is None:
+        raise EmojiFontError(
+            f"Noto Color Emoji font not found ({where}); install the Debian package {FONT_PACKAGE} "
+            f"(apt-get install {FONT_PACKAGE}) or pass --font PATH"
+        )
+    return found
 
 
 def find_emoji_test(path: Path | None = None) -> Path:
     """The given emoji-test.txt, or the one the Debian package unicode-data installs."""
-    candidates = [Path(path)] if path else list(EMOJI_TEST_PATHS)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    where = str(path) if path else ", ".join(str(p) for p in EMOJI_TEST_PATHS)
-    raise EmojiListError(
-        f"emoji-test.txt not found ({where}); install the Debian package {EMOJI_TEST_PACKAGE} "
-        f"(apt-get install {EMOJI_TEST_PACKAGE}), pass --emoji-test PATH, or use --labels block"
-    )
+    found, where = _first_file(path, EMOJI_TEST_PATHS)
+    if found is None:
+        raise EmojiListError(
+            f"emoji-test.txt not found ({where}); install the Debian package {EMOJI_TEST_PACKAGE} "
+            f"(apt-get install {EMOJI_TEST_PACKAGE}), pass --emoji-test PATH, or use --labels block"
+        )
+    return found
 
 
 def group_slug(group: str) -> str:

@@ -111,10 +111,11 @@ def _onnx_session() -> Any:
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads sleep
+    copy = _onnx_copy()
     try:
-        return ort.InferenceSession(str(_onnx_copy()), options, providers=["CPUExecutionProvider"])
-    except Exception:
-        _onnx_copy().unlink(missing_ok=True)
+        return ort.InferenceSession(str(copy), options, providers=["CPUExecutionProvider"])
+    except Exception:  # a damaged copy: export it again, and let a second failure raise
+        copy.unlink(missing_ok=True)
         return ort.InferenceSession(str(_onnx_copy()), options, providers=["CPUExecutionProvider"])
 
 
@@ -329,12 +330,13 @@ def measure(
     n: int,
     batch: int = 64,
     cache_dir: Path | None = None,
+    kid_subsets: int = 50,
 ) -> QualityReport:
     """FID and KID of n generated images against a real set."""
     fake = generated_features(generate, real, n, batch)
     real_feats = cached_real_features(real.images, real.fingerprint, cache_dir)
     kid, kid_std = kernel_inception_distance(
-        fake, real_feats, subsets=50, subset_size=min(1000, n, len(real_feats))
+        fake, real_feats, subsets=kid_subsets, subset_size=min(1000, n, len(real_feats))
     )
     fid = frechet_distance(FeatureStats.of(fake), FeatureStats.of(real_feats))
     return QualityReport(fid=fid, kid=kid, kid_std=kid_std, generated=len(fake), real=len(real_feats))
