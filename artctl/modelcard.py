@@ -1,7 +1,7 @@
 """The model card: what an exported ONNX file says about itself in its metadata_props.
 
 The exporter writes it, the server and mint read it (through onnxruntime's model metadata or the
-sidecar model.json), and `artctl inspect` prints it. Values in ONNX metadata are strings, so lists
+sidecar NAME.json), and `artctl inspect` prints it. Values in ONNX metadata are strings, so lists
 and maps are stored as JSON.
 """
 
@@ -81,8 +81,25 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def sidecar_path(model_path: Path) -> Path:
-    """model.onnx -> model.json (the card plus the file's SHA-256)."""
+    """NAME.onnx -> NAME.json (the card plus the file's SHA-256)."""
     return Path(model_path).with_suffix(".json")
+
+
+def read_sidecar(model_path: Path) -> dict[str, Any] | None:
+    """The sidecar the exporter wrote beside a model (None when there is none).
+
+    A sidecar that is not a JSON object is an error, never ignored: it is what vouches for the file.
+    """
+    path = sidecar_path(model_path)
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelCardError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ModelCardError(f"{path} is not a JSON object")
+    return doc
 
 
 def label_index(label: str | None, names: list[str]) -> int | None:

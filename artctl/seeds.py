@@ -170,12 +170,30 @@ def pixel_sha256(image_hwc: npt.NDArray[np.uint8]) -> str:
     return digest.hexdigest()
 
 
+class Provenance:
+    """The provenance hash built one image digest at a time, in token order (memory stays flat).
+
+    SHA-256 over the lowercase hex SHA-256 of each image file, concatenated with no separator.
+    """
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self.count = 0
+
+    def add(self, file_sha256_hex: str) -> None:
+        text = str(file_sha256_hex).lower()
+        if len(text) != 64 or any(ch not in "0123456789abcdef" for ch in text):
+            raise ValueError(f"entry {self.count} is not a SHA-256 hex digest: {file_sha256_hex!r}")
+        self._digest.update(text.encode("ascii"))
+        self.count += 1
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
 def provenance(file_sha256_hex: Iterable[str]) -> str:
     """Provenance hash of a collection: SHA-256 of the per-file SHA-256 hex strings in token order."""
-    parts = []
-    for i, item in enumerate(file_sha256_hex):
-        text = item.lower()
-        if len(text) != 64 or any(ch not in "0123456789abcdef" for ch in text):
-            raise ValueError(f"entry {i} is not a SHA-256 hex digest: {item!r}")
-        parts.append(text)
-    return hashlib.sha256("".join(parts).encode("ascii")).hexdigest()
+    running = Provenance()
+    for item in file_sha256_hex:
+        running.add(item)
+    return running.hexdigest()

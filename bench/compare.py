@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 from artctl.fileio import write_json_atomic
 from artctl.imaging import image_grid
 from trainer.config import TrainConfig
-from trainer.metrics import RealSet, generator_source, measure, real_images
+from trainer.metrics import RealSet, checkpoint_source, measure, real_images
 
 # The default model's recipe: the StyleGAN arm takes its network and optimiser from it.
 DEFAULT_RECIPE: dict[str, Any] = json.loads(
@@ -108,7 +108,7 @@ def score_arm(run: Path, real: RealSet, n: int) -> dict[str, Any]:
         previous = json.loads(kept.read_text())
         if all(previous.get(k) == v for k, v in key.items()):
             return dict(previous)
-    generate, _ = generator_source(run, None)
+    generate, _ = checkpoint_source(run, None)
     report = measure(generate, real, n, batch=250, kid_subsets=100)
     scores = {
         **key,
@@ -129,7 +129,7 @@ def sample_sheet(runs: dict[str, Path], out: Path, count: int = 16) -> Path:
     """The same seeds from every arm, one 4x4 grid per arm, side by side."""
     grids = []
     for arm, run in runs.items():
-        generate, _ = generator_source(run, None)
+        generate, _ = checkpoint_source(run, None)
         grid = image_grid(generate(0, count), cols=4)
         canvas = Image.new("RGB", (grid.width, grid.height + 18), (40, 40, 40))
         canvas.paste(grid, (0, 18))

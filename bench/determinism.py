@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from artctl.seeds import pixel_sha256
-from serving.runtime import ModelRuntime, load_model
+from serving.runtime import Engine, ModelRuntime, load_model
 
 
 def hashes(runtime: ModelRuntime, seeds: list[int]) -> list[str]:
@@ -51,7 +51,7 @@ def mixed_render(
 def run(
     model: Path, provider: str, exec_batch: int, seeds: list[int], max_batch: int, rng: random.Random
 ) -> dict:
-    runtime = load_model(model, provider=provider, exec_batch=exec_batch)
+    runtime = load_model(model, engine=Engine.choose(provider, exec_batch=exec_batch))
     alone = {s: hashes(runtime, [s])[0] for s in seeds}
     mismatches = []
     for _ in range(2):

@@ -74,7 +74,7 @@ def worker(kind: str, path: str, batch: int) -> dict[str, Any]:
 
         from trainer.checkpoint import load_checkpoint
         from trainer.networks import build_generator
-        from trainer.training_loop import quantize
+        from trainer.preview import quantize
 
         ck = load_checkpoint(Path(path))
         G = build_generator(ck.config.network)

@@ -24,7 +24,7 @@ from trainer.checkpoint import load_checkpoint
 from trainer.metrics import (
     RealSet,
     cached_real_features,
-    generator_source,
+    checkpoint_source,
     inception_features,
     measure,
     real_images,
@@ -32,7 +32,7 @@ from trainer.metrics import (
 
 
 def score(run: Path, real: RealSet, n: int, psi: float | None = None) -> dict[str, float]:
-    generate, _ = generator_source(run, psi)
+    generate, _ = checkpoint_source(run, psi)
     report = measure(generate, real, n)
     return {"fid": report.fid, "kid": report.kid, "kid_std": report.kid_std, "n": n}
 
@@ -50,27 +50,19 @@ def fid_curve(run: Path, real: RealSet, n: int, every: int) -> list[dict[str, An
 
 def label_sheet(run: Path, out: Path, per_label: int = 8) -> Path:
     """One row per label: seeds 0..per_label-1 at psi 0.7 (the card's default)."""
-    import torch
-
-    from artctl.seeds import latents
     from trainer.networks import build_generator
-    from trainer.training_loop import quantize
+    from trainer.preview import generate
 
     ck = load_checkpoint(run)
     net = ck.config.network
     G = build_generator(net)
     G.load_state_dict(ck.tensors("G_ema.safetensors"))
-    G.eval()
     labels = net.label_names if net.num_classes else [""]
+    seeds = list(range(per_label))
     rows = []
-    with torch.no_grad():
-        z = torch.from_numpy(latents(list(range(per_label)), net.z_dim))
-        for index, _ in enumerate(labels):
-            label = torch.full((per_label,), index, dtype=torch.int64) if net.num_classes else None
-            kwargs: dict[str, Any] = {"label": label}
-            if getattr(G, "has_psi", False):
-                kwargs["psi"] = torch.full((per_label,), 0.7)
-            rows.append(quantize(G(z, **kwargs)).numpy())
+    for index, _ in enumerate(labels):
+        label = np.full(per_label, index, dtype=np.int64) if net.num_classes else None
+        rows.append(generate(G, seeds, label, psi=0.7))
     sheet = image_grid(np.concatenate(rows), cols=per_label)
     margin = 210
     canvas = Image.new("RGB", (sheet.width + margin, sheet.height), (40, 40, 40))
@@ -86,7 +78,7 @@ def label_sheet(run: Path, out: Path, per_label: int = 8) -> Path:
 
 def nearest_neighbours(run: Path, reals: np.ndarray, real_feats: np.ndarray, out: Path, k: int = 8) -> Path:
     """Top row: samples; bottom row: each sample's closest training image in Inception space."""
-    generate, _ = generator_source(run, 0.7)
+    generate, _ = checkpoint_source(run, 0.7)
     samples = generate(1000, k)
     feats = inception_features(samples)
     d = ((feats[:, None, :] - real_feats[None, :, :]) ** 2).sum(-1)

@@ -143,10 +143,10 @@ def run_server_sweep(
 
 def run_ceiling(model: Path, seconds: float, batch: int = 64, provider: str = "cpu") -> dict[str, Any]:
     """Raw ORT at a fixed batch plus parallel PNG encoding in this process: the upper bound."""
-    from serving.encoding import encode_image
-    from serving.runtime import load_model
+    from serving.pipeline import encode_image
+    from serving.runtime import Engine, load_model
 
-    runtime = load_model(model, provider=provider)
+    runtime = load_model(model, engine=Engine.choose(provider))
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
     done, next_seed = 0, 0
     latencies = []

@@ -1,10 +1,15 @@
 """Dynamic batching: many small requests become few large inference calls.
 
-Requests are cut into chunks of at most max_batch images and queued FIFO. A worker takes the oldest
-chunk, waits up to max_delay for more, runs one inference call in a worker thread (the event loop
-never blocks), and hands each chunk its slice of the result. Because every image depends only on its
-own seed (and the CPU EP is batch-invariant), which companions a seed is batched with never changes
-its pixels.
+The batcher does not know what it batches. A request is a block of rows, given as named columns of
+equal length (seeds, psi and labels; or ws); the render function takes columns and returns one
+result row per input row. Requests are cut into chunks of at most max_batch rows and queued FIFO.
+A worker takes the oldest chunk, waits up to max_delay for more, runs one render call in a worker
+thread (the event loop never blocks), and hands each chunk its slice of the result. Because every
+row's result depends only on that row (the CPU EP is batch-invariant; on CUDA the runtime runs at a
+canonical shape), which companions a row is batched with never changes its pixels.
+
+Admission is bounded by `queue_size` rows. Work whose client gave up (cancelled) or whose deadline
+passed gives its place back at once and is never computed.
 """
 
 from __future__ import annotations
@@ -12,39 +17,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-RenderFn = Callable[
-    [npt.NDArray[np.uint64], "npt.NDArray[np.float32] | None", "npt.NDArray[np.int64] | None"],
-    npt.NDArray[np.uint8],
-]
+from serving.errors import BatcherClosedError, DeadlineExpiredError, QueueFullError
 
-
-class QueueFullError(RuntimeError):
-    """The bounded queue cannot take the request now (RESOURCE_EXHAUSTED)."""
+Columns = Mapping[str, np.ndarray]
+RenderFn = Callable[[dict[str, np.ndarray]], np.ndarray]
+BatchObserver = Callable[[int, float, list[float]], None]  # (rows, seconds, each chunk's queue wait)
 
 
-class DeadlineExpiredError(RuntimeError):
-    """The request's deadline passed before its images were computed (DEADLINE_EXCEEDED)."""
-
-
-class BatcherClosedError(RuntimeError):
-    """The server is shutting down and admits no new work (UNAVAILABLE)."""
-
-
-@dataclass
+@dataclass(eq=False)
 class _Chunk:
-    seeds: npt.NDArray[np.uint64]
-    psi: npt.NDArray[np.float32] | None
-    labels: npt.NDArray[np.int64] | None
-    future: asyncio.Future[npt.NDArray[np.uint8]]
+    rows: dict[str, np.ndarray]
+    n: int
+    future: asyncio.Future[np.ndarray]
     deadline: float | None  # time.monotonic() seconds
-    enqueued: float = 0.0  # time.monotonic() when admitted
+    enqueued: float
+    started: bool = False  # taken into a batch: it will be computed
+    settled: bool = False  # its rows no longer count against the queue
+    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -52,6 +47,13 @@ class BatchStats:
     batches: int = 0
     images: int = 0
     dropped: int = 0
+
+
+def _length(columns: Columns) -> int:
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"columns must have one common length, got {sorted(lengths)}")
+    return lengths.pop()
 
 
 class DynamicBatcher:
@@ -62,7 +64,7 @@ class DynamicBatcher:
         max_batch: int = 64,
         max_delay_s: float = 0.002,
         queue_size: int = 4096,
-        on_batch: Callable[[int, float, list[float]], None] | None = None,
+        on_batch: BatchObserver | None = None,
     ) -> None:
         if max_batch < 1 or queue_size < 1 or max_delay_s < 0:
             raise ValueError("max_batch and queue_size must be >= 1 and max_delay >= 0")
@@ -73,7 +75,7 @@ class DynamicBatcher:
         self.queue_size = queue_size
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Chunk] = asyncio.Queue()
-        self._pending_images = 0
+        self._pending_rows = 0
         self._worker: asyncio.Task[None] | None = None
         self._carry: _Chunk | None = None  # taken from the queue but too big for the last batch
         self._closed = False
@@ -81,7 +83,8 @@ class DynamicBatcher:
 
     @property
     def queue_depth(self) -> int:
-        return self._pending_images
+        """Rows admitted and not yet finished (computing, queued)."""
+        return self._pending_rows
 
     def start(self) -> None:
         if self._worker is None:
@@ -97,58 +100,76 @@ class DynamicBatcher:
                 await self._worker
             self._worker = None
 
-    async def submit(
-        self,
-        seeds: npt.NDArray[np.uint64],
-        psi: npt.NDArray[np.float32] | None = None,
-        labels: npt.NDArray[np.int64] | None = None,
-        deadline: float | None = None,
-    ) -> npt.NDArray[np.uint8]:
-        """Render `seeds` (already validated) through the shared batches; returns [N, H, W, C]."""
+    # -- admission -----------------------------------------------------------------------------------
+
+    def _admit(self, columns: Columns, deadline: float | None) -> list[_Chunk]:
+        """Queue a request's chunks now, all or nothing."""
         if self._closed:
             raise BatcherClosedError("server is shutting down")
-        n = len(seeds)
-        if self._pending_images + n > self.queue_size:
-            raise QueueFullError(
-                f"queue full ({self._pending_images} images waiting, limit {self.queue_size})"
-            )
+        n = _length(columns)
+        if self._pending_rows + n > self.queue_size:
+            raise QueueFullError(f"queue full ({self._pending_rows} images waiting, limit {self.queue_size})")
         loop = asyncio.get_running_loop()
+        now = time.monotonic()
         chunks = []
         for start in range(0, n, self.max_batch):
-            end = start + self.max_batch
-            chunk = _Chunk(
-                seeds=seeds[start:end],
-                psi=None if psi is None else psi[start:end],
-                labels=None if labels is None else labels[start:end],
-                future=loop.create_future(),
-                deadline=deadline,
-                enqueued=time.monotonic(),
-            )
+            rows = {k: v[start : start + self.max_batch] for k, v in columns.items()}
+            chunk = _Chunk(rows, _length(rows), loop.create_future(), deadline, now)
+            if deadline is not None:
+                chunk.timer = loop.call_later(max(0.0, deadline - now), self._expire, chunk)
             chunks.append(chunk)
             self._queue.put_nowait(chunk)
-        self._pending_images += n
+        self._pending_rows += n
+        return chunks
+
+    def _settle(self, chunk: _Chunk) -> None:
+        """The chunk's rows stop counting against the queue (once)."""
+        if not chunk.settled:
+            chunk.settled = True
+            self._pending_rows -= chunk.n
+            if chunk.timer is not None:
+                chunk.timer.cancel()
+
+    def _drop(self, chunk: _Chunk, error: BaseException | None) -> None:
+        """A chunk that will never be computed: fail (or cancel) it and give its place back."""
+        if chunk.started or chunk.settled:
+            return
+        if not chunk.future.done():
+            if error is None:
+                chunk.future.cancel()
+            else:
+                chunk.future.set_exception(error)
+        self._settle(chunk)
+        self.stats.dropped += chunk.n
+
+    def _expire(self, chunk: _Chunk) -> None:
+        self._drop(chunk, DeadlineExpiredError("deadline passed while queued"))
+
+    async def submit(self, columns: Columns, deadline: float | None = None) -> np.ndarray:
+        """All result rows of a request (already validated), through the shared batches."""
+        chunks = self._admit(columns, deadline)
         try:
             parts = await asyncio.gather(*(c.future for c in chunks))
         except BaseException:
             for c in chunks:
-                c.future.cancel()  # cancelled chunks are dropped before compute
+                self._drop(c, None)
             raise
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _take_live(self, chunk: _Chunk, now: float) -> bool:
-        """False (and the chunk resolved) for cancelled or expired work, which is never computed."""
-        if chunk.future.done():
-            self._pending_images -= len(chunk.seeds)
-            self.stats.dropped += len(chunk.seeds)
-            self._queue.task_done()
-            return False
-        if chunk.deadline is not None and now >= chunk.deadline:
-            chunk.future.set_exception(DeadlineExpiredError("deadline passed while queued"))
-            self._pending_images -= len(chunk.seeds)
-            self.stats.dropped += len(chunk.seeds)
-            self._queue.task_done()
-            return False
-        return True
+    async def stream(
+        self, columns: Columns, deadline: float | None = None
+    ) -> AsyncGenerator[np.ndarray, None]:
+        """A request's result rows chunk by chunk, in order; every chunk is queued at once, so later
+        ones render while earlier ones are being sent. Close it (contextlib.aclosing) to drop the rest."""
+        chunks = self._admit(columns, deadline)
+        try:
+            for chunk in chunks:
+                yield await chunk.future
+        finally:
+            for chunk in chunks:
+                self._drop(chunk, None)
+
+    # -- the worker ----------------------------------------------------------------------------------
 
     async def _next_chunk(self, timeout: float | None) -> _Chunk | None:
         """The chunk that was set aside last time, else the queue's oldest (None on timeout)."""
@@ -168,7 +189,7 @@ class DynamicBatcher:
             return None
 
     async def _collect(self) -> list[_Chunk]:
-        """FIFO: the oldest live chunk, then more until max_batch images or max_delay has passed."""
+        """FIFO: the oldest live chunk, then more until max_batch rows or max_delay has passed."""
         batch: list[_Chunk] = []
         size = 0
         give_up = None
@@ -176,13 +197,17 @@ class DynamicBatcher:
             chunk = await self._next_chunk(None if give_up is None else give_up - time.monotonic())
             if chunk is None:
                 break
-            if not self._take_live(chunk, time.monotonic()):
+            if chunk.deadline is not None and time.monotonic() >= chunk.deadline:
+                self._expire(chunk)
+            if chunk.future.done():  # cancelled or expired while queued: never computed
+                self._queue.task_done()
                 continue
-            if size + len(chunk.seeds) > self.max_batch:
+            if size + chunk.n > self.max_batch:
                 self._carry = chunk  # does not fit: it opens the next batch, keeping FIFO order
                 break
+            chunk.started = True
             batch.append(chunk)
-            size += len(chunk.seeds)
+            size += chunk.n
             if give_up is None:
                 give_up = time.monotonic() + self.max_delay_s
         return batch
@@ -193,20 +218,13 @@ class DynamicBatcher:
             batch = await self._collect()
             if not batch:
                 continue
-            seeds = np.concatenate([c.seeds for c in batch])
-            psi = (
-                None if batch[0].psi is None else np.concatenate([c.psi for c in batch if c.psi is not None])
-            )
-            labels = (
-                None
-                if batch[0].labels is None
-                else np.concatenate([c.labels for c in batch if c.labels is not None])
-            )
+            columns = {k: np.concatenate([c.rows[k] for c in batch]) for k in batch[0].rows}
+            rows = sum(c.n for c in batch)
             started = time.perf_counter()
             now = time.monotonic()
             waits = [now - c.enqueued for c in batch]
             try:
-                images = await loop.run_in_executor(self._executor, self._render, seeds, psi, labels)
+                results = await loop.run_in_executor(self._executor, self._render, columns)
             except Exception as exc:
                 for c in batch:
                     if not c.future.done():
@@ -214,15 +232,14 @@ class DynamicBatcher:
             else:
                 offset = 0
                 for c in batch:
-                    k = len(c.seeds)
                     if not c.future.done():
-                        c.future.set_result(images[offset : offset + k])
-                    offset += k
+                        c.future.set_result(results[offset : offset + c.n])
+                    offset += c.n
                 self.stats.batches += 1
-                self.stats.images += len(seeds)
+                self.stats.images += rows
                 if self._on_batch:
-                    self._on_batch(len(seeds), time.perf_counter() - started, waits)
+                    self._on_batch(rows, time.perf_counter() - started, waits)
             finally:
                 for c in batch:
-                    self._pending_images -= len(c.seeds)
+                    self._settle(c)
                     self._queue.task_done()

@@ -1,11 +1,16 @@
-"""Server options as data: defaults, then a TOML config file, then command-line flags."""
+"""Server options as data: defaults, then a TOML config file, then command-line flags.
+
+Each field's description is its help text, so `artctl serve`'s flags are generated from this class
+(artctl/cli/serve.py) and the option list exists once.
+"""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -17,31 +22,68 @@ class ServeConfigError(ValueError):
     """A config file or flag value the server cannot use."""
 
 
-@dataclass
-class ServerOptions:
-    host: str = "127.0.0.1"
-    port: int = 8001
-    metrics_port: int | None = None
-    max_batch: int = 64
-    max_delay_ms: float = 2.0
-    queue_size: int = 4096
-    max_seeds_per_request: int = 1024
-    threads: int = 0
-    provider: str = "auto"
-    exec_batch: int | None = None  # None: 0 on CPU, 64 on CUDA (see serving/runtime.py)
-    encode_workers: int = 0
-    encode_pool: str = "thread"  # "thread" or "process": bench/encode.py measures which is faster
-    max_message_mb: int = 64
-    grace_s: float = 30.0
-    max_connection_age_s: float | None = None
-    watch_interval_s: float = 2.0  # poll model files for changes; 0 disables (SIGHUP still reloads)
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
-    auth_token_file: Path | None = None
-    models: list[Path] = field(default_factory=list)
+def _flag(name: str) -> Any:
+    return {"flag": name}
 
-    def validate(self) -> None:
+
+class ServerOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 for all interfaces.")
+    port: int = Field(8001, description="gRPC port; 0 picks a free one.")
+    metrics_port: int | None = Field(None, description="Prometheus /metrics port (off when unset).")
+    max_batch: int = Field(64, description="Most images per inference call.")
+    max_delay_ms: float = Field(2.0, description="How long the batcher waits to fill a batch (ms).")
+    queue_size: int = Field(4096, description="Images allowed to wait before RESOURCE_EXHAUSTED.")
+    max_seeds_per_request: int = Field(1024, description="Most seeds in one request.")
+    threads: int = Field(0, description="ONNX Runtime intra-op threads (0: its default).")
+    provider: str = Field("auto", description="ONNX Runtime execution provider: auto, cpu or cuda.")
+    exec_batch: int | None = Field(
+        None,
+        description="Canonical batch shape every inference call runs at, padded (unset: 0 on CPU, 64 on "
+        "CUDA; see serving/runtime.py).",
+    )
+    encode_workers: int = Field(0, description="PNG encoder workers (0: one per core).")
+    encode_pool: str = Field(
+        "thread", description="PNG encoding in a thread or process pool (bench/encode.py measures which)."
+    )
+    max_message_mb: int = Field(64, description="Largest gRPC message in MiB.")
+    grace_s: float = Field(
+        30.0, description="Seconds SIGTERM waits for in-flight requests.", json_schema_extra=_flag("--grace")
+    )
+    max_connection_age_s: float | None = Field(
+        None,
+        description="Close connections after N seconds so clients re-balance (off when unset).",
+        json_schema_extra=_flag("--max-connection-age"),
+    )
+    watch_interval_s: float = Field(
+        2.0,
+        description="Seconds between model-file checks for hot reload; 0 disables (SIGHUP still reloads).",
+        json_schema_extra=_flag("--watch-interval"),
+    )
+    tls_cert: Path | None = Field(None, description="Server certificate (PEM) to serve TLS.")
+    tls_key: Path | None = Field(None, description="Server private key (PEM).")
+    tls_client_ca: Path | None = Field(
+        None, description="CA bundle (PEM): require client certificates (mTLS)."
+    )
+    auth_token_file: Path | None = Field(
+        None, description="File with a bearer token required on every call but health checks."
+    )
+    log_level: str = Field("INFO", description="Logging level.")
+    models: list[Path] = Field(
+        default_factory=list,
+        description="Model files or folders of .onnx files (default: the embedded model).",
+        json_schema_extra={"argument": True},
+    )
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ServeConfigError(_one_line(exc)) from None
+
+    @model_validator(mode="after")
+    def _checks(self) -> ServerOptions:
         checks = [
             (self.max_batch >= 1, "max_batch must be >= 1"),
             (self.queue_size >= 1, "queue_size must be >= 1"),
@@ -58,7 +100,17 @@ class ServerOptions:
         ]
         for ok, message in checks:
             if not ok:
-                raise ServeConfigError(message)
+                raise ValueError(message)
+        return self
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
 
 
 PATH_FIELDS = {"tls_cert", "tls_key", "tls_client_ca", "auth_token_file"}
@@ -67,7 +119,7 @@ PATH_FIELDS = {"tls_cert", "tls_key", "tls_client_ca", "auth_token_file"}
 def load_options(config_file: Path | None, overrides: dict[str, Any]) -> ServerOptions:
     """Defaults <- config file (keys = ServerOptions fields) <- overrides that are not None."""
     values: dict[str, Any] = {}
-    known = {f.name for f in fields(ServerOptions)}
+    known = set(ServerOptions.model_fields)
     if config_file is not None:
         try:
             raw = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
@@ -84,6 +136,4 @@ def load_options(config_file: Path | None, overrides: dict[str, Any]) -> ServerO
                 value = [(Path(config_file).parent / v).resolve() for v in value]
             values[key] = value
     values.update({k: v for k, v in overrides.items() if v is not None and v != []})
-    options = ServerOptions(**values)
-    options.validate()
-    return options
+    return ServerOptions(**values)

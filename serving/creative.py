@@ -1,8 +1,8 @@
 """Style mixing and latent walks as ws arrays: the one recipe both the CLI and the server render.
 
 Both paths go seeds -> (artctl-latent-v1) z -> mapping -> ws edits -> synthesis; only who runs the
-synthesis graph differs (the CLI directly, the server through a batcher), so a Mix RPC returns the
-CLI's pixels.
+synthesis graph differs (the CLI directly, through mix_picture / walk_frames; the server through a
+batcher), so a Mix RPC returns the CLI's pixels.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import numpy as np
 import numpy.typing as npt
 
 from artctl.latentwalk import FrameSpec, schedule, walk
+from artctl.modelcard import label_index
 from artctl.seeds import as_seed_array, latents
-from artctl.stylemix import LayerRange, mix_ws
+from artctl.stylemix import LayerRange, grid_pairs, mix_ws, mixing_grid, parse_layers
+from serving.requests import check_labels, check_psi
 from serving.styles import StyleGraphs
 
 
@@ -58,7 +60,7 @@ def walk_ws(
     """Every frame's ws: slerp between the seeds' z then map (space z), or lerp between their ws (w)."""
     keys = as_seed_array(seeds)
     specs = schedule(len(keys), frames, loop)
-    card = graphs.runtime.card
+    card = graphs.card
     p = card.default_psi if psi is None else psi
     if space == "z":
         z = walk(latents(keys, card.z_dim), specs, "z")
@@ -70,3 +72,64 @@ def walk_ws(
         labels = None if label is None else np.full(len(keys), label, dtype=np.int64)
         ws = walk(graphs.map_seeds(keys, psi_arr, labels), specs, space)
     return Walk(specs=specs, seeds=[int(s) for s in keys], ws=ws)
+
+
+def _psi_and_label(
+    graphs: StyleGraphs, psi: float | None, label: str | None, n: int
+) -> tuple[npt.NDArray[np.float32] | None, npt.NDArray[np.int64] | None]:
+    """A command line's psi and label (by name or index), checked as a request's would be."""
+    card = graphs.card
+    lab = label_index(label, card.label_names)
+    return check_psi(card, None if psi is None else [psi], n), check_labels(
+        card, [] if lab is None else [lab], n
+    )
+
+
+def mix_picture(
+    graphs: StyleGraphs,
+    content: list[int],
+    style: list[int],
+    layers: str,
+    psi: float | None,
+    label: str | None,
+    grid: bool,
+) -> tuple[npt.NDArray[np.uint8], LayerRange]:
+    """One mixed image, or the StyleGAN-paper grid of content x style seeds; and the layer range."""
+    span = parse_layers(layers, graphs.num_ws)
+    c, s = grid_pairs(content, style)
+    psi_arr, labels = _psi_and_label(graphs, psi, label, len(c))
+    ws = mixed_ws(graphs, np.array(c, dtype=np.uint64), np.array(s, dtype=np.uint64), span, psi_arr, labels)
+    images = graphs.synthesize(ws)
+    if not grid:
+        return images[0], span
+
+    def plain(seeds: list[int]) -> npt.NDArray[np.uint8]:
+        k = len(seeds)
+        p = None if psi_arr is None else psi_arr[:1].repeat(k)
+        lbl = None if labels is None else labels[:1].repeat(k)
+        return graphs.synthesize(graphs.map_seeds(np.array(seeds, dtype=np.uint64), p, lbl))
+
+    return mixing_grid(plain(content), plain(style), images), span
+
+
+def walk_frames(
+    graphs: StyleGraphs,
+    keys: list[int],
+    frames: int,
+    space: str,
+    loop: bool,
+    psi: float | None,
+    label: str | None,
+) -> npt.NDArray[np.uint8]:
+    """Every frame of a walk through `keys`, rendered in this process."""
+    psi_arr, labels = _psi_and_label(graphs, psi, label, 1)
+    plan = walk_ws(
+        graphs,
+        keys,
+        frames,
+        space,
+        loop,
+        None if psi_arr is None else float(psi_arr[0]),
+        None if labels is None else int(labels[0]),
+    )
+    return graphs.synthesize(plan.ws)

@@ -1,13 +1,44 @@
-"""Exceptions -> gRPC status codes, in one table both APIs share."""
+"""Every failure the server knows, and the one table that maps them to gRPC status codes.
+
+Servicers raise these; serving.interceptors turns them into the status the client sees. Anything
+not listed is a bug and becomes INTERNAL with a log line.
+"""
 
 from __future__ import annotations
 
 import grpc
 
+from artctl.modelcard import ModelCardError
 from artctl.seeds import SeedError
-from serving.batcher import BatcherClosedError, DeadlineExpiredError, QueueFullError
-from serving.registry import ModelNotFoundError
-from serving.validation import InvalidRequestError
+
+
+class InvalidRequestError(ValueError):
+    """The request cannot be served as sent (INVALID_ARGUMENT)."""
+
+
+class ModelNotFoundError(LookupError):
+    """No model of that name (NOT_FOUND)."""
+
+
+class QueueFullError(RuntimeError):
+    """The bounded queue cannot take the request now (RESOURCE_EXHAUSTED)."""
+
+
+class DeadlineExpiredError(RuntimeError):
+    """The request's deadline passed before its images were computed (DEADLINE_EXCEEDED)."""
+
+
+class BatcherClosedError(RuntimeError):
+    """The server is shutting down and admits no new work (UNAVAILABLE)."""
+
+
+class ModelLoadError(RuntimeError):
+    """A model file that cannot be served (missing, corrupt, or without an artctl card)."""
+
+
+class NoStyleGraphsError(ModelLoadError):
+    """The model has no (usable) mapping/synthesis graphs."""
+
 
 _STATUS: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -16,6 +47,18 @@ _STATUS: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (QueueFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (DeadlineExpiredError, grpc.StatusCode.DEADLINE_EXCEEDED),
     (BatcherClosedError, grpc.StatusCode.UNAVAILABLE),
+]
+
+__all__ = [
+    "BatcherClosedError",
+    "DeadlineExpiredError",
+    "InvalidRequestError",
+    "ModelCardError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "NoStyleGraphsError",
+    "QueueFullError",
+    "status_for",
 ]
 
 

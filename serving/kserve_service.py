@@ -15,17 +15,11 @@ import numpy as np
 from artctl import __version__
 from artctl.kserve.v2 import grpc_service_pb2 as pb
 from artctl.kserve.v2 import grpc_service_pb2_grpc as pb_grpc
-from serving.base import ServicerBase
-from serving.registry import ModelNotFoundError, ServedModel
-from serving.validation import InvalidRequestError, check_labels, check_psi, check_seeds
+from serving.errors import ModelNotFoundError
+from serving.pipeline import Pipeline, deadline_of
+from serving.registry import ModelRegistry, ServedModel
+from serving.requests import IMAGE, LABEL, PSI, SEED, infer_inputs
 
-SEED, PSI, LABEL, IMAGE = "SEED", "TRUNCATION_PSI", "LABEL", "IMAGE"
-# input name -> (v2 datatype, little-endian numpy dtype, InferTensorContents field)
-DTYPES: dict[str, tuple[str, np.dtype[Any], str]] = {
-    SEED: ("UINT64", np.dtype("<u8"), "uint64_contents"),
-    PSI: ("FP32", np.dtype("<f4"), "fp32_contents"),
-    LABEL: ("INT64", np.dtype("<i8"), "int64_contents"),
-}
 PLATFORM = "onnxruntime_onnx"
 MODEL_VERSION = "1"
 
@@ -43,35 +37,12 @@ def _signature(model: ServedModel) -> tuple[list[pb.ModelMetadataResponse.Tensor
     return inputs, outputs
 
 
-def _read_input(request: pb.ModelInferRequest, index: int) -> np.ndarray:
-    tensor = request.inputs[index]
-    if tensor.name not in DTYPES:
-        raise InvalidRequestError(f"unexpected input {tensor.name!r}; inputs are {', '.join(DTYPES)}")
-    datatype, dtype, field = DTYPES[tensor.name]
-    if tensor.datatype != datatype:
-        raise InvalidRequestError(
-            f"input {tensor.name} must have datatype {datatype}, got {tensor.datatype!r}"
-        )
-    shape = list(tensor.shape)
-    if len(shape) != 1 or shape[0] < 0:
-        raise InvalidRequestError(f"input {tensor.name} must have shape [N], got {shape}")
-    if request.raw_input_contents:
-        if len(request.raw_input_contents) != len(request.inputs):
-            raise InvalidRequestError("raw_input_contents must hold one entry per input")
-        raw = request.raw_input_contents[index]
-        if len(raw) != shape[0] * dtype.itemsize:
-            raise InvalidRequestError(
-                f"input {tensor.name}: {len(raw)} bytes do not match shape {shape} of {datatype}"
-            )
-        return np.frombuffer(raw, dtype=dtype)
-    values = getattr(tensor.contents, field)
-    if len(values) != shape[0]:
-        raise InvalidRequestError(f"input {tensor.name}: {len(values)} values do not match shape {shape}")
-    return np.asarray(values, dtype=dtype)
-
-
-class InferenceServicer(ServicerBase, pb_grpc.GRPCInferenceServiceServicer):
-    ready = True
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, registry: ModelRegistry, pipeline: Pipeline, max_seeds_per_request: int) -> None:
+        self.registry = registry
+        self.pipeline = pipeline
+        self.max_seeds = max_seeds_per_request
+        self.ready = True
 
     async def ServerLive(
         self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
@@ -81,13 +52,13 @@ class InferenceServicer(ServicerBase, pb_grpc.GRPCInferenceServiceServicer):
     async def ServerReady(
         self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=self.ready and len(self.ctx.registry) > 0)
+        return pb.ServerReadyResponse(ready=self.ready and len(self.registry) > 0)
 
     async def ModelReady(
         self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelReadyResponse:
         try:
-            self.ctx.registry.get(request.name)
+            self.registry.get(request.name)
         except ModelNotFoundError:
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=self.ready)
@@ -100,56 +71,31 @@ class InferenceServicer(ServicerBase, pb_grpc.GRPCInferenceServiceServicer):
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
-        async def body() -> pb.ModelMetadataResponse:
-            model = self.ctx.registry.get(request.name)
-            inputs, outputs = _signature(model)
-            return pb.ModelMetadataResponse(
-                name=request.name or model.name,
-                versions=[MODEL_VERSION],
-                platform=PLATFORM,
-                inputs=inputs,
-                outputs=outputs,
-            )
-
-        return await self.guarded("ModelMetadata", request.name, context, body)
+        model = self.registry.get(request.name)
+        inputs, outputs = _signature(model)
+        return pb.ModelMetadataResponse(
+            name=request.name or model.name,
+            versions=[MODEL_VERSION],
+            platform=PLATFORM,
+            inputs=inputs,
+            outputs=outputs,
+        )
 
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
-        async def body() -> pb.ModelInferResponse:
-            model = self.ctx.registry.get(request.model_name)
-            if request.model_version not in ("", MODEL_VERSION):
-                raise ModelNotFoundError(
-                    f"model {request.model_name!r} has no version {request.model_version!r}"
-                )
-            arrays: dict[str, np.ndarray] = {}
-            for i, tensor in enumerate(request.inputs):
-                if tensor.name in arrays:
-                    raise InvalidRequestError(f"input {tensor.name} given twice")
-                arrays[tensor.name] = _read_input(request, i)
-            if SEED not in arrays:
-                raise InvalidRequestError(f"input {SEED} (UINT64 [N]) is required")
-            for out in request.outputs:
-                if out.name != IMAGE:
-                    raise InvalidRequestError(f"unknown output {out.name!r}; the model's output is {IMAGE}")
-            card = model.runtime.card
-            seeds = check_seeds(arrays[SEED], self.ctx.max_seeds_per_request)
-            n = len(seeds)
-            for name in (PSI, LABEL):
-                if name in arrays and len(arrays[name]) != n:
-                    raise InvalidRequestError(f"input {name} has {len(arrays[name])} values for {n} seeds")
-            psi_in = arrays.get(PSI)
-            psi = check_psi(card, None if psi_in is None else psi_in.tolist(), n)
-            labels = check_labels(card, arrays[LABEL].tolist() if LABEL in arrays else [], n)
-            images = await self.render(model, seeds, psi, labels, context)
-            h, w, c = model.runtime.image_shape
-            output = pb.ModelInferResponse.InferOutputTensor(name=IMAGE, datatype="UINT8", shape=[n, h, w, c])
-            return pb.ModelInferResponse(
-                model_name=request.model_name or model.name,
-                model_version=MODEL_VERSION,
-                id=request.id,
-                outputs=[output],
-                raw_output_contents=[np.ascontiguousarray(images).tobytes()],
-            )
-
-        return await self.guarded("ModelInfer", request.model_name, context, body)
+        model = self.registry.get(request.model_name)
+        if request.model_version not in ("", MODEL_VERSION):
+            raise ModelNotFoundError(f"model {request.model_name!r} has no version {request.model_version!r}")
+        rows = infer_inputs(request, model.runtime.card, self.max_seeds)
+        images = await self.pipeline.render(model.name, model.batcher, rows.columns(), deadline_of(context))
+        output = pb.ModelInferResponse.InferOutputTensor(
+            name=IMAGE, datatype="UINT8", shape=[len(images), *model.runtime.image_shape]
+        )
+        return pb.ModelInferResponse(
+            model_name=request.model_name or model.name,
+            model_version=MODEL_VERSION,
+            id=request.id,
+            outputs=[output],
+            raw_output_contents=[np.ascontiguousarray(images).tobytes()],
+        )

@@ -1,4 +1,4 @@
-"""Prometheus metrics (DESIGN.md §4 names, base units), on a registry owned by one server."""
+"""Prometheus metrics (docs/serving.md lists them; base units), on a registry owned by one server."""
 
 from __future__ import annotations
 
@@ -9,41 +9,51 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 class ServerMetrics:
+    request_duration: Histogram
+    queue_wait: Histogram
+    batch_size: Histogram
+    inference_duration: Histogram
+    encode_duration: Histogram
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        histograms = {  # attribute: (metric name, help, label, buckets)
+            "request_duration": ("artctl_request_duration_seconds", "Whole RPC time", "rpc", LATENCY_BUCKETS),
+            "queue_wait": (
+                "artctl_queue_wait_seconds",
+                "Time from admission to inference start",
+                "model",
+                LATENCY_BUCKETS,
+            ),
+            "batch_size": ("artctl_batch_size", "Images per inference call", "model", BATCH_BUCKETS),
+            "inference_duration": (
+                "artctl_inference_duration_seconds",
+                "ONNX Runtime time per batch",
+                "model",
+                LATENCY_BUCKETS,
+            ),
+            "encode_duration": (
+                "artctl_encode_duration_seconds",
+                "Image encoding time per image",
+                "format",
+                LATENCY_BUCKETS,
+            ),
+        }
+        for attr, (name, doc, label, buckets) in histograms.items():
+            setattr(self, attr, Histogram(name, doc, [label], buckets=buckets, registry=r))
         self.requests = Counter(
             "artctl_requests", "RPCs by model, method and status code", ["model", "rpc", "code"], registry=r
         )
         self.images = Counter("artctl_images", "Images rendered", ["model"], registry=r)
-        self.request_duration = Histogram(
-            "artctl_request_duration_seconds", "Whole RPC time", ["rpc"], buckets=LATENCY_BUCKETS, registry=r
-        )
-        self.queue_wait = Histogram(
-            "artctl_queue_wait_seconds",
-            "Time from admission to inference start",
-            ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.batch_size = Histogram(
-            "artctl_batch_size", "Images per inference call", ["model"], buckets=BATCH_BUCKETS, registry=r
-        )
-        self.inference_duration = Histogram(
-            "artctl_inference_duration_seconds",
-            "ONNX Runtime time per batch",
-            ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.encode_duration = Histogram(
-            "artctl_encode_duration_seconds",
-            "Image encoding time per image",
-            ["format"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
         self.queue_depth = Gauge("artctl_queue_depth", "Images waiting for inference", ["model"], registry=r)
         self.model_info = Gauge(
             "artctl_model_info", "Loaded models (value 1)", ["model", "sha256", "provider"], registry=r
         )
+
+    def observe_batch(self, label: str, size: int, seconds: float, waits: list[float]) -> None:
+        """One inference call of `label`'s batcher: its size, its time, each request's queue wait."""
+        self.batch_size.labels(label).observe(size)
+        self.inference_duration.labels(label).observe(seconds)
+        for wait in waits:
+            self.queue_wait.labels(label).observe(wait)

@@ -1,27 +1,47 @@
-"""The models a server holds: name -> runtime + batcher, with `default` always resolving."""
+"""The models a server holds: name -> runtime + batchers, with `default` always resolving."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from serving.batcher import DynamicBatcher
+from serving.errors import InvalidRequestError, ModelNotFoundError
 from serving.runtime import ModelRuntime
+from serving.styles import StyleGraphs
 
 DEFAULT_ALIAS = "default"
 
 
-class ModelNotFoundError(LookupError):
-    """No model of that name (NOT_FOUND)."""
+@dataclass
+class StyleServed:
+    """A model's w-space graphs and the batcher around its synthesis graph (Mix, Interpolate)."""
+
+    graphs: StyleGraphs
+    batcher: DynamicBatcher
 
 
 @dataclass
 class ServedModel:
     runtime: ModelRuntime
     batcher: DynamicBatcher
+    styles: StyleServed | None = None
 
     @property
     def name(self) -> str:
         return self.runtime.name
+
+    def batchers(self) -> list[DynamicBatcher]:
+        return [self.batcher] + ([self.styles.batcher] if self.styles else [])
+
+    def style(self) -> StyleServed:
+        """The w-space graphs, or INVALID_ARGUMENT for a model without them."""
+        if self.styles is None:
+            raise InvalidRequestError(
+                f"model {self.name!r} has no mapping/synthesis graphs: style mixing and walks need a "
+                "StyleGAN-type model exported with its companions"
+            )
+        return self.styles
 
 
 class ModelRegistry:
@@ -65,8 +85,8 @@ class ModelRegistry:
             known = ", ".join(sorted(self._models)) or "none"
             raise ModelNotFoundError(f"unknown model {name!r} (loaded: {known})") from None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._models.values())
+    def __iter__(self) -> Iterator[ServedModel]:
+        return iter(list(self._models.values()))
 
     def __len__(self) -> int:
         return len(self._models)

@@ -21,7 +21,8 @@ class Recorder:
         self.delay_s = delay_s
         self.lock = threading.Lock()
 
-    def __call__(self, seeds: np.ndarray, psi: object, labels: object) -> np.ndarray:
+    def __call__(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        seeds = columns["seeds"]
         with self.lock:
             self.batches.append([int(s) for s in seeds])
         if self.delay_s:
@@ -40,7 +41,7 @@ def test_concurrent_requests_share_batches_and_get_their_own_pixels() -> None:
         batcher = DynamicBatcher(rec, ThreadPoolExecutor(1), max_batch=16, max_delay_s=0.02)
         batcher.start()
         requests = [np.arange(i * 3, i * 3 + 3, dtype=np.uint64) for i in range(20)]
-        results = await asyncio.gather(*(batcher.submit(r) for r in requests))
+        results = await asyncio.gather(*(batcher.submit({"seeds": r}) for r in requests))
         for req, res in zip(requests, results):
             assert res[:, 0, 0, 0].tolist() == [int(s) % 251 for s in req]
         await batcher.close()
@@ -57,7 +58,7 @@ def test_large_request_is_split_and_reassembled_in_order() -> None:
     async def main() -> np.ndarray:
         batcher = DynamicBatcher(rec, ThreadPoolExecutor(1), max_batch=8, max_delay_s=0)
         batcher.start()
-        out = await batcher.submit(np.arange(100, 130, dtype=np.uint64))
+        out = await batcher.submit({"seeds": np.arange(100, 130, dtype=np.uint64)})
         await batcher.close()
         return out
 
@@ -72,11 +73,11 @@ def test_full_queue_is_refused_at_once() -> None:
     async def main() -> None:
         batcher = DynamicBatcher(rec, ThreadPoolExecutor(1), max_batch=4, max_delay_s=0, queue_size=8)
         batcher.start()
-        first = asyncio.ensure_future(batcher.submit(np.arange(8, dtype=np.uint64)))
+        first = asyncio.ensure_future(batcher.submit({"seeds": np.arange(8, dtype=np.uint64)}))
         await asyncio.sleep(0.01)
         started = time.perf_counter()
         with pytest.raises(QueueFullError, match="queue full"):
-            await batcher.submit(np.arange(1, dtype=np.uint64))
+            await batcher.submit({"seeds": np.arange(1, dtype=np.uint64)})
         assert time.perf_counter() - started < 0.05
         assert len(await first) == 8
         await batcher.close()
@@ -90,15 +91,15 @@ def test_expired_and_cancelled_work_is_never_computed() -> None:
     async def main() -> None:
         batcher = DynamicBatcher(rec, ThreadPoolExecutor(1), max_batch=2, max_delay_s=0)
         batcher.start()
-        busy = asyncio.ensure_future(batcher.submit(np.array([1, 2], dtype=np.uint64)))
+        busy = asyncio.ensure_future(batcher.submit({"seeds": np.array([1, 2], dtype=np.uint64)}))
         await asyncio.sleep(0.02)  # the worker is now inside the slow render
         expiring = asyncio.ensure_future(
-            batcher.submit(np.array([777], dtype=np.uint64), deadline=time.monotonic() + 0.05)
+            batcher.submit({"seeds": np.array([777], dtype=np.uint64)}, deadline=time.monotonic() + 0.05)
         )
-        cancelled = asyncio.ensure_future(batcher.submit(np.array([888], dtype=np.uint64)))
+        cancelled = asyncio.ensure_future(batcher.submit({"seeds": np.array([888], dtype=np.uint64)}))
         await asyncio.sleep(0.01)
         cancelled.cancel()
-        later = asyncio.ensure_future(batcher.submit(np.array([3], dtype=np.uint64)))
+        later = asyncio.ensure_future(batcher.submit({"seeds": np.array([3], dtype=np.uint64)}))
         await busy
         with pytest.raises(DeadlineExpiredError):
             await expiring
@@ -119,11 +120,13 @@ def test_close_finishes_queued_work_then_refuses_new_work() -> None:
     async def main() -> None:
         batcher = DynamicBatcher(rec, ThreadPoolExecutor(1), max_batch=2, max_delay_s=0)
         batcher.start()
-        pending = [asyncio.ensure_future(batcher.submit(np.array([i], dtype=np.uint64))) for i in range(5)]
+        pending = [
+            asyncio.ensure_future(batcher.submit({"seeds": np.array([i], dtype=np.uint64)})) for i in range(5)
+        ]
         await asyncio.sleep(0)
         await batcher.close()
         assert all(p.done() and not p.exception() for p in pending)
         with pytest.raises(BatcherClosedError):
-            await batcher.submit(np.array([9], dtype=np.uint64))
+            await batcher.submit({"seeds": np.array([9], dtype=np.uint64)})
 
     run(main())

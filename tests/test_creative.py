@@ -15,33 +15,33 @@ import pytest
 from artctl.latentwalk import WalkError, schedule
 from artctl.seeds import pixel_sha256
 from artctl.stylemix import LayerRange, LayerRangeError, group_range, parse_layers
-from tests.conftest import running_server, train_tiny
+from tests.helpers import running_server, train_tiny
 
 SEEDS = np.array([0, 1, 7, 42, 2**64 - 1], dtype=np.uint64)
 
 
 @pytest.fixture(scope="module")
-def style_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("style") / "run"
-    train_tiny(run, steps=2, architecture="stylegan")
-    return run
-
-
-@pytest.fixture(scope="module")
-def style_model(style_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def style_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny StyleGAN-type model with its companion graphs; its run folder sits beside it."""
     from exporter.export import export_checkpoint
 
-    out = tmp_path_factory.mktemp("style-model") / "sty.onnx"
-    export_checkpoint(style_run, out, parity_seeds=16)
-    return out
+    work = tmp_path_factory.mktemp("style")
+    train_tiny(work / "run", steps=2, architecture="stylegan")
+    return export_checkpoint(work / "run", work / "sty.onnx", parity_seeds=16).path
 
 
 @pytest.fixture(scope="module")
-def graphs(style_model: Path) -> Any:
+def runtime(style_model: Path) -> Any:
     from serving.runtime import load_model
+
+    return load_model(style_model)
+
+
+@pytest.fixture(scope="module")
+def graphs(runtime: Any) -> Any:
     from serving.styles import load_style_graphs
 
-    return load_style_graphs(load_model(style_model))
+    return load_style_graphs(runtime)
 
 
 def _hashes(images: np.ndarray) -> list[str]:
@@ -76,10 +76,10 @@ def test_bad_layer_ranges_are_refused(spec: str) -> None:
 # -- mixing -------------------------------------------------------------------------------------------
 
 
-def test_mixing_a_seed_with_itself_is_its_plain_render_for_every_range(graphs: Any) -> None:
+def test_mixing_a_seed_with_itself_is_its_plain_render_for_every_range(runtime: Any, graphs: Any) -> None:
     from serving.creative import mixed_ws
 
-    plain = _hashes(graphs.runtime.render(SEEDS))
+    plain = _hashes(runtime.render(SEEDS))
     ranges = [LayerRange(i, j) for i in range(graphs.num_ws) for j in range(i, graphs.num_ws)]
     ranges += [parse_layers(g, graphs.num_ws) for g in ("coarse", "middle", "fine")]
     for span in ranges:
@@ -87,17 +87,17 @@ def test_mixing_a_seed_with_itself_is_its_plain_render_for_every_range(graphs: A
         assert _hashes(mixed) == plain, span
 
 
-def test_mixing_changes_only_with_a_different_style(graphs: Any) -> None:
+def test_mixing_changes_only_with_a_different_style(runtime: Any, graphs: Any) -> None:
     from serving.creative import mixed_ws
 
     content, style = np.array([1], dtype=np.uint64), np.array([2], dtype=np.uint64)
     full = graphs.synthesize(mixed_ws(graphs, content, style, LayerRange(0, graphs.num_ws - 1)))
-    assert _hashes(full) == _hashes(graphs.runtime.render(style))  # all layers = the style seed
+    assert _hashes(full) == _hashes(runtime.render(style))  # all layers = the style seed
     fine = graphs.synthesize(mixed_ws(graphs, content, style, parse_layers("fine", graphs.num_ws)))
-    assert _hashes(fine) != _hashes(graphs.runtime.render(content))
+    assert _hashes(fine) != _hashes(runtime.render(content))
 
 
-def test_cli_mix_and_grid(style_model: Path, graphs: Any, tmp_path: Path) -> None:
+def test_cli_mix_and_grid(runtime: Any, style_model: Path, graphs: Any, tmp_path: Path) -> None:
     from artctl.imaging import decode_png
 
     same = _cli(
@@ -114,7 +114,7 @@ def test_cli_mix_and_grid(style_model: Path, graphs: Any, tmp_path: Path) -> Non
         str(tmp_path / "m.png"),
     )
     assert same.returncode == 0, same.stderr
-    plain = graphs.runtime.render(np.array([7], dtype=np.uint64))[0]
+    plain = runtime.render(np.array([7], dtype=np.uint64))[0]
     assert f"pixel_sha256 {pixel_sha256(plain)}" in same.stdout
 
     grid = _cli(
@@ -133,9 +133,9 @@ def test_cli_mix_and_grid(style_model: Path, graphs: Any, tmp_path: Path) -> Non
     )
     assert grid.returncode == 0, grid.stderr
     sheet = decode_png((tmp_path / "g.png").read_bytes())
-    h, w, _ = graphs.runtime.image_shape
+    h, w, _ = runtime.image_shape
     assert sheet.shape[:2] == (4 * h, 3 * w)
-    renders = graphs.runtime.render(np.array([1, 2, 3, 4, 5], dtype=np.uint64))
+    renders = runtime.render(np.array([1, 2, 3, 4, 5], dtype=np.uint64))
     assert np.array_equal(sheet[h : 2 * h, 0:w], renders[0])  # content seeds down the left
     assert np.array_equal(sheet[0:h, 2 * w : 3 * w], renders[4])  # style seeds along the top
 
@@ -163,7 +163,8 @@ def test_cli_mix_errors_are_one_line(style_model: Path, tiny_model: Path, tmp_pa
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
 
 
-def test_model_exported_without_companions_is_refused(style_run: Path, tmp_path: Path) -> None:
+def test_model_exported_without_companions_is_refused(style_model: Path, tmp_path: Path) -> None:
+    style_run = style_model.parent / "run"
     from exporter.export import export_checkpoint
 
     bare = tmp_path / "bare.onnx"
@@ -207,13 +208,13 @@ def test_schedule_refuses_too_few_seeds_or_frames() -> None:
 
 
 @pytest.mark.parametrize(("space", "loop"), [("z", False), ("w", False), ("z", True), ("w", True)])
-def test_walk_keyframes_equal_plain_renders(graphs: Any, space: str, loop: bool) -> None:
+def test_walk_keyframes_equal_plain_renders(runtime: Any, graphs: Any, space: str, loop: bool) -> None:
     from serving.creative import walk_ws
 
     seeds = [3, 2**64 - 2, 11]
     plan = walk_ws(graphs, seeds, 7, space, loop)
     frames = graphs.synthesize(plan.ws)
-    plain = _hashes(graphs.runtime.render(np.array(seeds, dtype=np.uint64)))
+    plain = _hashes(runtime.render(np.array(seeds, dtype=np.uint64)))
     got = _hashes(frames)
     for spec in plan.specs:
         if spec.t == 0.0:
@@ -299,7 +300,7 @@ def test_mix_rpc_equals_library_and_is_batch_invariant(style_server: Any, graphs
             assert hashes[i] == pixel_sha256(alone[0])
 
 
-def test_mix_rpc_groups_and_errors(style_server: Any, graphs: Any) -> None:
+def test_mix_rpc_groups_and_errors(runtime: Any, style_server: Any, graphs: Any) -> None:
     from artctl.v1 import generator_pb2 as pb
     from artctl.v1 import generator_pb2_grpc as pb_grpc
 
@@ -310,7 +311,7 @@ def test_mix_rpc_groups_and_errors(style_server: Any, graphs: Any) -> None:
             pb.MixRequest(model="sty", content_seeds=[5, 6], style_seeds=[5, 6], group=pb.LAYER_GROUP_FINE)
         )
         assert (reply.first_layer, reply.last_layer, reply.num_ws) == (4, 5, 6)
-        plain = _hashes(graphs.runtime.render(np.array([5, 6], dtype=np.uint64)))
+        plain = _hashes(runtime.render(np.array([5, 6], dtype=np.uint64)))
         assert [a.pixel_sha256 for a in reply.artworks] == plain
         for request, needle in [
             (
@@ -332,7 +333,7 @@ def test_mix_rpc_groups_and_errors(style_server: Any, graphs: Any) -> None:
             assert needle in err.value.details()
 
 
-def test_interpolate_streams_frames_in_order(style_server: Any, graphs: Any) -> None:
+def test_interpolate_streams_frames_in_order(runtime: Any, style_server: Any, graphs: Any) -> None:
     from artctl.v1 import generator_pb2 as pb
     from artctl.v1 import generator_pb2_grpc as pb_grpc
     from serving.creative import walk_ws
@@ -350,7 +351,7 @@ def test_interpolate_streams_frames_in_order(style_server: Any, graphs: Any) -> 
             assert [f.index for f in frames] == list(range(21))  # 21 frames over three batches of 8
             expected = _hashes(graphs.synthesize(walk_ws(graphs, seeds, 21, name).ws))
             assert [f.pixel_sha256 for f in frames] == expected
-            plain = _hashes(graphs.runtime.render(np.array(seeds, dtype=np.uint64)))
+            plain = _hashes(runtime.render(np.array(seeds, dtype=np.uint64)))
             assert (frames[0].pixel_sha256, frames[10].pixel_sha256, frames[20].pixel_sha256) == tuple(plain)
             assert (frames[20].seed_from, frames[20].seed_to, frames[20].t) == (10, 11, 1.0)
         with pytest.raises(grpc.RpcError) as err:

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from deploy.checks import dockerfile, manifests, rules
-from tests.conftest import running_server
+from tests.helpers import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "artctl-dashboard.json"

@@ -10,7 +10,7 @@ import grpc
 
 from artctl.v1 import generator_pb2 as pb
 from artctl.v1 import generator_pb2_grpc as pb_grpc
-from tests.conftest import running_server
+from tests.helpers import running_server
 
 
 def one_by_one(target: str, seeds: list[int]) -> dict[int, str]:

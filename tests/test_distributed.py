@@ -20,7 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import train_tiny
+from tests.helpers import train_tiny
 from trainer.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

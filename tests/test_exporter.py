@@ -17,7 +17,7 @@ from artctl.seeds import latents
 from exporter.export import ExportError, ParityError, export_checkpoint, parity_check
 from trainer.checkpoint import CheckpointError, load_checkpoint
 from trainer.networks import build_generator
-from trainer.training_loop import quantize
+from trainer.preview import quantize
 
 
 def test_graph_signature_and_checker(tiny_model: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from artctl.modelcard import ModelCard
 from artctl.seeds import latents
 from exporter.export import ExportError, export_checkpoint
-from tests.conftest import train_tiny
+from tests.helpers import train_tiny
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ import torch
 from artctl.modelcard import ModelCard, file_sha256
 from artctl.seeds import latents
 from exporter.export import ExportResult, companion_path, export_checkpoint
-from tests.conftest import train_tiny
+from tests.helpers import train_tiny
 from trainer.checkpoint import load_checkpoint
 from trainer.networks import build_generator
-from trainer.training_loop import quantize
+from trainer.preview import quantize
 
 RANDOM_OPS = {
     "RandomNormal",

@@ -8,14 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.metrics import (
-    FEATURE_DIM,
-    FeatureStats,
-    cached_real_features,
-    frechet_distance,
-    inception_features,
-    kernel_inception_distance,
-)
+from trainer.inception import FEATURE_DIM, inception_features
+from trainer.metrics import FeatureStats, cached_real_features, frechet_distance, kernel_inception_distance
 
 
 def test_frechet_distance_closed_form_for_diagonal_gaussians() -> None:
@@ -79,7 +73,7 @@ def test_inception_features_of_real_images(tmp_path: Path) -> None:
 def test_onnx_runtime_inception_matches_torch_and_is_cached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import trainer.metrics as metrics
+    import trainer.inception as metrics
 
     monkeypatch.setattr(Path, "home", lambda: tmp_path)
     images = np.random.default_rng(5).integers(0, 256, size=(3, 48, 48, 4), dtype=np.uint8)
@@ -103,7 +97,7 @@ def test_onnx_runtime_inception_matches_torch_and_is_cached(
 def test_generated_labels_follow_the_real_sets_label_frequencies(tmp_path: Path) -> None:
     from PIL import Image
 
-    from trainer.metrics import MetricsError, _label_indices, real_images
+    from trainer.metrics import MetricsError, label_indices, real_images
 
     for label, count in (("common", 6), ("rare", 2)):
         (tmp_path / label).mkdir()
@@ -113,11 +107,11 @@ def test_generated_labels_follow_the_real_sets_label_frequencies(tmp_path: Path)
     assert sorted(real.label_plan) == ["common"] * 6 + ["rare"] * 2
     assert real_images(str(tmp_path), 16, 4).label_plan == real.label_plan, "the plan is fixed"
     assert real.labels_for(5, 8) == [real.label_plan[i % 8] for i in range(5, 13)]
-    assert _label_indices(["rare", "common"], ["common", "rare"], [0, 1]).tolist() == [1, 0]
-    assert _label_indices(None, ["common", "rare"], [4, 5]).tolist() == [0, 1]  # no plan: cycled
-    assert _label_indices(["rare"], [], [0]) is None  # an unconditional model ignores labels
+    assert label_indices(["rare", "common"], ["common", "rare"], [0, 1]).tolist() == [1, 0]
+    assert label_indices(None, ["common", "rare"], [4, 5]).tolist() == [0, 1]  # no plan: cycled
+    assert label_indices(["rare"], [], [0]) is None  # an unconditional model ignores labels
     with pytest.raises(MetricsError, match="labels the model lacks"):
-        _label_indices(["flags"], ["common", "rare"], [0])
+        label_indices(["flags"], ["common", "rare"], [0])
 
 
 def test_metrics_cli_scores_a_model_against_its_data(
@@ -132,7 +126,7 @@ def test_metrics_cli_scores_a_model_against_its_data(
     from PIL import Image
 
     from trainer.datasets import synthetic_shapes
-    from trainer.training_loop import quantize
+    from trainer.preview import quantize
 
     real = tmp_path / "real"
     real.mkdir()

@@ -13,9 +13,11 @@ import pytest
 
 from artctl.client import GeneratorClient
 from artctl.collection import CollectionConfig, ConfigError, load_collection
+from artctl.drops.mint import mint
+from artctl.drops.render import ServerRenderer
 from artctl.imaging import decode_png
-from artctl.mint import LocalRenderer, ServerRenderer, mint
 from artctl.seeds import latents, pixel_sha256, provenance, token_seed
+from serving.local import LocalRenderer
 
 
 def config(**kw: Any) -> CollectionConfig:
@@ -68,22 +70,22 @@ def test_server_mint_equals_local_mint(server: tuple[Any, str], tiny_model: Path
     assert remote.provenance == local.provenance
 
 
-def test_collection_config_errors_name_the_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('name = "x"\nsize = 0\nsalt = "s"\n', "size: Input should be greater than or equal to 1"),
+        ('name = "x"\nsize = 3\nsalt = "s"\nsizes = 4\n', "sizes: Extra inputs are not permitted"),
+        ('name = "x"\nsize = 3\n', "salt: Field required"),
+        ("name = [unclosed\n", "not valid TOML"),
+        (None, "does not exist"),
+    ],
+)
+def test_collection_config_errors_name_the_key(tmp_path: Path, text: str | None, error: str) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('name = "x"\nsize = 0\nsalt = "s"\n')
-    with pytest.raises(ConfigError, match="size: Input should be greater than or equal to 1"):
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=error):
         load_collection(path)
-    path.write_text('name = "x"\nsize = 3\nsalt = "s"\nsizes = 4\n')
-    with pytest.raises(ConfigError, match="sizes: Extra inputs are not permitted"):
-        load_collection(path)
-    path.write_text('name = "x"\nsize = 3\n')
-    with pytest.raises(ConfigError, match="salt: Field required"):
-        load_collection(path)
-    path.write_text("name = [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid TOML"):
-        load_collection(path)
-    with pytest.raises(ConfigError, match="does not exist"):
-        load_collection(tmp_path / "missing.toml")
 
 
 def test_example_collection_is_valid() -> None:
@@ -103,9 +105,9 @@ def test_server_mint_refuses_a_model_that_changed_mid_drop(tiny_model: Path, tmp
     """Two servers with different files under the same name: the drop stops instead of mixing them."""
     import shutil
 
-    from artctl.renderers import RenderError
+    from artctl.drops.render import RenderError
     from exporter.export import export_checkpoint
-    from tests.conftest import running_server, train_tiny
+    from tests.helpers import running_server, train_tiny
 
     other_dir = tmp_path / "other"
     train_tiny(tmp_path / "run", steps=5)
@@ -124,11 +126,13 @@ def test_server_mint_refuses_a_model_that_changed_mid_drop(tiny_model: Path, tmp
 
 def test_the_example_collection_mints_with_the_embedded_default_model(tmp_path: Path) -> None:
     """What the README shows: examples/collection.toml against the model that ships."""
-    from serving.server import EMBEDDED_DEFAULT
+    from artctl.models import embedded_default
 
     example = Path(__file__).resolve().parent.parent / "examples" / "collection.toml"
     cfg = load_collection(example).model_copy(update={"size": 6})
-    result = mint(cfg, tmp_path / "drop", LocalRenderer(EMBEDDED_DEFAULT))
+    model = embedded_default()
+    assert model is not None, "the package ships default.onnx"
+    result = mint(cfg, tmp_path / "drop", LocalRenderer(model))
     entries = list(result.entries)
     assert len(entries) == 6
     families = {"Faces", "Animals", "Food", "Travel"}

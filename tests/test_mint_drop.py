@@ -25,33 +25,20 @@ import pytest
 from artctl.cid import cid_of_bytes
 from artctl.client import GeneratorClient
 from artctl.collection import CollectionConfig
+from artctl.drops.mint import mint
+from artctl.drops.render import ServerRenderer
+from artctl.drops.verify import verify
 from artctl.imaging import decode_png
-from artctl.mint import LocalRenderer, ServerRenderer, mint
 from artctl.seeds import latents, pixel_sha256, provenance, token_seed, trait_draw
-from artctl.verify import verify
+from serving.local import LocalRenderer
+from tests.helpers import DERIVED
 
 REPO = Path(__file__).resolve().parent.parent
+
 DATA = Path(__file__).resolve().parent / "data"
 EVM = "0x000000000000000000000000000000000000dEaD"
 SOL = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
 
-DERIVED = [
-    {"name": "Palette", "kind": "derived", "source": "dominant_colour"},
-    {
-        "name": "Brightness",
-        "kind": "derived",
-        "source": "brightness",
-        "values": ["Dark", "Dim", "Bright"],
-        "thresholds": [100, 140],
-    },
-    {
-        "name": "Background",
-        "kind": "derived",
-        "source": "transparency",
-        "values": ["Solid", "Cut-out", "Floating"],
-        "thresholds": [50, 80],
-    },
-]
 SUBJECT = {
     "name": "Subject",
     "kind": "conditioning",
@@ -105,7 +92,7 @@ def assert_same_tree(a: Path, b: Path) -> None:
 def cond_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny conditional model (labels circle, square, triangle, diamond)."""
     from exporter.export import export_checkpoint
-    from tests.conftest import train_tiny
+    from tests.helpers import train_tiny
 
     run = tmp_path_factory.mktemp("cond") / "run"
     train_tiny(run, conditional=True)

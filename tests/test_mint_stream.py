@@ -15,23 +15,18 @@ import pytest
 
 from artctl import jsonstream
 from artctl.collection import CollectionConfig
+from artctl.drops.files import DropTally, manifest_doc
+from artctl.drops.mint import mint
+from artctl.drops.tokens import DropContext, render_chunk
 from artctl.jsonstream import dump_streamed, iter_array, read_without
 from artctl.metadata import stable_json
-from artctl.mint import DropTally, LocalRenderer, manifest_doc, mint, render_chunk
 from artctl.rarity import RarityTally, rarity_report
 from artctl.seeds import provenance
 from artctl.traits import plan_traits
+from serving.local import LocalRenderer
+from tests.helpers import DERIVED as HELPER_DERIVED
 
-DERIVED = [
-    {"name": "Palette", "kind": "derived", "source": "dominant_colour"},
-    {
-        "name": "Brightness",
-        "kind": "derived",
-        "source": "brightness",
-        "values": ["Dark", "Dim", "Bright"],
-        "thresholds": [100, 140],
-    },
-]
+DERIVED = HELPER_DERIVED[:2]  # Palette and Brightness
 
 
 def whole(doc: Any) -> bytes:
@@ -124,7 +119,8 @@ def test_streamed_drop_files_equal_the_whole_document_serialised(tiny_model: Pat
     result = mint(cfg, drop, renderer, chunk=8)  # several journal chunks, the last one short
     # The old way: every entry in a list, the manifest and rarity.json as one `json` document each.
     plan = plan_traits(cfg, renderer.model_card())
-    entries = [entry for entry, _ in render_chunk(cfg, cfg.token_ids(), renderer, plan)]
+    ctx = DropContext(cfg, plan, renderer.model_card()["sha256"], "erc721")
+    entries = [entry for entry, _ in render_chunk(ctx, cfg.token_ids(), renderer)]
     tally = DropTally(plan.order)
     for entry in entries:
         tally.add(entry)

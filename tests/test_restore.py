@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import train_tiny
+from tests.helpers import train_tiny
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The seed contract (DESIGN.md §2) against known answers and an independent scalar reference."""
+"""The seed contract (docs/seed-contract.md) against known answers and an independent scalar reference."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _philox_reference(ctr: list[int], key: list[int]) -> list[int]:
 
 
 def _latent_reference(seed: int, dim: int) -> np.ndarray:
-    """DESIGN.md's latent recipe, one scalar at a time with the math module."""
+    """The latent recipe of docs/seed-contract.md, one scalar at a time with the math module."""
     key = [seed & 0xFFFFFFFF, seed >> 32]
     out: list[float] = []
     j = 0

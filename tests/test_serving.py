@@ -26,7 +26,7 @@ from artctl.seeds import latents, pixel_sha256
 from artctl.v1 import generator_pb2 as pb
 from artctl.v1 import generator_pb2_grpc as pb_grpc
 from serving.runtime import ModelLoadError, load_model
-from tests.conftest import running_server
+from tests.helpers import running_server
 
 
 def direct_render(model: Path, seeds: list[int]) -> np.ndarray:

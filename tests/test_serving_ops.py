@@ -23,8 +23,9 @@ from artctl.modelcard import ModelCard
 from artctl.v1 import generator_pb2 as pb
 from artctl.v1 import generator_pb2_grpc as pb_grpc
 from serving.config import ServeConfigError, ServerOptions, load_options
-from serving.validation import InvalidRequestError, check_labels, check_psi
-from tests.conftest import running_server, train_tiny
+from serving.errors import InvalidRequestError
+from serving.requests import check_labels, check_psi
+from tests.helpers import running_server, train_tiny
 
 
 def _cert(name: str, issuer: tuple[Any, Any] | None = None, ca: bool = False) -> tuple[Any, Any]:
@@ -295,7 +296,7 @@ def test_config_file_then_flags(tmp_path: Path, tiny_model: Path) -> None:
     with pytest.raises(ServeConfigError, match="max_batch must be >= 1"):
         load_options(None, {"max_batch": 0})
     with pytest.raises(ServeConfigError, match="go together"):
-        ServerOptions(tls_cert=tmp_path / "c.pem").validate()
+        ServerOptions(tls_cert=tmp_path / "c.pem")
 
 
 def test_psi_and_label_validation_for_conditional_models() -> None:

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from tests.conftest import train_tiny
+from tests.helpers import train_tiny
 from trainer.checkpoint import CheckpointError, load_checkpoint
 from trainer.config import NetworkConfig, TrainConfig
 from trainer.datasets import DatasetError, load_folder, synthetic_shapes

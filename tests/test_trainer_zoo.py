@@ -14,7 +14,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from exporter.export import export_checkpoint, parity_inputs
-from tests.conftest import train_tiny
+from tests.helpers import train_tiny
 from trainer import augment
 from trainer.config import NetworkConfig, TrainConfig
 from trainer.datasets import DatasetError

@@ -26,7 +26,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from artctl.fileio import DIR_MODE, write_bytes_atomic
-from trainer.config import TrainConfig
+from trainer.config import NetworkConfig, TrainConfig
+from trainer.distributed import World, rank_seed
 
 CHECKPOINT_FORMAT = "artctl-checkpoint-v1"
 MODEL_FILES = ("G.safetensors", "G_ema.safetensors", "D.safetensors")
@@ -176,3 +177,44 @@ def load_optimizers(ckpt: Checkpoint, optimizers: dict[str, torch.optim.Optimize
     tensors = ckpt.tensors("optim.safetensors")
     for name, opt in optimizers.items():
         _restore_optimizer(name, opt, tensors, groups[name])
+
+
+# -- resuming ---------------------------------------------------------------------------------------
+
+
+def rank_rng_state(state: dict[str, Any], seed: int, world: World) -> torch.Tensor:
+    """This rank's generator state from a checkpoint; a fresh stream if the world size changed."""
+    by_rank = state.get("rng_by_rank")
+    if by_rank is not None and len(by_rank) == world.size:
+        saved = by_rank[world.rank]
+    elif world.is_main:
+        saved = state["rng"]
+    else:  # resumed with more ranks than saved: a new stream per (seed, rank, step)
+        fresh = torch.Generator().manual_seed(rank_seed(seed + int(state["step"]), world.rank))
+        return fresh.get_state()
+    return torch.tensor(saved, dtype=torch.uint8)
+
+
+def check_resumable(ck: Checkpoint, net_cfg: NetworkConfig, fingerprint: str) -> None:
+    """Resuming on other data or another network would silently train something else."""
+    if ck.config.network != net_cfg:
+        raise CheckpointError(
+            f"{ck.path} was trained with another network config; resume with the run's own config "
+            "(omit --config/--preset and network flags)"
+        )
+    saved = ck.meta.get("data_fingerprint")
+    if saved and saved != fingerprint:
+        raise CheckpointError(
+            f"{ck.path} was trained on other data ({ck.meta.get('data_source', 'unknown')}, fingerprint "
+            f"{str(saved)[:12]}); give the same data to resume"
+        )
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop records logged after the checkpoint being resumed, so steps are not logged twice."""
+    if not path.is_file():
+        return
+    kept = [
+        line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step
+    ]
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))

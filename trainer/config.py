@@ -219,3 +219,35 @@ def preset(name: str) -> TrainConfig:
 def load_config(path: Path) -> TrainConfig:
     """Read a config.json (a checkpoint's or a user's) with clear validation errors."""
     return TrainConfig.model_validate(json.loads(Path(path).read_text()))
+
+
+def _layer(merged: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """`layer` over `merged`; the network block is merged key by key, one level deeper."""
+    out = {**merged, **{k: v for k, v in layer.items() if k != "network"}}
+    out["network"] = {**merged.get("network", {}), **layer.get("network", {})}
+    return out
+
+
+def resolve_config(
+    preset_name: str | None = None,
+    config_file: Path | None = None,
+    base: TrainConfig | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """The run's config: preset <- config file <- overrides (command-line flags), later layers winning.
+
+    `base` (a resumed run's own config) is the first layer when neither a preset nor a file is
+    given. `overrides` may hold a "network" dict for network fields.
+    """
+    layers: list[dict[str, Any]] = []
+    if preset_name is not None:
+        layers.append(preset(preset_name).model_dump(exclude_unset=True))
+    if config_file is not None:
+        layers.append(json.loads(Path(config_file).read_text()))
+    if not layers and base is not None:
+        layers.append(base.model_dump())
+    layers.append(overrides or {})
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _layer(merged, layer)
+    return TrainConfig.model_validate(merged)

@@ -75,33 +75,30 @@ class EmojiReport:
     labels_by: str = "group"
 
 
-def _first_file(given: Path | None, defaults: tuple[Path, ...]) -> tuple[Path | None, str]:
-    """The given file, or the first default that exists; plus where was looked, for the error."""
+def _first_file(
+    given: Path | None, defaults: tuple[Path, ...], error: type[Exception], what: str, package: str, hint: str
+) -> Path:
+    """The given file, or the first default that exists; else `error` naming where was looked."""
     candidates = [Path(given)] if given else list(defaults)
     found = next((c for c in candidates if c.is_file()), None)
-    return found, ", ".join(str(c) for c in candidates)
+    if found is None:
+        where = ", ".join(str(c) for c in candidates)
+        install = f"install the Debian package {package} (apt-get install {package})"
+        raise error(f"{what} not found ({where}); {install}, {hint}")
+    return found
 
 
 def find_font(path: Path | None = None) -> Path:
     """The given font file, or the first standard location of Noto Color Emoji."""
-    found, where = _first_file(path, FONT_PATHS)
-    if found is None:
-        raise EmojiFontError(
-            f"Noto Color Emoji font not found ({where}); install the Debian package {FONT_PACKAGE} "
-            f"(apt-get install {FONT_PACKAGE}) or pass --font PATH"
-        )
-    return found
+    return _first_file(
+        path, FONT_PATHS, EmojiFontError, "Noto Color Emoji font", FONT_PACKAGE, "or pass --font PATH"
+    )
 
 
 def find_emoji_test(path: Path | None = None) -> Path:
     """The given emoji-test.txt, or the one the Debian package unicode-data installs."""
-    found, where = _first_file(path, EMOJI_TEST_PATHS)
-    if found is None:
-        raise EmojiListError(
-            f"emoji-test.txt not found ({where}); install the Debian package {EMOJI_TEST_PACKAGE} "
-            f"(apt-get install {EMOJI_TEST_PACKAGE}), pass --emoji-test PATH, or use --labels block"
-        )
-    return found
+    hint = "pass --emoji-test PATH, or use --labels block"
+    return _first_file(path, EMOJI_TEST_PATHS, EmojiListError, "emoji-test.txt", EMOJI_TEST_PACKAGE, hint)
 
 
 def group_slug(group: str) -> str:

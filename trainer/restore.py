@@ -34,9 +34,9 @@ from artctl.fileio import write_bytes_atomic, write_json_atomic
 from artctl.imaging import encode_png, image_grid
 from artctl.modelcard import label_index
 from trainer.checkpoint import CheckpointError, load_checkpoint
-from trainer.metrics import inception
+from trainer.inception import inception
 from trainer.networks import build_generator
-from trainer.training_loop import quantize
+from trainer.preview import quantize
 
 PERCEPTUAL_TAPS = ("conv_4", "mixed_2")
 SPACES = ("w", "w+")

@@ -12,23 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from artctl.collection import ConfigError, parse_collection
+from artctl.drops import MintError
+from artctl.drops.files import DropTally, MintResult, finalize, manifest_doc
+from artctl.drops.journal import Journal, identity, read_manifest_head
+from artctl.drops.mint import ProgressFn
+from artctl.drops.tokens import DropContext, image_path, metadata_path
 from artctl.fileio import write_bytes_atomic
 from artctl.jsonstream import iter_array
 from artctl.metadata import stable_json
-from artctl.mint import (
-    JOURNAL,
-    DropContext,
-    DropTally,
-    MintError,
-    MintResult,
-    ProgressFn,
-    _clean_temp_files,
-    check_out_dir,
-    finalize,
-    identity,
-    manifest_doc,
-    read_manifest_head,
-)
 from artctl.traits import TraitPlan
 
 _SAME = ("format", "collection", "metadata_format", "contracts", "model", "render_profile", "traits")
@@ -57,8 +48,8 @@ def _copy_checked(src: Path, dst: Path, expected: bytes | None, sha256: str | No
         write_bytes_atomic(dst, data)
 
 
-def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | None = None) -> MintResult:
-    """Check that the shards belong together and cover the collection once, then join them."""
+def _ordered_shards(shard_dirs: Sequence[Path]) -> list[tuple[dict[str, Any], Path]]:
+    """The shards by index, refused unless they belong together and cover the collection once."""
     if not shard_dirs:
         raise MintError("give the shard folders to merge")
     shards = sorted(
@@ -77,6 +68,13 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | N
         missing = sorted(set(range(count)) - set(indices))
         dupes = sorted({i for i in indices if indices.count(i) > 1})
         raise MintError(f"shards do not cover 0..{count - 1} once (missing {missing}, repeated {dupes})")
+    return shards
+
+
+def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | None = None) -> MintResult:
+    """Check that the shards belong together and cover the collection once, then join them."""
+    shards = _ordered_shards(shard_dirs)
+    first = shards[0][0]
     out_dir = Path(out_dir)
     if out_dir.resolve() in {p.resolve() for _, p in shards}:
         raise MintError("merge into a new folder, not into one of the shards")
@@ -88,34 +86,20 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | N
     model_sha = str(card.get("sha256", ""))
     fmt = first["metadata_format"]
     plan = TraitPlan(order=list(first["traits"]["active"]), skipped=list(first["traits"]["skipped"]))
-    ctx = DropContext(plan, model_sha, fmt)
-    ident = identity(config, model_sha, fmt)
-
-    _clean_temp_files(out_dir)
-    check_out_dir(out_dir, ident)  # refuses a folder holding another drop
-    journal = out_dir / JOURNAL
-    if not (journal / "state.json").exists():
-        write_bytes_atomic(journal / "state.json", stable_json(ident))
+    ctx = DropContext(config, plan, model_sha, fmt)
+    journal = Journal(out_dir)
+    journal.claim(identity(config, model_sha, fmt))  # refuses a folder holding another drop
     tally = DropTally(plan.order)
     want = iter(config.token_ids())
     in_order, copied = True, 0
     for _, path in shards:
         for entry in iter_array(path / "manifest.json", "tokens"):
-            name = str(entry["id"])
-            _copy_checked(
-                path / "images" / f"{name}.png",
-                out_dir / "images" / f"{name}.png",
-                None,
-                entry["file_sha256"],
-            )
-            _copy_checked(
-                path / "metadata" / f"{name}.json",
-                out_dir / "metadata" / f"{name}.json",
-                stable_json(ctx.metadata(config, entry)),
-                None,
-            )
+            token = entry["id"]
+            _copy_checked(image_path(path, token), image_path(out_dir, token), None, entry["file_sha256"])
+            expected = stable_json(ctx.metadata(entry))
+            _copy_checked(metadata_path(path, token), metadata_path(out_dir, token), expected, None)
             copied += 1
-            in_order = in_order and entry["id"] == next(want, None)
+            in_order = in_order and token == next(want, None)
             if in_order:
                 tally.add(entry)
         if on_progress:
@@ -125,8 +109,6 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | N
     paths = [path for _, path in shards]
     header = manifest_doc(config, fmt, card, first["render_profile"], plan, tally)
     result = finalize(out_dir, config, header, tally, lambda: _shard_entries(paths))
-    for path in sorted(journal.glob("*")):
-        path.unlink()
-    journal.rmdir()
+    journal.remove()
     result.notes = list(plan.skipped)
     return result

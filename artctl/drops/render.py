@@ -1,14 +1,15 @@
-"""Where mint and verify get pixels: one or more servers (via the client) or in-process ONNX Runtime.
+"""Where mint and verify get pixels: the Renderer protocol, and the one that asks servers.
 
-Both give the same pixels for the same (model, seed, psi, label); the render profile they report
-goes into the manifest so a reader knows what produced the drop.
+Every renderer gives the same pixels for the same (model, seed, psi, label) under the same render
+profile; the profile it reports goes into the manifest, so a reader knows what produced the drop.
+The in-process renderer (ONNX Runtime in this process) lives with the server code, in
+serving.local, so the core needs no onnxruntime.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -80,54 +81,3 @@ class ServerRenderer:
 
     def model_card(self) -> dict[str, Any]:
         return {k: v for k, v in self._card.items() if k not in ("metadata", "profile")}
-
-
-class LocalRenderer:
-    """In-process ONNX Runtime (needs the serve extra); the same pixels as a CPU server."""
-
-    def __init__(self, model_path: Path, threads: int = 0) -> None:
-        from serving.runtime import load_model  # lazy: the core does not need onnxruntime
-
-        self.runtime = load_model(Path(model_path), threads=threads)
-
-    def render(
-        self, seeds: Sequence[int], psi: float | None, labels: Sequence[int] | None = None
-    ) -> list[Rendered]:
-        from serving.encoding import encode_image
-        from serving.validation import check_labels, check_psi
-
-        arr = np.asarray(seeds, dtype=np.uint64)
-        psi_arr = check_psi(self.runtime.card, None if psi is None else [psi], len(arr))
-        label_arr = check_labels(self.runtime.card, list(labels or []), len(arr))
-        images = self.runtime.render(arr, psi_arr, label_arr)
-        out = []
-        for seed, img in zip(seeds, images):
-            enc = encode_image(img, "png")
-            out.append(Rendered(int(seed), enc.data, enc.pixel_sha256, img))
-        return out
-
-    def profile(self) -> dict[str, Any]:
-        return dict(self.runtime.profile.as_dict())
-
-    def model_card(self) -> dict[str, Any]:
-        return {**self.runtime.card.to_json(), "sha256": self.runtime.sha256}
-
-
-def open_renderer(model: str, servers: Sequence[str], local: bool, base_dir: Path | None = None) -> Renderer:
-    """The renderer the CLI flags ask for; with --local, `model` is an .onnx path (relative paths are
-    tried against the config's folder first, then the current one)."""
-    if local == bool(servers):
-        raise RenderError("choose where to render: --server HOST:PORT (one or more) or --local")
-    if local:
-        path = Path(model)
-        if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
-            path = base_dir / path
-        if not path.is_file():
-            raise RenderError(
-                f"--local needs `model` to be an .onnx file, and {str(path)!r} is not one "
-                "(set model in the config, or pass --model)"
-            )
-        return LocalRenderer(path)
-    from artctl.client import GeneratorClient
-
-    return ServerRenderer(GeneratorClient(list(servers)), model)

@@ -22,20 +22,14 @@ from typing import Any
 
 from artctl.cid import cid_of_bytes
 from artctl.collection import CollectionConfig, ConfigError, parse_collection
+from artctl.drops import MintError
+from artctl.drops.files import DropTally, final_files
+from artctl.drops.journal import read_manifest_head
+from artctl.drops.render import Renderer
+from artctl.drops.tokens import CHUNK, DropContext, chunks, image_path, metadata_path, render_chunk
 from artctl.imaging import decode_png
 from artctl.jsonstream import iter_array, sha256_of_file, sha256_of_fill
 from artctl.metadata import stable_json
-from artctl.mint import (
-    CHUNK,
-    DropContext,
-    DropTally,
-    MintError,
-    _chunks,
-    final_files,
-    read_manifest_head,
-    render_chunk,
-)
-from artctl.renderers import Renderer
 from artctl.seeds import pixel_sha256, token_seed
 from artctl.traits import plan_traits
 
@@ -68,12 +62,7 @@ def load_manifest(drop: Path) -> tuple[dict[str, Any], CollectionConfig]:
 
 
 def _check_token(
-    drop: Path,
-    config: CollectionConfig,
-    ctx: DropContext,
-    entry: dict[str, Any],
-    fresh: dict[str, Any],
-    problems: list[str],
+    drop: Path, ctx: DropContext, entry: dict[str, Any], fresh: dict[str, Any], problems: list[str]
 ) -> None:
     tid = entry.get("id")
     add = problems.append
@@ -81,7 +70,7 @@ def _check_token(
         if entry.get(key) != fresh.get(key):
             what = {"pixel_sha256": "re-rendered pixels"}.get(key, key)
             add(f"token {tid}: {what} differ from manifest.json ({fresh.get(key)!r} != {entry.get(key)!r})")
-    image = drop / "images" / f"{tid}.png"
+    image = image_path(drop, tid)
     try:
         data = image.read_bytes()
     except OSError:
@@ -97,11 +86,11 @@ def _check_token(
         cid = cid_of_bytes(data)
         if cid != entry.get("cid"):
             add(f"images/{tid}.png: IPFS CID {cid} does not match manifest.json ({entry.get('cid')})")
-    expected_uri = config.image_uri(int(str(tid)), str(entry.get("cid")))
+    expected_uri = ctx.config.image_uri(int(str(tid)), str(entry.get("cid")))
     if entry.get("image") != expected_uri:
         add(f"token {tid}: image URI {entry.get('image')!r} should be {expected_uri!r}")
-    meta_path = drop / "metadata" / f"{tid}.json"
-    expected = ctx.metadata(config, entry)
+    meta_path = metadata_path(drop, tid)
+    expected = ctx.metadata(entry)
     try:
         raw = meta_path.read_bytes()
     except OSError:
@@ -135,7 +124,7 @@ def verify(
         add(f"model: the renderer's model (sha256 {model_sha[:12]}…) is not the one in manifest.json")
     plan = plan_traits(config, card)
     fmt = str(doc.get("metadata_format", "erc721"))
-    ctx = DropContext(plan, str((doc.get("model") or {}).get("sha256", "")), fmt)
+    ctx = DropContext(config, plan, str((doc.get("model") or {}).get("sha256", "")), fmt)
     if doc.get("traits", {}).get("active") != plan.order:
         add(f"manifest.json: active traits {doc.get('traits', {}).get('active')} should be {plan.order}")
     manifest = drop / "manifest.json"
@@ -148,15 +137,15 @@ def verify(
     tokens = iter_array(manifest, "tokens") if in_order else None
     by_id = {} if in_order else {t.get("id"): t for t in iter_array(manifest, "tokens")}
     done = 0
-    for ids in _chunks(want_ids, chunk):
+    for ids in chunks(want_ids, chunk):
         entries = [next(tokens) for _ in ids] if tokens else [by_id.get(i) for i in ids]
-        for (fresh, _), entry in zip(render_chunk(config, ids, renderer, plan), entries):
+        for (fresh, _), entry in zip(render_chunk(ctx, ids, renderer), entries):
             if entry is None:
                 add(f"token {fresh['id']}: missing from manifest.json")
                 continue
             if entry.get("seed") != str(token_seed(config.salt, fresh["id"])):
                 add(f"token {fresh['id']}: seed is not token_seed(salt, id)")
-            _check_token(drop, config, ctx, entry, fresh, report.problems)
+            _check_token(drop, ctx, entry, fresh, report.problems)
         done += len(ids)
         report.tokens = done
         if on_progress:

@@ -1,0 +1,51 @@
+"""The `artctl` command line: one module per command group, the only place that imports serving,
+trainer or exporter. Heavy modules (torch, onnxruntime) are imported inside each command, so
+`artctl --help`, the client and mint stay light.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from artctl import __version__
+from artctl.cli import creative, data, demo, drops, export, metrics, serve, train
+from artctl.cli.common import CliError, wait_for_server
+
+__all__ = ["CliError", "app", "main", "wait_for_server"]
+
+app = typer.Typer(
+    name="artctl",
+    help="Train a GAN on your artwork, export it to ONNX, serve it over gRPC and mint reproducible drops.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"artctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """artctl: train -> export -> serve -> mint."""
+
+
+for module in (train, export, data, metrics, serve, drops, creative, demo):
+    for command in getattr(module, "COMMANDS", ()):
+        app.command()(command)
+    for name, group in getattr(module, "GROUPS", ()):
+        app.add_typer(group, name=name)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

@@ -1,0 +1,99 @@
+"""What every command shares: one readable error line, progress bars, seed lists, server readiness."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    """An error to print as one line (exit code 1)."""
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"artctl: error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def run_command(fn: Callable[[], T]) -> T:
+    """Run a command body; expected failures become one readable line and exit code 1."""
+    import grpc
+
+    try:
+        return fn()
+    except (CliError, ValueError, RuntimeError, OSError, LookupError, ArithmeticError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise fail(text) from None
+    except grpc.RpcError as exc:
+        raise fail(f"server said {exc.code().name}: {exc.details()}") from None  # type: ignore[attr-defined]
+
+
+def progress_bar(label: str, total: int, unit: str = "tokens") -> tuple[Any, Callable[[int, int], None]]:
+    """A progress bar with a rate and an ETA; returns (context manager, callback(done, total))."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    task = progress.add_task(label, total=total, rate="")
+    started = time.perf_counter()
+
+    def update(done: int, total_now: int) -> None:
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        progress.update(task, completed=done, total=total_now, rate=f"{rate:,.0f} {unit}/s")
+
+    return progress, update
+
+
+def seed_list(text: str, what: str) -> list[int]:
+    """'1,2,3' -> [1, 2, 3]; each a valid seed (0 <= seed < 2**64)."""
+    from artctl.seeds import as_seed_array
+
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CliError(f"{what}: cannot read {text!r} as comma-separated seeds") from None
+    if not seeds:
+        raise CliError(f"{what}: give at least one seed")
+    return [int(s) for s in as_seed_array(seeds)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_server(target: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until the server's health service says SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise CliError(f"server exited with code {proc.returncode} before it was ready")
+            try:
+                if (
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise CliError(f"server at {target} was not ready within {timeout:.0f} s")

@@ -1,0 +1,138 @@
+"""`artctl mint`, `merge` and `verify`: drops rendered through servers or in this process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import typer
+
+from artctl.cli.common import CliError, progress_bar, run_command
+from artctl.drops.render import Renderer, RenderError
+
+SERVER_HELP = "HOST:PORT of a server; repeat for round robin."
+
+
+def open_renderer(model: str, servers: Sequence[str], local: bool, base_dir: Path | None = None) -> Renderer:
+    """The renderer the flags ask for; with --local, `model` is an .onnx path (relative paths are
+    tried against the config's folder first, then the current one)."""
+    if local == bool(servers):
+        raise RenderError("choose where to render: --server HOST:PORT (one or more) or --local")
+    if local:
+        path = Path(model)
+        if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
+            path = base_dir / path
+        if not path.is_file():
+            raise RenderError(
+                f"--local needs `model` to be an .onnx file, and {str(path)!r} is not one "
+                "(set model in the config, or pass --model)"
+            )
+        from serving.local import LocalRenderer
+
+        return LocalRenderer(path)
+    from artctl.client import GeneratorClient
+    from artctl.drops.render import ServerRenderer
+
+    return ServerRenderer(GeneratorClient(list(servers)), model)
+
+
+def mint(
+    collection: Path = typer.Argument(..., help="Collection config (TOML)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for the drop."),
+    server: list[str] = typer.Option(None, "--server", help=SERVER_HELP),
+    local: bool = typer.Option(
+        False, "--local", help="Render in-process with ONNX Runtime; `model` is an .onnx path."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="Override the config's model (name or .onnx path)."
+    ),
+    shard: str | None = typer.Option(
+        None, "--shard", help="Render only slice i of n (0-based, e.g. 0/4); join with `artctl merge`."
+    ),
+    fmt: str = typer.Option(
+        "erc721", "--format", help="Token metadata: erc721 (OpenSea) or metaplex (Solana)."
+    ),
+) -> None:
+    """Render a collection: images, metadata, manifest, provenance, rarity, contact sheet.
+
+    Re-running with the same config resumes: finished tokens are verified on disk and skipped.
+    """
+
+    def body() -> None:
+        from artctl.collection import load_collection
+        from artctl.drops.mint import mint as run_mint
+        from artctl.drops.shard import Shard
+        from artctl.metadata import check_format
+
+        cfg = load_collection(collection)
+        check_format(cfg, fmt)
+        part = Shard.parse(shard) if shard else None
+        renderer = open_renderer(model or cfg.model, server or [], local, collection.parent)
+        total = len(part.ids(cfg)) if part else cfg.size
+        progress, update = progress_bar("mint", total)
+        with progress:
+            result = run_mint(cfg, out, renderer, fmt=fmt, shard=part, on_progress=update)
+        for note in result.notes:
+            typer.echo(f"note: {note}")
+        kept = result.tokens - result.rendered
+        what = f"shard {part.index}/{part.count}: " if part else ""
+        typer.echo(f"{what}minted {result.tokens} tokens into {result.out_dir} ({kept} were done, verified)")
+        typer.echo(f"  images:      {result.out_dir}/images/")
+        typer.echo(f"  metadata:    {result.out_dir}/metadata/  ({fmt})")
+        typer.echo(f"  manifest:    {result.manifest}")
+        if part:
+            typer.echo("  join the shards with: artctl merge OUT SHARD_DIR...")
+            return
+        typer.echo(f"  provenance:  {result.provenance}")
+        typer.echo(f"  rarity:      {result.out_dir}/rarity.json")
+        if result.contact_sheet:
+            typer.echo(f"  open {result.contact_sheet} to see the drop at a glance")
+
+    run_command(body)
+
+
+def merge(
+    out: Path = typer.Argument(..., help="Folder for the joined drop (new, or a merge to resume)."),
+    shards: list[Path] = typer.Argument(..., help="The shard folders written by `artctl mint --shard i/n`."),
+) -> None:
+    """Join minted shards into one drop, identical to a single `artctl mint` run."""
+
+    def body() -> None:
+        from artctl.drops.merge import merge as run_merge
+
+        result = run_merge(out, shards)
+        typer.echo(f"merged {len(shards)} shards, {result.tokens} tokens, into {result.out_dir}")
+        typer.echo(f"  provenance:  {result.provenance}")
+
+    run_command(body)
+
+
+def verify(
+    drop: Path = typer.Argument(..., help="A drop folder written by `artctl mint` (or `merge`)."),
+    server: list[str] = typer.Option(None, "--server", help=SERVER_HELP),
+    local: bool = typer.Option(False, "--local", help="Re-render in-process with ONNX Runtime."),
+    model: str | None = typer.Option(
+        None, "--model", help="Model name or .onnx path (default: the one in the drop's config)."
+    ),
+) -> None:
+    """Re-render every token; check pixels, files, CIDs, metadata, provenance. Exit 1 on any mismatch."""
+
+    def body() -> None:
+        from artctl.drops.verify import load_manifest
+        from artctl.drops.verify import verify as run_verify
+
+        _, cfg = load_manifest(drop)
+        renderer = open_renderer(model or cfg.model, server or [], local, None)
+        progress, update = progress_bar("verify", cfg.size)
+        with progress:
+            report = run_verify(drop, renderer, on_progress=update)
+        for problem in report.problems:
+            typer.echo(f"MISMATCH {problem}")
+        if report.problems:
+            raise CliError(f"{drop}: {len(report.problems)} mismatches in {report.tokens} tokens")
+        typer.echo(f"verified {report.tokens} tokens in {drop}: pixels, files, CIDs, metadata, provenance")
+
+    run_command(body)
+
+
+COMMANDS = (mint, merge, verify)

@@ -1,0 +1,75 @@
+"""`artctl serve`: its flags are generated from serving.config.ServerOptions (one list of options)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from artctl.cli.common import run_command
+
+
+def _option_type(annotation: Any) -> Any:
+    """`int | None` and `int` both become `int | None`: an unset flag leaves the option alone."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    return annotation | None
+
+
+def _parameters() -> list[inspect.Parameter]:
+    from serving.config import ServerOptions
+
+    params = []
+    for name, field in ServerOptions.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        default = field.get_default(call_default_factory=True)
+        shown = "" if default in (None, []) else f" (default: {default})"
+        help_text = f"{field.description}{shown}"
+        if extra.get("argument"):
+            info: Any = typer.Argument(None, help=help_text, show_default=False)
+            annotation: Any = list[Path]
+        else:
+            flag = str(extra.get("flag") or "--" + name.replace("_", "-"))
+            info = typer.Option(None, flag, help=help_text, show_default=False)
+            annotation = _option_type(field.annotation)
+        params.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+        )
+    config = typer.Option(None, "--config", help="TOML file with any of these options; flags override it.")
+    params.insert(
+        1, inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=config, annotation=Path | None)
+    )
+    return params
+
+
+def serve(**flags: Any) -> None:
+    """Serve models over gRPC: artctl.v1.Generator, KServe v2, health, reflection (needs `serve`).
+
+    SIGTERM stops gracefully (health NOT_SERVING, in-flight work finished); SIGHUP reloads models.
+    """
+    config = flags.pop("config", None)
+
+    def body() -> None:
+        import asyncio
+
+        from serving.config import load_options
+        from serving.server import serve_forever
+
+        options = load_options(config, {k: v for k, v in flags.items() if v is not None})
+        logging.basicConfig(
+            level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+        )
+        asyncio.run(serve_forever(options))
+
+    run_command(body)
+
+
+serve.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]
+COMMANDS = (serve,)

@@ -1,0 +1,150 @@
+"""The drop-level files: manifest.json, provenance.txt, collection.json, rarity.json, contact sheet.
+
+Each is a pure function of the config, the model card, the render profile and the token entries in
+id order, streamed: per token only a few words stay in memory (rarity codes and scores), and the
+provenance hash is updated as the tokens go by. Mint and merge write these files; verify hashes
+what they should be and compares.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from artctl import __version__
+from artctl.collection import CollectionConfig
+from artctl.drops.tokens import image_path
+from artctl.fileio import write_atomic
+from artctl.imaging import decode_png, image_grid
+from artctl.jsonstream import Fill, constant, dump_streamed, iter_array
+from artctl.metadata import collection_metadata, stable_json
+from artctl.rarity import RarityTally
+from artctl.seeds import CONTRACTS, Provenance
+from artctl.traits import TraitPlan
+
+MANIFEST_VERSION = "artctl-manifest-v2"
+CONTACT_SHEET_MAX = 64
+EntriesFn = Callable[[], Iterator[dict[str, Any]]]  # streams the token entries again, in id order
+
+
+@dataclass
+class MintResult:
+    out_dir: Path
+    tokens: int
+    provenance: str
+    manifest: Path
+    contact_sheet: Path | None
+    rendered: int = 0  # tokens rendered by this run (the rest were verified and kept)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def entries(self) -> Iterator[dict[str, Any]]:
+        """The manifest's token entries, streamed from disk: a result holds none of them in memory."""
+        return iter_array(self.manifest, "tokens")
+
+
+class DropTally:
+    """What the drop-level files need from the tokens, gathered as the entries stream past in id
+    order: the provenance hash, rarity codes and the ids of the contact sheet's tokens.
+    """
+
+    def __init__(self, trait_names: Sequence[str]) -> None:
+        self.rarity = RarityTally(trait_names)
+        self.sheet_ids: list[Any] = []
+        self._provenance = Provenance()
+
+    @property
+    def tokens(self) -> int:
+        return self._provenance.count
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self._provenance.add(str(entry.get("file_sha256", "0" * 64)))
+        self.rarity.add(entry)
+        if len(self.sheet_ids) < CONTACT_SHEET_MAX:
+            self.sheet_ids.append(entry["id"])
+
+    @property
+    def provenance(self) -> str:
+        return self._provenance.hexdigest()
+
+
+def manifest_doc(
+    config: CollectionConfig,
+    fmt: str,
+    card: dict[str, Any],
+    profile: dict[str, Any],
+    plan: TraitPlan,
+    tally: DropTally,
+    shard: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """The manifest without its tokens (config echo, model, render profile, provenance or shard);
+    the token entries are streamed into it in id order when it is written.
+    """
+    doc: dict[str, Any] = {
+        "format": MANIFEST_VERSION,
+        "artctl_version": __version__,
+        "collection": config.model_dump(mode="json"),
+        "metadata_format": fmt,
+        "contracts": CONTRACTS,
+        "model": card,
+        "render_profile": profile,
+        "traits": {"active": plan.order, "skipped": plan.skipped},
+    }
+    if shard is None:
+        doc["provenance"] = tally.provenance
+    else:
+        doc["shard"] = shard
+    return doc
+
+
+def contact_sheet_png(out_dir: Path, ids: Sequence[Any], limit: int = CONTACT_SHEET_MAX) -> bytes:
+    """A grid of the first tokens, read back from disk one at a time (memory stays flat)."""
+    images = [decode_png(image_path(out_dir, i).read_bytes()) for i in ids[:limit]]
+    buf = io.BytesIO()
+    image_grid(np.stack(images), cols=min(8, len(images))).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def final_files(
+    out_dir: Path, config: CollectionConfig, header: dict[str, Any], tally: DropTally, entries: EntriesFn
+) -> dict[str, Fill]:
+    """The drop-level files of a complete drop, each as a Fill that streams its bytes (mint and merge
+    write them, verify hashes them). `header` is the manifest without its tokens.
+    """
+    model_sha = str(header["model"].get("sha256", ""))
+    prov = header["provenance"]
+    collection = collection_metadata(config, header["metadata_format"], prov, model_sha)
+    return {
+        "manifest.json": lambda write: dump_streamed(header, "tokens", entries(), write),
+        "provenance.txt": constant((prov + "\n").encode("ascii")),
+        "collection.json": constant(stable_json(collection)),
+        "rarity.json": tally.rarity.write,
+        "contact-sheet.png": lambda write: write(contact_sheet_png(out_dir, tally.sheet_ids)),
+    }
+
+
+def finalize(
+    out_dir: Path, config: CollectionConfig, header: dict[str, Any], tally: DropTally, entries: EntriesFn
+) -> MintResult:
+    """Write the drop-level files of a complete drop, each atomically."""
+    for name, fill in final_files(out_dir, config, header, tally, entries).items():
+        write_atomic(out_dir / name, fill)
+    return MintResult(
+        out_dir,
+        tally.tokens,
+        header["provenance"],
+        out_dir / "manifest.json",
+        out_dir / "contact-sheet.png",
+    )
+
+
+def write_shard_manifest(out_dir: Path, header: dict[str, Any], entries: EntriesFn) -> MintResult:
+    """A shard has no drop-level files but its manifest; `artctl merge` writes the rest."""
+    write_atomic(out_dir / "manifest.json", lambda write: dump_streamed(header, "tokens", entries(), write))
+    tokens = header["shard"]["stop_id"] - header["shard"]["first_id"]
+    return MintResult(out_dir, tokens, "", out_dir / "manifest.json", None)

@@ -1,0 +1,81 @@
+"""Mint a collection: every token's image, metadata and manifest entry, re-derivable from the config.
+
+No timestamps: the same config and model give the same bytes. A re-run resumes whatever a past run
+finished (artctl.drops.journal), and memory stays flat whatever the size: entries live in the
+journal, not in a list, and the drop-level files are written by streaming them back.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+from artctl.collection import CollectionConfig
+from artctl.drops.files import DropTally, MintResult, finalize, manifest_doc, write_shard_manifest
+from artctl.drops.journal import FinishedEntries, Journal, identity
+from artctl.drops.render import Renderer
+from artctl.drops.shard import Shard
+from artctl.drops.tokens import CHUNK, DropContext, chunks, render_chunk, token_files_ok, write_token_files
+from artctl.metadata import check_format
+from artctl.traits import plan_traits
+
+ProgressFn = Callable[[int, int], None]  # (tokens done, tokens total)
+
+
+def mint(
+    config: CollectionConfig,
+    out_dir: Path,
+    renderer: Renderer,
+    fmt: str = "erc721",
+    shard: Shard | None = None,
+    on_progress: ProgressFn | None = None,
+    chunk: int = CHUNK,
+) -> MintResult:
+    """Render the collection (or one shard of it) into out_dir, resuming whatever a past run finished."""
+    out_dir = Path(out_dir)
+    check_format(config, fmt)
+    card = renderer.model_card()
+    model_sha = str(card.get("sha256", ""))
+    plan = plan_traits(config, card)
+    ctx = DropContext(config, plan, model_sha, fmt)
+    ids = shard.ids(config) if shard else config.token_ids()
+    journal = Journal(out_dir)
+    part = None if shard is None else (shard.index, shard.count)
+    has_manifest = journal.claim(identity(config, model_sha, fmt, part))
+    finished = FinishedEntries(journal, has_manifest)
+
+    tally = DropTally(plan.order)
+    rendered = 0
+    try:
+        for id_chunk in chunks(ids, chunk):
+            kept, journaled = finished.take(id_chunk)
+            if all(e is not None and token_files_ok(out_dir, ctx, e) for e in kept):
+                entries = [e for e in kept if e is not None]
+                if not journaled:  # from the old manifest: journal it, the manifest is rewritten
+                    journal.record(id_chunk, entries)
+            else:
+                fresh = render_chunk(ctx, id_chunk, renderer)
+                for entry, item in fresh:
+                    write_token_files(out_dir, ctx, entry, item.png)
+                entries = [e for e, _ in fresh]
+                journal.record(id_chunk, entries)
+                rendered += len(entries)
+            for entry in entries:
+                tally.add(entry)
+            if on_progress:
+                on_progress(tally.tokens, len(ids))
+    finally:
+        finished.close()
+
+    shard_doc = shard.describe(config) if shard else None
+    header = manifest_doc(config, fmt, card, renderer.profile(), plan, tally, shard_doc)
+    streamed = functools.partial(journal.entries, ids, chunk)
+    if shard is None:
+        result = finalize(out_dir, config, header, tally, streamed)
+    else:
+        result = write_shard_manifest(out_dir, header, streamed)
+    journal.remove()
+    result.rendered = rendered
+    result.notes = list(plan.skipped)
+    return result

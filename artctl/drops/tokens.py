@@ -1,0 +1,108 @@
+"""One token: its seed, traits and label, rendered into a manifest entry and two files.
+
+token seed = token_seed(salt, id) -> image from the model -> images/{id}.png and metadata/{id}.json.
+The entry records the seed, traits, pixel_sha256 (encoder-independent), file_sha256 and IPFS CID.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from artctl.cid import cid_of_bytes
+from artctl.collection import CollectionConfig
+from artctl.drops import MintError
+from artctl.drops.render import Rendered, Renderer
+from artctl.fileio import write_bytes_atomic
+from artctl.imaging import decode_png
+from artctl.metadata import stable_json, token_metadata
+from artctl.seeds import pixel_sha256, token_seed
+from artctl.traits import TraitPlan
+
+CHUNK = 64  # tokens rendered, written and journaled together
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def image_path(out_dir: Path, token_id: Any) -> Path:
+    return Path(out_dir) / "images" / f"{token_id}.png"
+
+
+def metadata_path(out_dir: Path, token_id: Any) -> Path:
+    return Path(out_dir) / "metadata" / f"{token_id}.json"
+
+
+@dataclass
+class DropContext:
+    """What every token's files depend on besides its own entry."""
+
+    config: CollectionConfig
+    plan: TraitPlan
+    model_sha256: str
+    fmt: str
+
+    def metadata(self, entry: dict[str, Any]) -> dict[str, Any]:
+        return token_metadata(self.config, entry, self.plan.order, self.model_sha256, self.fmt)
+
+
+def render_chunk(
+    ctx: DropContext, ids: Sequence[int], renderer: Renderer
+) -> list[tuple[dict[str, Any], Rendered]]:
+    """Render tokens and build their manifest entries (pixels checked against the renderer's hash)."""
+    config, plan = ctx.config, ctx.plan
+    seeds = [token_seed(config.salt, i) for i in ids]
+    drawn = [plan.draw_label(config.salt, i) for i in ids]
+    labels = [d[1] for d in drawn if d is not None] or None
+    rendered = renderer.render(seeds, config.psi, labels)
+    if len(rendered) != len(ids):
+        raise MintError(f"renderer returned {len(rendered)} images for {len(ids)} seeds")
+    out = []
+    for token_id, seed, pair, item in zip(ids, seeds, drawn, rendered):
+        if item.seed != seed:
+            raise MintError(f"token {token_id}: renderer answered for seed {item.seed}, not {seed}")
+        pixels = item.pixels if item.pixels is not None else decode_png(item.png)
+        pix = pixel_sha256(pixels)
+        if pix != item.pixel_sha256:
+            raise MintError(f"token {token_id}: PNG pixels do not match the renderer's pixel hash")
+        cid = cid_of_bytes(item.png)
+        entry: dict[str, Any] = {
+            "id": token_id,
+            "seed": str(seed),
+            "traits": plan.traits_for(config.salt, token_id, pixels, pair[0] if pair else None),
+            "pixel_sha256": pix,
+            "file_sha256": sha256_hex(item.png),
+            "cid": cid,
+            "image": config.image_uri(token_id, cid),
+        }
+        if pair is not None:
+            entry["label"] = pair[1]
+        out.append((entry, item))
+    return out
+
+
+def write_token_files(out_dir: Path, ctx: DropContext, entry: dict[str, Any], png: bytes) -> None:
+    """A token's image and metadata, each written atomically."""
+    write_bytes_atomic(image_path(out_dir, entry["id"]), png)
+    write_bytes_atomic(metadata_path(out_dir, entry["id"]), stable_json(ctx.metadata(entry)))
+
+
+def token_files_ok(out_dir: Path, ctx: DropContext, entry: dict[str, Any]) -> bool:
+    """A finished token is kept only if its image and metadata on disk are exactly what it recorded."""
+    try:
+        if sha256_hex(image_path(out_dir, entry["id"]).read_bytes()) != entry["file_sha256"]:
+            return False
+        return metadata_path(out_dir, entry["id"]).read_bytes() == stable_json(ctx.metadata(entry))
+    except (OSError, KeyError, TypeError):
+        return False
