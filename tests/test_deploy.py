@@ -55,7 +55,8 @@ def test_every_target_renders_with_one_autoscaler(rendered: dict[str, Docs]) -> 
         assert "ScaledObject" not in _kinds(rendered[name])
     assert "ScaledObject" in _kinds(rendered["gpu-keda"])
     assert "HorizontalPodAutoscaler" not in _kinds(rendered["gpu-keda"])
-    assert _kinds(rendered["mint"]) == ["ConfigMap", "Job", "PersistentVolumeClaim"]
+    assert _kinds(rendered["mint"]) == ["Job", "NetworkPolicy", "PersistentVolumeClaim", "Secret"]
+    assert _kinds(rendered["mint-merge"]) == ["Job", "NetworkPolicy"]
 
 
 @pytest.mark.parametrize("version", manifests.schema_versions())
