@@ -8,6 +8,7 @@ also fed a broken manifest or Dockerfile, so a check that silently stopped check
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -221,20 +222,27 @@ BREAKS: list[tuple[str, Callable[[Docs], Any], Callable[[Docs], Any]]] = [
         rules.connection_age_set,
         lambda d: _serve_toml(d, "max_connection_age_s = 300", ""),
     ),
-    ("runs as root", rules.runs_as_non_root, lambda d: _pod(d)["securityContext"].update(runAsUser=0)),
-    ("user by name", rules.runs_as_non_root, lambda d: _pod(d)["securityContext"].update(runAsUser="artctl")),
-    ("no runAsNonRoot", rules.runs_as_non_root, lambda d: _pod(d)["securityContext"].pop("runAsNonRoot")),
+    ("no /tmp", rules.writable_tmp, lambda d: _container(d)["volumeMounts"].pop()),
     (
-        "container overrides",
-        rules.runs_as_non_root,
-        lambda d: _container(d)["securityContext"].update(runAsNonRoot=False),
+        "policy without metrics",
+        rules.network_policy_ports,
+        lambda d: _get(d, "NetworkPolicy")["spec"]["ingress"][0]["ports"].pop(),
     ),
     (
-        "writable root",
-        rules.runs_as_non_root,
-        lambda d: _container(d)["securityContext"].pop("readOnlyRootFilesystem"),
+        "policy admits every port",
+        rules.network_policy_ports,
+        lambda d: _get(d, "NetworkPolicy")["spec"]["ingress"][0].pop("ports"),
     ),
-    ("no /tmp", rules.runs_as_non_root, lambda d: _container(d)["volumeMounts"].pop()),
+    (
+        "policy behind a port move",
+        rules.network_policy_ports,
+        lambda d: _serve_toml(d, "metrics_port = 8002", "metrics_port = 9002"),
+    ),
+    (
+        "policy on other pods",
+        rules.network_policy_ports,
+        lambda d: _get(d, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"].update(app="x"),
+    ),
     ("both autoscalers", rules.one_autoscaler, lambda d: d.append(_keda_object())),
     ("keda numeric metadata", rules.crd_structure, lambda d: d.append(_keda_object(threshold=0.05))),
     (
@@ -291,6 +299,42 @@ def test_merge_rule_catches_a_missing_shard(rendered: dict[str, Docs]) -> None:
     assert rules.merge_covers_shards(rendered["mint"], merge)
 
 
+# -- the collection's salt stays secret -------------------------------------------------------------------
+
+
+def _collection_text(docs: Docs) -> str:
+    return base64.b64decode(_get(docs, "Secret")["data"]["collection.toml"]).decode("utf-8")
+
+
+def test_collection_is_mounted_from_a_secret(rendered: dict[str, Docs], tmp_path: Path) -> None:
+    """kustomize puts collection.toml (with the salt) into a Secret, and the Job finds the same file
+    where its args say, so `artctl mint` runs unchanged."""
+    docs = rendered["mint"]
+    assert "ConfigMap" not in _kinds(docs)
+    text = _collection_text(docs)
+    assert text == (manifests.K8S / "mint" / "collection.toml").read_text(encoding="utf-8")
+    spec = _get(docs, "Job")["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if "secret" in v)
+    assert volume["secret"]["secretName"] == _get(docs, "Secret")["metadata"]["name"]
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
+    assert spec["containers"][0]["args"][1] == f"{mount['mountPath']}/collection.toml"
+    from artctl.collection import load_collection
+
+    (tmp_path / "collection.toml").write_text(text, encoding="utf-8")
+    assert load_collection(tmp_path / "collection.toml").salt
+
+
+def test_salt_rule_catches_a_configmap(rendered: dict[str, Docs]) -> None:
+    leaked = copy.deepcopy(rendered["mint"])
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "artctl-collection"}}
+    leaked.append({**config_map, "data": {"collection.toml": _collection_text(leaked)}})
+    assert rules.salt_in_secret(leaked)
+    mounted = copy.deepcopy(rendered["mint"])
+    volume = next(v for v in _get(mounted, "Job")["spec"]["template"]["spec"]["volumes"] if "secret" in v)
+    volume["configMap"] = {"name": volume.pop("secret")["secretName"]}
+    assert rules.salt_in_secret(mounted)
+
+
 # -- the CLI accepts what the manifests and the image run ---------------------------------------------
 
 
@@ -329,7 +373,8 @@ def test_dockerfile_rules() -> None:
         ("single stage", None, 'FROM python:3.12-slim\nUSER 10001\nENTRYPOINT ["artctl"]\nCMD ["serve"]\n'),
         ("named user", "USER 10001:10001\nENTRYPOINT", "USER artctl\nENTRYPOINT"),
         ("root user", "USER 10001:10001\nENTRYPOINT", "USER 0\nENTRYPOINT"),
-        ("shell entrypoint", 'ENTRYPOINT ["artctl"]', "ENTRYPOINT artctl"),
+        ("no user in a target", "USER 10001:10001\nENTRYPOINT", "ENTRYPOINT"),
+        ("health on another port", "'127.0.0.1:8001'", "'127.0.0.1:9001'"),
         ("torch extra", '".[serve]"', '".[serve,train]"'),
         ("torch package", '".[gpu]"', '".[gpu]" torch'),
     ],
@@ -350,6 +395,21 @@ def test_image_entrypoint_imports_without_torch(target: str) -> None:
     done = _cli_help(command[1:])
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().endswith("NO-TORCH")
+
+
+def _health_probe(address: str) -> subprocess.CompletedProcess[str]:
+    """The image's HEALTHCHECK command, run here against `address` instead of the container's port."""
+    command = dockerfile.healthcheck(dockerfile.DOCKERFILE.read_text(encoding="utf-8"), "gpu")
+    assert command[:2] == ["python", "-c"] and "127.0.0.1:8001" in command[2]
+    code = command[2].replace("127.0.0.1:8001", address)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_image_healthcheck_asks_the_grpc_health_service(tiny_model: Path) -> None:
+    with running_server([tiny_model]) as (_, address):
+        done = _health_probe(address)
+        assert done.returncode == 0, done.stderr
+    assert _health_probe(f"127.0.0.1:{_free_port()}").returncode == 1  # nobody listening: unhealthy
 
 
 # -- checkov and hadolint: zero findings on deploy/, and they do find what is wrong --------------------
