@@ -335,6 +335,17 @@ def test_salt_rule_catches_a_configmap(rendered: dict[str, Docs]) -> None:
     assert rules.salt_in_secret(mounted)
 
 
+def test_manifests_need_kubernetes_1_30(rendered: dict[str, Docs]) -> None:
+    """docs/deploy.md's minimum, from the schemas: 1.28 has no preStop sleep action (1.29 has it behind
+    an alpha gate, on by default from 1.30), 1.27 has no backoffLimitPerIndex (alpha in 1.28)."""
+    server, _ = manifests.validate(rendered["gpu"], "1.28.0")
+    mint, _ = manifests.validate(rendered["mint"], "1.27.0")
+    assert any("'sleep' was unexpected" in p for p in server)
+    assert any("backoffLimitPerIndex" in p for p in mint)
+    assert manifests.OLDEST_VERSION == "1.30.0"
+    assert "Kubernetes 1.30 or newer" in DOCS.read_text(encoding="utf-8")
+
+
 # -- the CLI accepts what the manifests and the image run ---------------------------------------------
 
 
