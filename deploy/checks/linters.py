@@ -60,7 +60,8 @@ class Scan:
 
 def tools_bin() -> Path | None:
     """The folder with checkov and hadolint: $ARTCTL_TOOLS_BIN, else .venv-tools/bin; None if absent."""
-    folder = Path(os.environ.get(TOOLS_ENV) or ROOT / ".venv-tools" / "bin")
+    # Absolute: checkov runs in a scratch directory, and the Makefile passes a relative path.
+    folder = Path(os.environ.get(TOOLS_ENV) or ROOT / ".venv-tools" / "bin").absolute()
     return folder if all((folder / tool).is_file() for tool in ("checkov", "hadolint")) else None
 
 
