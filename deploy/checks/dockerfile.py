@@ -1,4 +1,17 @@
-"""A small Dockerfile reader (enough for deploy/Dockerfile) and the rules its image must keep."""
+"""A small Dockerfile reader (enough for deploy/Dockerfile) and the project's rules for its image.
+
+hadolint and checkov (deploy/checks/linters.py) cover the generic rules: exec-form CMD and
+ENTRYPOINT (DL3025), no root USER (DL3002, CKV_DOCKER_8), a numeric USER (DL3066), a HEALTHCHECK
+(CKV_DOCKER_2), pipefail (DL4006), base image tags (DL3006, DL3007, CKV_DOCKER_7). The exec-form rule
+that lived here is gone. What stays is what only this project knows:
+
+- the targets: `cpu` and `gpu` exist, one of them last (the default), built in several stages;
+- both set a numeric non-root USER, as the manifests' runAsUser expects: the linters judge a USER
+  where there is one, but not a target that inherits none (checkov's CKV_DOCKER_3 asks for a USER
+  anywhere in the file);
+- no torch in either image, directly or through the `train`/`all` extras, in any stage they use;
+- the HEALTHCHECK of both asks the port their CMD serves on (--port).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +20,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.checks.rules import flag_value
+
 DOCKERFILE = Path(__file__).resolve().parent.parent / "Dockerfile"
 FINAL_TARGETS = ("cpu", "gpu")
 # A pip install that could pull torch: the package itself, or the extras that depend on it.
 TORCH = re.compile(r"torch|\[[^\]]*\b(train|all)\b[^\]]*\]")
+PROBE_ADDRESS = re.compile(r"127\.0\.0\.1:(\d+)")
 
 
 @dataclass
@@ -95,9 +111,10 @@ def check(text: str) -> list[str]:
         user = stage.last("USER") or ""
         if not re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", user):
             problems.append(f"stage {name}: USER {user!r} is not a numeric non-root uid")
-        for instruction in ("ENTRYPOINT", "CMD"):
-            if exec_form(stage.last(instruction)) is None:
-                problems.append(f"stage {name}: {instruction} is not exec form, so PID 1 would be a shell")
+        port = flag_value(entrypoint(text, name), "--port")
+        asked = PROBE_ADDRESS.findall(" ".join(healthcheck(text, name)))
+        if port is None or asked != [port]:
+            problems.append(f"stage {name}: HEALTHCHECK asks port {asked}, the CMD serves on --port {port}")
         for s in _ancestry(by_name, name):
             for i, v in s.instructions:
                 if i == "RUN" and "pip install" in v and TORCH.search(v):
@@ -109,3 +126,15 @@ def entrypoint(text: str, target: str) -> list[str]:
     """ENTRYPOINT + CMD of a target: the command line its container runs."""
     stage = {s.name: s for s in parse(text)}[target]
     return (exec_form(stage.last("ENTRYPOINT")) or []) + (exec_form(stage.last("CMD")) or [])
+
+
+def healthcheck(text: str, target: str) -> list[str]:
+    """The exec-form HEALTHCHECK command a target runs: its own or the nearest one it is built FROM."""
+    stages = {s.name: s for s in parse(text)}
+    stage = stages.get(target)
+    while stage is not None:
+        value = stage.last("HEALTHCHECK")
+        if value is not None:
+            return exec_form(value.partition(" CMD ")[2].strip()) or []
+        stage = stages.get(stage.base)
+    return []

@@ -1,4 +1,23 @@
-"""Rules that schemas miss. Each check takes rendered objects and returns a list of problems."""
+"""Rules that schemas, checkov and hadolint miss. Each takes rendered objects, returns problems.
+
+checkov (deploy/checks/linters.py) covers the generic hardening: non-root (CKV_K8S_23, high uid
+CKV_K8S_40), read-only root filesystem (CKV_K8S_22), privilege escalation, capabilities, seccomp,
+probes present, CPU and memory limits, NetworkPolicy present, image digest and pull policy. So the
+old runs_as_non_root rule is gone but for its /tmp part. What stays here is what only this project
+knows, rule by rule:
+
+- gpu_only_in_limits: nvidia.com/gpu is an extended resource; no linter knows the GPU overlay.
+- probes_match_ports: probes hit a container port and the server's port from serve.toml + flags.
+- network_policy_ports: the server's NetworkPolicy admits exactly serve.toml's two ports (checkov
+  only checks that some policy selects the pods).
+- selectors_match: Services, PDB, ServiceMonitor and autoscalers point at objects in the render.
+- grace_period_covers_drain, connection_age_set: timings from serve.toml (artctl's graceful drain).
+- writable_tmp: a read-only root needs an emptyDir at /tmp (Python's tempfile, multiprocessing).
+- indexed_jobs, merge_covers_shards: the mint shards, their --shard/--out and the merge's list.
+- salt_in_secret: the collection's salt never sits in a ConfigMap; the mint Job reads a Secret.
+- one_autoscaler, crd_structure: HPA vs KEDA, and the CRDs that have no schema.
+- metric names (promql_problems, ...): queries read series a real server exposes.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +60,7 @@ def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def _flag(args: list[str], flag: str) -> str | None:
+def flag_value(args: list[str], flag: str) -> str | None:
     """The value of `--flag V` or `--flag=V` (the last one wins, as on the command line)."""
     value = None
     for i, arg in enumerate(args):
@@ -62,23 +81,28 @@ FLAG_KEYS = {
 }
 
 
+def _volume_at(spec: Doc, container: Doc, folder: str) -> Doc | None:
+    """The pod volume a container mounts at `folder`."""
+    mount = next((m for m in container.get("volumeMounts", []) if m["mountPath"] == folder), None)
+    return next((v for v in spec.get("volumes", []) if mount and v["name"] == mount["name"]), None)
+
+
 def serve_options(docs: list[Doc], deployment: Doc) -> dict[str, Any]:
     """serve.toml from the ConfigMap mounted at --config, overridden by flags (as `artctl serve` does)."""
     spec = deployment["spec"]["template"]["spec"]
     container = spec["containers"][0]
     args = [str(a) for a in container.get("args", [])]
     options: dict[str, Any] = {}
-    config = _flag(args, "--config")
+    config = flag_value(args, "--config")
     if config:
         folder, filename = posixpath.split(config)
-        mount = next(m for m in container.get("volumeMounts", []) if m["mountPath"] == folder)
-        volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+        volume = _volume_at(spec, container, folder) or {}
         cm = next(
             c for c in _of_kind(docs, "ConfigMap") if c["metadata"]["name"] == volume["configMap"]["name"]
         )
         options = tomllib.loads(cm["data"][filename])
     for flag, (key, kind) in FLAG_KEYS.items():
-        value = _flag(args, flag)
+        value = flag_value(args, flag)
         if value is not None:
             options[key] = kind(value)
     return options
@@ -115,7 +139,7 @@ def probes_match_ports(docs: list[Doc]) -> list[str]:
                 probe = c.get(kind)
                 if probe is None:
                     continue
-                action = next((probe[a] for a in ("grpc", "httpGet", "tcpSocket") if a in probe), {})
+                action: Doc = next((probe[a] for a in ("grpc", "httpGet", "tcpSocket") if a in probe), {})
                 port = action.get("port")
                 if not isinstance(port, int):
                     problems.append(f"{_name(doc)}: {kind} port {port!r} is not a number")
@@ -137,6 +161,32 @@ def probes_match_ports(docs: list[Doc]) -> list[str]:
                 )
         if opts.get("host") != "0.0.0.0":
             problems.append(f"{_name(dep)}: server binds {opts.get('host')!r}; probes need 0.0.0.0")
+    return problems
+
+
+def network_policy_ports(docs: list[Doc]) -> list[str]:
+    """The NetworkPolicies over the server pods admit its gRPC and metrics ports, and nothing else."""
+    problems = []
+    for dep in _servers(docs):
+        labels = dep["spec"]["template"]["metadata"].get("labels", {})
+        container = dep["spec"]["template"]["spec"]["containers"][0]
+        named = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+        opts = serve_options(docs, dep)
+        want = {opts.get("port"), opts.get("metrics_port")}
+        admitted: set[Any] = set()
+        for policy in _of_kind(docs, "NetworkPolicy"):
+            selector = policy["spec"].get("podSelector", {}).get("matchLabels", {})
+            if not all(labels.get(k) == v for k, v in selector.items()):
+                continue
+            for rule in policy["spec"].get("ingress", []):
+                if not rule.get("ports"):
+                    problems.append(f"{_name(policy)}: an ingress rule without ports admits every port")
+                admitted |= {named.get(p.get("port"), p.get("port")) for p in rule.get("ports", [])}
+        if admitted != want:
+            problems.append(
+                f"{_name(dep)}: NetworkPolicies admit ports {sorted(admitted, key=str)}, "
+                f"the server listens on {sorted(want, key=str)}"
+            )
     return problems
 
 
@@ -220,24 +270,13 @@ def connection_age_set(docs: list[Doc]) -> list[str]:
     ]
 
 
-def runs_as_non_root(docs: list[Doc]) -> list[str]:
-    """runAsNonRoot with a numeric, non-zero runAsUser; read-only root fs with a writable /tmp."""
+def writable_tmp(docs: list[Doc]) -> list[str]:
+    """The root filesystem is read-only (checkov CKV_K8S_22), so /tmp must be an emptyDir."""
     problems = []
     for doc, spec in pod_specs(docs):
-        pod = spec.get("securityContext", {})
+        empty = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
         for c in _containers(spec):
-            sc = {**pod, **c.get("securityContext", {})}
-            user = sc.get("runAsUser")
-            if sc.get("runAsNonRoot") is not True:
-                problems.append(f"{_name(doc)}: container {c['name']} lacks runAsNonRoot: true")
-            if not isinstance(user, int) or isinstance(user, bool) or user <= 0:
-                problems.append(
-                    f"{_name(doc)}: container {c['name']} runAsUser {user!r} is not a numeric non-root uid"
-                )
-            if sc.get("readOnlyRootFilesystem") is not True:
-                problems.append(f"{_name(doc)}: container {c['name']} root filesystem is writable")
             mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
-            empty = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
             if mounts.get("/tmp") not in empty:
                 problems.append(f"{_name(doc)}: container {c['name']} has no emptyDir at /tmp")
     return problems
@@ -255,10 +294,10 @@ def indexed_jobs(docs: list[Doc]) -> list[str]:
         if "backoffLimitPerIndex" not in spec:
             problems.append(f"{_name(job)}: no backoffLimitPerIndex: one flaky shard would fail them all")
         args = [str(a) for a in spec["template"]["spec"]["containers"][0].get("args", [])]
-        shard = _flag(args, "--shard") or ""
+        shard = flag_value(args, "--shard") or ""
         if shard != f"$(JOB_COMPLETION_INDEX)/{spec.get('completions')}":
             problems.append(f"{_name(job)}: --shard {shard!r} is not $(JOB_COMPLETION_INDEX)/completions")
-        if "$(JOB_COMPLETION_INDEX)" not in (_flag(args, "--out") or ""):
+        if "$(JOB_COMPLETION_INDEX)" not in (flag_value(args, "--out") or ""):
             problems.append(
                 f"{_name(job)}: --out does not depend on JOB_COMPLETION_INDEX; shards would collide"
             )
@@ -269,13 +308,33 @@ def merge_covers_shards(mint_docs: list[Doc], merge_docs: list[Doc]) -> list[str
     """The merge step names every shard folder the Indexed Job writes, and nothing else."""
     job = next(j for j in _of_kind(mint_docs, "Job") if j["spec"].get("completionMode") == "Indexed")
     args = [str(a) for a in job["spec"]["template"]["spec"]["containers"][0]["args"]]
-    pattern = _flag(args, "--out") or ""
+    pattern = flag_value(args, "--out") or ""
     want = [pattern.replace("$(JOB_COMPLETION_INDEX)", str(i)) for i in range(job["spec"]["completions"])]
     problems = []
     for merge in _of_kind(merge_docs, "Job"):
         margs = [str(a) for a in merge["spec"]["template"]["spec"]["containers"][0]["args"]]
         if margs[:1] != ["merge"] or margs[2:] != want:
             problems.append(f"{_name(merge)}: merges {margs[2:]}, but the shards are {want}")
+    return problems
+
+
+def salt_in_secret(docs: list[Doc]) -> list[str]:
+    """The salt decides every token's seed and stays secret until the reveal: no ConfigMap holds a
+    collection with a salt, and `artctl mint` reads its collection from a mounted Secret."""
+    problems = [
+        f"{_name(cm)}: {key} holds the collection's salt; put it in a Secret"
+        for cm in _of_kind(docs, "ConfigMap")
+        for key, text in cm.get("data", {}).items()
+        if key.endswith(".toml") and "salt" in tomllib.loads(text)
+    ]
+    for doc, spec in pod_specs(docs):
+        for c in spec["containers"]:
+            args = [str(a) for a in c.get("args", [])]
+            if args[:1] != ["mint"] or len(args) < 2:
+                continue
+            volume = _volume_at(spec, c, posixpath.dirname(args[1])) or {}
+            if "secret" not in volume:
+                problems.append(f"{_name(doc)}: the collection {args[1]} is not mounted from a Secret")
     return problems
 
 
@@ -327,14 +386,15 @@ def crd_structure(docs: list[Doc]) -> list[str]:
 SERVER_RULES = (
     gpu_only_in_limits,
     probes_match_ports,
+    network_policy_ports,
     selectors_match,
     grace_period_covers_drain,
     connection_age_set,
-    runs_as_non_root,
+    writable_tmp,
     one_autoscaler,
     crd_structure,
 )
-JOB_RULES = (gpu_only_in_limits, runs_as_non_root, indexed_jobs, selectors_match)
+JOB_RULES = (gpu_only_in_limits, writable_tmp, indexed_jobs, salt_in_secret, selectors_match)
 
 
 # -- metric names -----------------------------------------------------------------------------------
