@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from deploy.checks import linters, manifests
 from tests.helpers import running_server, train_tiny
+
+Docs = list[dict[str, Any]]
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +35,36 @@ def tiny_model(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def server(tiny_model: Path) -> Iterator[tuple[Any, str]]:
     with running_server([tiny_model], max_batch=16, max_seeds_per_request=256, queue_size=1024) as srv:
         yield srv
+
+
+# -- deploy/: rendered manifests and the linters (tests/test_deploy*.py) ----------------------------
+
+
+def _require(found: bool, in_ci: str, locally: str) -> None:
+    """A missing tool skips on a developer machine and fails in CI, where it must be installed."""
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail(in_ci)
+        pytest.skip(locally)
+
+
+@pytest.fixture(scope="session")
+def rendered() -> dict[str, Docs]:
+    _require(
+        manifests.kubectl() is not None,
+        "kubectl is missing: .ci/run should have installed kubernetes-client",
+        "kubectl is not installed (apt-get install kubernetes-client)",
+    )
+    return {name: manifests.render(path) for name, path in manifests.TARGETS.items()}
+
+
+@pytest.fixture(scope="session")
+def tools() -> Path:
+    folder = linters.tools_bin()
+    _require(
+        folder is not None,
+        f"checkov/hadolint are missing: make test installs them and sets {linters.TOOLS_ENV}",
+        "checkov and hadolint are not installed (make install puts them into .venv-tools)",
+    )
+    assert folder is not None
+    return folder

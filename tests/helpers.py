@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,3 +67,24 @@ def running_server(models: list[Path], **options: Any) -> Iterator[tuple[Any, st
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- rendered Kubernetes objects (tests/test_deploy*.py) -------------------------------------------------
+
+
+def find_doc(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name))
+
+
+def pod_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return find_doc(docs, "Deployment")["spec"]["template"]["spec"]
+
+
+def container_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return pod_of(docs)["containers"][0]

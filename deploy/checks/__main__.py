@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from deploy.checks import dockerfile, linters, manifests, rules
+from deploy.checks import dockerfile, jobs, linters, manifests, rules
 
 
 def main() -> int:
@@ -20,9 +20,9 @@ def main() -> int:
             note = f" (no schema, checked structurally: {', '.join(skipped)})" if skipped else ""
             valid = len(docs) - len(skipped)
             print(f"{name}: {valid} of {len(docs)} objects schema-valid for Kubernetes {version}{note}")
-        checks = rules.JOB_RULES if name.startswith("mint") else rules.SERVER_RULES
+        checks = jobs.JOB_RULES if name.startswith("mint") else rules.SERVER_RULES
         problems += [f"{name}: {p}" for check in checks for p in check(docs)]
-    problems += rules.merge_covers_shards(rendered["mint"], rendered["mint-merge"])
+    problems += jobs.merge_covers_shards(rendered["mint"], rendered["mint-merge"])
     tools = linters.tools_bin()
     if tools is None:
         print("checkov and hadolint: not installed, skipped (make install puts them in .venv-tools)")

@@ -13,16 +13,14 @@ knows, rule by rule:
 - selectors_match: Services, PDB, ServiceMonitor and autoscalers point at objects in the render.
 - grace_period_covers_drain, connection_age_set: timings from serve.toml (artctl's graceful drain).
 - writable_tmp: a read-only root needs an emptyDir at /tmp (Python's tempfile, multiprocessing).
-- indexed_jobs, merge_covers_shards: the mint shards, their --shard/--out and the merge's list.
-- salt_in_secret: the collection's salt never sits in a ConfigMap; the mint Job reads a Secret.
+- the mint Jobs' rules (Indexed shards, the merge's list, the salt in a Secret): deploy.checks.jobs.
 - one_autoscaler, crd_structure: HPA vs KEDA, and the CRDs that have no schema.
-- metric names (promql_problems, ...): queries read series a real server exposes.
+- metric names: in deploy.checks.metrics (queries read series a real server exposes).
 """
 
 from __future__ import annotations
 
 import posixpath
-import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -37,11 +35,11 @@ WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 GPU = "nvidia.com/gpu"
 
 
-def _name(doc: Doc) -> str:
+def resource_name(doc: Doc) -> str:
     return f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
 
 
-def _of_kind(docs: list[Doc], kind: str) -> list[Doc]:
+def of_kind(docs: list[Doc], kind: str) -> list[Doc]:
     return [d for d in docs if d.get("kind") == kind]
 
 
@@ -81,7 +79,7 @@ FLAG_KEYS = {
 }
 
 
-def _volume_at(spec: Doc, container: Doc, folder: str) -> Doc | None:
+def volume_at(spec: Doc, container: Doc, folder: str) -> Doc | None:
     """The pod volume a container mounts at `folder`."""
     mount = next((m for m in container.get("volumeMounts", []) if m["mountPath"] == folder), None)
     return next((v for v in spec.get("volumes", []) if mount and v["name"] == mount["name"]), None)
@@ -96,9 +94,9 @@ def serve_options(docs: list[Doc], deployment: Doc) -> dict[str, Any]:
     config = flag_value(args, "--config")
     if config:
         folder, filename = posixpath.split(config)
-        volume = _volume_at(spec, container, folder) or {}
+        volume = volume_at(spec, container, folder) or {}
         cm = next(
-            c for c in _of_kind(docs, "ConfigMap") if c["metadata"]["name"] == volume["configMap"]["name"]
+            c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"] == volume["configMap"]["name"]
         )
         options = tomllib.loads(cm["data"][filename])
     for flag, (key, kind) in FLAG_KEYS.items():
@@ -111,7 +109,7 @@ def serve_options(docs: list[Doc], deployment: Doc) -> dict[str, Any]:
 def _servers(docs: list[Doc]) -> list[Doc]:
     return [
         d
-        for d in _of_kind(docs, "Deployment")
+        for d in of_kind(docs, "Deployment")
         if d["spec"]["template"]["spec"]["containers"][0].get("args", [None])[0] == "serve"
     ]
 
@@ -125,7 +123,9 @@ def gpu_only_in_limits(docs: list[Doc]) -> list[str]:
     for doc, spec in pod_specs(docs):
         for c in _containers(spec):
             if GPU in c.get("resources", {}).get("requests", {}):
-                problems.append(f"{_name(doc)}: container {c['name']} requests {GPU}; set it in limits only")
+                problems.append(
+                    f"{resource_name(doc)}: container {c['name']} requests {GPU}; set it in limits only"
+                )
     return problems
 
 
@@ -142,10 +142,10 @@ def probes_match_ports(docs: list[Doc]) -> list[str]:
                 action: Doc = next((probe[a] for a in ("grpc", "httpGet", "tcpSocket") if a in probe), {})
                 port = action.get("port")
                 if not isinstance(port, int):
-                    problems.append(f"{_name(doc)}: {kind} port {port!r} is not a number")
+                    problems.append(f"{resource_name(doc)}: {kind} port {port!r} is not a number")
                 elif port not in ports:
                     problems.append(
-                        f"{_name(doc)}: {kind} port {port} is not a container port {sorted(ports)}"
+                        f"{resource_name(doc)}: {kind} port {port} is not a container port {sorted(ports)}"
                     )
     for dep in _servers(docs):
         opts = serve_options(docs, dep)
@@ -153,14 +153,14 @@ def probes_match_ports(docs: list[Doc]) -> list[str]:
         ports = {p["containerPort"] for p in c.get("ports", [])}
         for key in ("port", "metrics_port"):
             if opts.get(key) not in ports:
-                problems.append(f"{_name(dep)}: server {key} {opts.get(key)} is not a container port")
+                problems.append(f"{resource_name(dep)}: server {key} {opts.get(key)} is not a container port")
         for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
             if c.get(kind, {}).get("grpc", {}).get("port") != opts.get("port"):
                 problems.append(
-                    f"{_name(dep)}: {kind} is not a gRPC probe on the server port {opts.get('port')}"
+                    f"{resource_name(dep)}: {kind} is not a gRPC probe on the server port {opts.get('port')}"
                 )
         if opts.get("host") != "0.0.0.0":
-            problems.append(f"{_name(dep)}: server binds {opts.get('host')!r}; probes need 0.0.0.0")
+            problems.append(f"{resource_name(dep)}: server binds {opts.get('host')!r}; probes need 0.0.0.0")
     return problems
 
 
@@ -174,17 +174,19 @@ def network_policy_ports(docs: list[Doc]) -> list[str]:
         opts = serve_options(docs, dep)
         want = {opts.get("port"), opts.get("metrics_port")}
         admitted: set[Any] = set()
-        for policy in _of_kind(docs, "NetworkPolicy"):
+        for policy in of_kind(docs, "NetworkPolicy"):
             selector = policy["spec"].get("podSelector", {}).get("matchLabels", {})
             if not all(labels.get(k) == v for k, v in selector.items()):
                 continue
             for rule in policy["spec"].get("ingress", []):
                 if not rule.get("ports"):
-                    problems.append(f"{_name(policy)}: an ingress rule without ports admits every port")
+                    problems.append(
+                        f"{resource_name(policy)}: an ingress rule without ports admits every port"
+                    )
                 admitted |= {named.get(p.get("port"), p.get("port")) for p in rule.get("ports", [])}
         if admitted != want:
             problems.append(
-                f"{_name(dep)}: NetworkPolicies admit ports {sorted(admitted, key=str)}, "
+                f"{resource_name(dep)}: NetworkPolicies admit ports {sorted(admitted, key=str)}, "
                 f"the server listens on {sorted(want, key=str)}"
             )
     return problems
@@ -193,44 +195,48 @@ def network_policy_ports(docs: list[Doc]) -> list[str]:
 def selectors_match(docs: list[Doc]) -> list[str]:
     """Deployment, Services, PDB, ServiceMonitor and autoscaler targets all point at real objects."""
     problems = []
-    pods = [d["spec"]["template"]["metadata"].get("labels", {}) for d in _of_kind(docs, "Deployment")]
+    pods = [d["spec"]["template"]["metadata"].get("labels", {}) for d in of_kind(docs, "Deployment")]
     container_ports = {
         p["containerPort"]
-        for d in _of_kind(docs, "Deployment")
+        for d in of_kind(docs, "Deployment")
         for c in d["spec"]["template"]["spec"]["containers"]
         for p in c.get("ports", [])
     }
-    for dep in _of_kind(docs, "Deployment"):
+    for dep in of_kind(docs, "Deployment"):
         selector = dep["spec"]["selector"].get("matchLabels", {})
         if not _matches(selector, dep["spec"]["template"]["metadata"].get("labels", {})):
-            problems.append(f"{_name(dep)}: selector {selector} does not match its pod labels")
-    for svc in _of_kind(docs, "Service"):
+            problems.append(f"{resource_name(dep)}: selector {selector} does not match its pod labels")
+    for svc in of_kind(docs, "Service"):
         selector = svc["spec"].get("selector", {})
         if not any(_matches(selector, labels) for labels in pods):
-            problems.append(f"{_name(svc)}: selector {selector} matches no pod template")
+            problems.append(f"{resource_name(svc)}: selector {selector} matches no pod template")
         for port in svc["spec"].get("ports", []):
             if port.get("targetPort", port["port"]) not in container_ports:
-                problems.append(f"{_name(svc)}: targetPort {port.get('targetPort')} is no container port")
-    for pdb in _of_kind(docs, "PodDisruptionBudget"):
+                problems.append(
+                    f"{resource_name(svc)}: targetPort {port.get('targetPort')} is no container port"
+                )
+    for pdb in of_kind(docs, "PodDisruptionBudget"):
         selector = pdb["spec"]["selector"].get("matchLabels", {})
         if not any(_matches(selector, labels) for labels in pods):
-            problems.append(f"{_name(pdb)}: selector {selector} matches no pod template")
-    for sm in _of_kind(docs, "ServiceMonitor"):
+            problems.append(f"{resource_name(pdb)}: selector {selector} matches no pod template")
+    for sm in of_kind(docs, "ServiceMonitor"):
         selector = sm["spec"].get("selector", {}).get("matchLabels", {})
         services = [
-            s for s in _of_kind(docs, "Service") if _matches(selector, s["metadata"].get("labels", {}))
+            s for s in of_kind(docs, "Service") if _matches(selector, s["metadata"].get("labels", {}))
         ]
         if not services:
-            problems.append(f"{_name(sm)}: selector {selector} matches no Service")
+            problems.append(f"{resource_name(sm)}: selector {selector} matches no Service")
         names = {p.get("name") for s in services for p in s["spec"]["ports"]}
         for endpoint in sm["spec"].get("endpoints", []):
             if endpoint.get("port") not in names:
-                problems.append(f"{_name(sm)}: endpoint port {endpoint.get('port')!r} not in {sorted(names)}")
-    deployments = {d["metadata"]["name"] for d in _of_kind(docs, "Deployment")}
-    for scaler in _of_kind(docs, "HorizontalPodAutoscaler") + _of_kind(docs, "ScaledObject"):
+                problems.append(
+                    f"{resource_name(sm)}: endpoint port {endpoint.get('port')!r} not in {sorted(names)}"
+                )
+    deployments = {d["metadata"]["name"] for d in of_kind(docs, "Deployment")}
+    for scaler in of_kind(docs, "HorizontalPodAutoscaler") + of_kind(docs, "ScaledObject"):
         target = scaler["spec"]["scaleTargetRef"]
         if target.get("kind", "Deployment") != "Deployment" or target.get("name") not in deployments:
-            problems.append(f"{_name(scaler)}: target {target} is not a Deployment in this render")
+            problems.append(f"{resource_name(scaler)}: target {target} is not a Deployment in this render")
     return problems
 
 
@@ -256,7 +262,7 @@ def grace_period_covers_drain(docs: list[Doc]) -> list[str]:
         need = _prestop_seconds(spec["containers"][0]) + drain
         if period < need:
             problems.append(
-                f"{_name(dep)}: terminationGracePeriodSeconds {period} < preStop + drain {need:g}"
+                f"{resource_name(dep)}: terminationGracePeriodSeconds {period} < preStop + drain {need:g}"
             )
     return problems
 
@@ -264,7 +270,7 @@ def grace_period_covers_drain(docs: list[Doc]) -> list[str]:
 def connection_age_set(docs: list[Doc]) -> list[str]:
     """Without max_connection_age, clients keep their first connections forever and never re-balance."""
     return [
-        f"{_name(dep)}: max_connection_age_s is not set"
+        f"{resource_name(dep)}: max_connection_age_s is not set"
         for dep in _servers(docs)
         if not serve_options(docs, dep).get("max_connection_age_s")
     ]
@@ -278,70 +284,14 @@ def writable_tmp(docs: list[Doc]) -> list[str]:
         for c in _containers(spec):
             mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
             if mounts.get("/tmp") not in empty:
-                problems.append(f"{_name(doc)}: container {c['name']} has no emptyDir at /tmp")
-    return problems
-
-
-def indexed_jobs(docs: list[Doc]) -> list[str]:
-    """Sharded minting: Indexed, per-index retries, restartPolicy Never, --shard i/n with n = completions."""
-    problems = []
-    for job in _of_kind(docs, "Job"):
-        spec = job["spec"]
-        if spec.get("completionMode") != "Indexed":
-            continue
-        if spec["template"]["spec"].get("restartPolicy") != "Never":
-            problems.append(f"{_name(job)}: restartPolicy must be Never (backoffLimitPerIndex needs it)")
-        if "backoffLimitPerIndex" not in spec:
-            problems.append(f"{_name(job)}: no backoffLimitPerIndex: one flaky shard would fail them all")
-        args = [str(a) for a in spec["template"]["spec"]["containers"][0].get("args", [])]
-        shard = flag_value(args, "--shard") or ""
-        if shard != f"$(JOB_COMPLETION_INDEX)/{spec.get('completions')}":
-            problems.append(f"{_name(job)}: --shard {shard!r} is not $(JOB_COMPLETION_INDEX)/completions")
-        if "$(JOB_COMPLETION_INDEX)" not in (flag_value(args, "--out") or ""):
-            problems.append(
-                f"{_name(job)}: --out does not depend on JOB_COMPLETION_INDEX; shards would collide"
-            )
-    return problems
-
-
-def merge_covers_shards(mint_docs: list[Doc], merge_docs: list[Doc]) -> list[str]:
-    """The merge step names every shard folder the Indexed Job writes, and nothing else."""
-    job = next(j for j in _of_kind(mint_docs, "Job") if j["spec"].get("completionMode") == "Indexed")
-    args = [str(a) for a in job["spec"]["template"]["spec"]["containers"][0]["args"]]
-    pattern = flag_value(args, "--out") or ""
-    want = [pattern.replace("$(JOB_COMPLETION_INDEX)", str(i)) for i in range(job["spec"]["completions"])]
-    problems = []
-    for merge in _of_kind(merge_docs, "Job"):
-        margs = [str(a) for a in merge["spec"]["template"]["spec"]["containers"][0]["args"]]
-        if margs[:1] != ["merge"] or margs[2:] != want:
-            problems.append(f"{_name(merge)}: merges {margs[2:]}, but the shards are {want}")
-    return problems
-
-
-def salt_in_secret(docs: list[Doc]) -> list[str]:
-    """The salt decides every token's seed and stays secret until the reveal: no ConfigMap holds a
-    collection with a salt, and `artctl mint` reads its collection from a mounted Secret."""
-    problems = [
-        f"{_name(cm)}: {key} holds the collection's salt; put it in a Secret"
-        for cm in _of_kind(docs, "ConfigMap")
-        for key, text in cm.get("data", {}).items()
-        if key.endswith(".toml") and "salt" in tomllib.loads(text)
-    ]
-    for doc, spec in pod_specs(docs):
-        for c in spec["containers"]:
-            args = [str(a) for a in c.get("args", [])]
-            if args[:1] != ["mint"] or len(args) < 2:
-                continue
-            volume = _volume_at(spec, c, posixpath.dirname(args[1])) or {}
-            if "secret" not in volume:
-                problems.append(f"{_name(doc)}: the collection {args[1]} is not mounted from a Secret")
+                problems.append(f"{resource_name(doc)}: container {c['name']} has no emptyDir at /tmp")
     return problems
 
 
 def one_autoscaler(docs: list[Doc]) -> list[str]:
     """HPA and KEDA on one Deployment fight each other (KEDA makes its own HPA)."""
-    hpa = {d["spec"]["scaleTargetRef"]["name"] for d in _of_kind(docs, "HorizontalPodAutoscaler")}
-    keda = {d["spec"]["scaleTargetRef"]["name"] for d in _of_kind(docs, "ScaledObject")}
+    hpa = {d["spec"]["scaleTargetRef"]["name"] for d in of_kind(docs, "HorizontalPodAutoscaler")}
+    keda = {d["spec"]["scaleTargetRef"]["name"] for d in of_kind(docs, "ScaledObject")}
     return [
         f"Deployment/{name}: scaled by both an HPA and a KEDA ScaledObject" for name in sorted(hpa & keda)
     ]
@@ -350,36 +300,36 @@ def one_autoscaler(docs: list[Doc]) -> list[str]:
 def crd_structure(docs: list[Doc]) -> list[str]:
     """Shape checks for the custom resources kubernetes-validate has no schema for."""
     problems = []
-    for sm in _of_kind(docs, "ServiceMonitor"):
+    for sm in of_kind(docs, "ServiceMonitor"):
         spec = sm.get("spec", {})
         if sm.get("apiVersion") != "monitoring.coreos.com/v1":
-            problems.append(f"{_name(sm)}: apiVersion {sm.get('apiVersion')}")
+            problems.append(f"{resource_name(sm)}: apiVersion {sm.get('apiVersion')}")
         if not isinstance(spec.get("selector", {}).get("matchLabels"), dict):
-            problems.append(f"{_name(sm)}: spec.selector.matchLabels missing")
+            problems.append(f"{resource_name(sm)}: spec.selector.matchLabels missing")
         endpoints = spec.get("endpoints")
         if not endpoints or not all(
             isinstance(e, dict) and isinstance(e.get("port"), str) for e in endpoints
         ):
-            problems.append(f"{_name(sm)}: spec.endpoints must list named ports")
+            problems.append(f"{resource_name(sm)}: spec.endpoints must list named ports")
         extra = set(spec) - {"selector", "endpoints", "namespaceSelector", "jobLabel", "targetLabels"}
         if extra:
-            problems.append(f"{_name(sm)}: unexpected spec fields {sorted(extra)}")
-    for so in _of_kind(docs, "ScaledObject"):
+            problems.append(f"{resource_name(sm)}: unexpected spec fields {sorted(extra)}")
+    for so in of_kind(docs, "ScaledObject"):
         spec = so.get("spec", {})
         if so.get("apiVersion") != "keda.sh/v1alpha1":
-            problems.append(f"{_name(so)}: apiVersion {so.get('apiVersion')}")
+            problems.append(f"{resource_name(so)}: apiVersion {so.get('apiVersion')}")
         if not spec.get("scaleTargetRef", {}).get("name"):
-            problems.append(f"{_name(so)}: spec.scaleTargetRef.name missing")
+            problems.append(f"{resource_name(so)}: spec.scaleTargetRef.name missing")
         if not spec.get("minReplicaCount", 0) <= spec.get("maxReplicaCount", 100):
-            problems.append(f"{_name(so)}: minReplicaCount > maxReplicaCount")
+            problems.append(f"{resource_name(so)}: minReplicaCount > maxReplicaCount")
         for trigger in spec.get("triggers") or [None]:
             if not isinstance(trigger, dict) or not trigger.get("type"):
-                problems.append(f"{_name(so)}: every trigger needs a type")
+                problems.append(f"{resource_name(so)}: every trigger needs a type")
                 continue
             # KEDA trigger metadata is map[string]string: a bare YAML number is rejected by the API.
             bad = [k for k, v in trigger.get("metadata", {}).items() if not isinstance(v, str)]
             if bad:
-                problems.append(f"{_name(so)}: trigger metadata {bad} must be strings")
+                problems.append(f"{resource_name(so)}: trigger metadata {bad} must be strings")
     return problems
 
 
@@ -394,54 +344,3 @@ SERVER_RULES = (
     one_autoscaler,
     crd_structure,
 )
-JOB_RULES = (gpu_only_in_limits, writable_tmp, indexed_jobs, salt_in_secret, selectors_match)
-
-
-# -- metric names -----------------------------------------------------------------------------------
-
-METRIC = re.compile(r"\bartctl_[a-z0-9_]+\b")
-QUANTILE = re.compile(r"histogram_quantile\([^,]+,.*?(artctl_[a-z0-9_]+)")  # the series it reads
-
-
-def promql_problems(expr: str, exposed: set[str]) -> list[str]:
-    """Every artctl_ series in a PromQL expression is exposed; histogram_quantile reads _bucket."""
-    problems = [
-        f"{name} (in {expr!r}) is not in /metrics" for name in METRIC.findall(expr) if name not in exposed
-    ]
-    for name in QUANTILE.findall(expr):
-        if not name.endswith("_bucket"):
-            problems.append(f"histogram_quantile over {name}: needs the _bucket series")
-    return problems
-
-
-def autoscaler_queries(docs: list[Doc], adapter_rules: list[Doc]) -> tuple[list[str], list[str]]:
-    """(PromQL behind every HPA and KEDA metric, problems: an HPA metric no adapter rule provides)."""
-    by_name = {r["name"]["as"]: r for r in adapter_rules}
-    queries: list[str] = []
-    problems: list[str] = []
-    for hpa in _of_kind(docs, "HorizontalPodAutoscaler"):
-        for metric in hpa["spec"].get("metrics", []):
-            if metric["type"] not in ("Pods", "Object", "External"):
-                continue
-            name = metric[metric["type"].lower()]["metric"]["name"]
-            rule = by_name.get(name)
-            if rule is None:
-                problems.append(f"{_name(hpa)}: metric {name} has no prometheus-adapter rule")
-            else:
-                queries += [rule["seriesQuery"], rule["metricsQuery"]]
-    for so in _of_kind(docs, "ScaledObject"):
-        queries += [t["metadata"]["query"] for t in so["spec"]["triggers"] if t["type"] == "prometheus"]
-    return queries, problems
-
-
-def dashboard_queries(dashboard: Doc) -> list[str]:
-    return [t["expr"] for p in dashboard.get("panels", []) for t in p.get("targets", []) if "expr" in t]
-
-
-def exposed_series(metrics_text: str) -> set[str]:
-    """Series names in a Prometheus text exposition (histograms as _bucket, _sum, _count)."""
-    names = set()
-    for line in metrics_text.splitlines():
-        if line and not line.startswith("#"):
-            names.add(re.split(r"[{\s]", line, maxsplit=1)[0])
-    return names
