@@ -63,6 +63,8 @@ class ModelCard:
         except json.JSONDecodeError as exc:
             raise ModelCardError(f"model card field is not valid JSON: {exc}") from exc
         extra = {k: v for k, v in meta.items() if k not in known and k != "artctl_card"}
+        for key, value in values.items():
+            _check_type(key, value)
         try:
             return cls(**values, extra=extra)
         except TypeError as exc:
@@ -70,6 +72,34 @@ class ModelCard:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# What each non-text card field must hold; a card that says otherwise is refused, not coerced.
+_FIELD_CHECKS: dict[str, tuple[Any, str]] = {
+    "resolution": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "channels": (lambda v: v in (1, 3, 4) and _is_int(v), "1, 3 or 4"),
+    "z_dim": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "label_names": (lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of names"),
+    "default_psi": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "has_psi": (lambda v: isinstance(v, bool), "true or false"),
+    "has_label": (lambda v: isinstance(v, bool), "true or false"),
+    "contracts": (
+        lambda v: (
+            isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
+        ),
+        "an object of strings",
+    ),
+}
+
+
+def _check_type(key: str, value: Any) -> None:
+    check = _FIELD_CHECKS.get(key)
+    if check is not None and not check[0](value):
+        raise ModelCardError(f"model card field {key} must be {check[1]}, got {json.dumps(value)[:80]}")
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

@@ -8,8 +8,11 @@ thread (the event loop never blocks), and hands each chunk its slice of the resu
 row's result depends only on that row (the CPU EP is batch-invariant; on CUDA the runtime runs at a
 canonical shape), which companions a row is batched with never changes its pixels.
 
-Admission is bounded by `queue_size` rows. Work whose client gave up (cancelled) or whose deadline
-passed gives its place back at once and is never computed.
+Admission is bounded by `queue_size` rows and, once the render rate is known, by `max_queue_s`
+seconds of queued work at that rate: what is admitted can be finished within a shutdown's grace,
+so a SIGTERM loses no accepted request. A request larger than the whole queue is refused as one
+that can never succeed. Work whose client gave up (cancelled) or whose deadline passed gives its
+place back at once and is never computed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.errors import BatcherClosedError, DeadlineExpiredError, QueueFullError
+from serving.errors import BatcherClosedError, DeadlineExpiredError, QueueFullError, RequestTooLargeError
 
 Columns = Mapping[str, np.ndarray]
 RenderFn = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -45,8 +48,13 @@ class _Chunk:
 @dataclass
 class BatchStats:
     batches: int = 0
-    images: int = 0
-    dropped: int = 0
+    images: int = 0  # rows rendered
+    dropped: int = 0  # rows dropped before compute (cancelled or expired)
+    admitted: int = 0  # requests admitted
+    completed: int = 0  # requests whose every row was rendered
+
+
+RATE_WEIGHT = 0.3  # weight of the newest batch in the moving average of the render rate
 
 
 def _length(columns: Columns) -> int:
@@ -65,6 +73,7 @@ class DynamicBatcher:
         max_delay_s: float = 0.002,
         queue_size: int = 4096,
         on_batch: BatchObserver | None = None,
+        max_queue_s: float | None = None,
     ) -> None:
         if max_batch < 1 or queue_size < 1 or max_delay_s < 0:
             raise ValueError("max_batch and queue_size must be >= 1 and max_delay >= 0")
@@ -73,6 +82,8 @@ class DynamicBatcher:
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
         self.queue_size = queue_size
+        self.max_queue_s = max_queue_s
+        self.rows_per_s: float | None = None  # measured render rate (moving average)
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Chunk] = asyncio.Queue()
         self._pending_rows = 0
@@ -107,8 +118,24 @@ class DynamicBatcher:
         if self._closed:
             raise BatcherClosedError("server is shutting down")
         n = _length(columns)
+        if n > self.queue_size:
+            raise RequestTooLargeError(
+                f"{n} images in one request can never be admitted: the queue holds {self.queue_size}"
+            )
         if self._pending_rows + n > self.queue_size:
             raise QueueFullError(f"queue full ({self._pending_rows} images waiting, limit {self.queue_size})")
+        rate = self.rows_per_s
+        if (
+            self.max_queue_s is not None
+            and rate
+            and self._pending_rows
+            and (self._pending_rows + n) / rate > self.max_queue_s
+        ):
+            seconds = self._pending_rows / rate
+            raise QueueFullError(
+                f"queue full ({self._pending_rows} images waiting, about {seconds:.1f} s of work; the "
+                f"server admits at most {self.max_queue_s:g} s so that a shutdown finishes it)"
+            )
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         chunks = []
@@ -120,6 +147,7 @@ class DynamicBatcher:
             chunks.append(chunk)
             self._queue.put_nowait(chunk)
         self._pending_rows += n
+        self.stats.admitted += 1
         return chunks
 
     def _settle(self, chunk: _Chunk) -> None:
@@ -154,6 +182,7 @@ class DynamicBatcher:
             for c in chunks:
                 self._drop(c, None)
             raise
+        self.stats.completed += 1
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     async def stream(
@@ -163,8 +192,11 @@ class DynamicBatcher:
         ones render while earlier ones are being sent. Close it (contextlib.aclosing) to drop the rest."""
         chunks = self._admit(columns, deadline)
         try:
-            for chunk in chunks:
-                yield await chunk.future
+            for i, chunk in enumerate(chunks):
+                result = await chunk.future
+                if i == len(chunks) - 1:
+                    self.stats.completed += 1
+                yield result
         finally:
             for chunk in chunks:
                 self._drop(chunk, None)
@@ -237,6 +269,11 @@ class DynamicBatcher:
                     offset += c.n
                 self.stats.batches += 1
                 self.stats.images += rows
+                seconds = time.perf_counter() - started
+                if seconds > 0:
+                    rate = rows / seconds
+                    last = self.rows_per_s
+                    self.rows_per_s = rate if last is None else last + RATE_WEIGHT * (rate - last)
                 if self._on_batch:
                     self._on_batch(rows, time.perf_counter() - started, waits)
             finally:

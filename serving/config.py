@@ -22,6 +22,9 @@ class ServeConfigError(ValueError):
     """A config file or flag value the server cannot use."""
 
 
+MAX_MESSAGE_MB = 2047  # gRPC message limits are signed 32-bit byte counts
+
+
 def _flag(name: str) -> Any:
     return {"flag": name}
 
@@ -36,6 +39,11 @@ class ServerOptions(BaseModel):
     max_delay_ms: float = Field(2.0, description="How long the batcher waits to fill a batch (ms).")
     queue_size: int = Field(4096, description="Images allowed to wait before RESOURCE_EXHAUSTED.")
     max_seeds_per_request: int = Field(1024, description="Most seeds in one request.")
+    max_queue_s: float | None = Field(
+        None,
+        description="Seconds of queued work admitted at most, at the measured rate (unset: half the "
+        "shutdown grace, so that SIGTERM can finish everything it admitted).",
+    )
     threads: int = Field(0, description="ONNX Runtime intra-op threads (0: its default).")
     provider: str = Field("auto", description="ONNX Runtime execution provider: auto, cpu or cuda.")
     exec_batch: int | None = Field(
@@ -84,12 +92,35 @@ class ServerOptions(BaseModel):
 
     @model_validator(mode="after")
     def _checks(self) -> ServerOptions:
+        ports = [("port", self.port)] + ([("metrics_port", self.metrics_port)] if self.metrics_port else [])
         checks = [
+            *((0 <= value <= 65535, f"{name} must be in 0..65535, got {value}") for name, value in ports),
             (self.max_batch >= 1, "max_batch must be >= 1"),
             (self.queue_size >= 1, "queue_size must be >= 1"),
             (self.max_delay_ms >= 0, "max_delay_ms must be >= 0"),
             (self.max_seeds_per_request >= 1, "max_seeds_per_request must be >= 1"),
+            (
+                self.max_seeds_per_request <= self.queue_size,
+                f"max_seeds_per_request ({self.max_seeds_per_request}) must not exceed queue_size "
+                f"({self.queue_size}): a request that big could never be admitted",
+            ),
             (self.exec_batch is None or self.exec_batch >= 0, "exec_batch must be >= 0"),
+            (self.threads >= 0, f"threads must be >= 0 (0: onnxruntime's default), got {self.threads}"),
+            (
+                self.encode_workers >= 0,
+                f"encode_workers must be >= 0 (0: one per core), got {self.encode_workers}",
+            ),
+            (
+                1 <= self.max_message_mb <= MAX_MESSAGE_MB,
+                f"max_message_mb must be in 1..{MAX_MESSAGE_MB}, got {self.max_message_mb}",
+            ),
+            (self.grace_s >= 0, "grace_s must be >= 0"),
+            (self.max_queue_s is None or self.max_queue_s > 0, "max_queue_s must be > 0"),
+            (self.watch_interval_s >= 0, "watch_interval_s must be >= 0"),
+            (
+                self.max_connection_age_s is None or self.max_connection_age_s > 0,
+                "max_connection_age_s must be > 0 (leave it unset for no limit)",
+            ),
             (self.provider in ("auto", "cpu", "cuda"), "provider must be auto, cpu or cuda"),
             (self.encode_pool in ("thread", "process"), "encode_pool must be thread or process"),
             ((self.tls_cert is None) == (self.tls_key is None), "tls_cert and tls_key go together"),
@@ -102,6 +133,38 @@ class ServerOptions(BaseModel):
             if not ok:
                 raise ValueError(message)
         return self
+
+    @property
+    def queue_seconds(self) -> float | None:
+        """The admission bound in seconds of work (None: none, when there is no grace to respect)."""
+        if self.max_queue_s is not None:
+            return self.max_queue_s
+        return self.grace_s / 2 if self.grace_s > 0 else None
+
+    def check_files(self) -> None:
+        """Refuse unreadable or malformed TLS and token files with a message naming the file (gRPC
+        itself would only say that it failed to bind)."""
+        import ssl
+
+        for name in ("tls_cert", "tls_key", "tls_client_ca", "auth_token_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ServeConfigError(f"{name}: {path} does not exist")
+        if self.tls_cert is not None and self.tls_key is not None:
+            try:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(self.tls_cert, self.tls_key)
+            except (ssl.SSLError, ValueError) as exc:
+                raise ServeConfigError(
+                    f"tls_cert/tls_key: {self.tls_cert} and {self.tls_key} are not a PEM certificate and its "
+                    f"private key ({exc})"
+                ) from None
+        if self.tls_client_ca is not None:
+            try:
+                ssl.create_default_context(cafile=str(self.tls_client_ca))
+            except (ssl.SSLError, ValueError) as exc:
+                raise ServeConfigError(
+                    f"tls_client_ca: {self.tls_client_ca} is not a PEM CA bundle ({exc})"
+                ) from None
 
 
 def _one_line(exc: ValidationError) -> str:

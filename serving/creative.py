@@ -112,6 +112,22 @@ def mix_picture(
     return mixing_grid(plain(content), plain(style), images), span
 
 
+MAX_WALK_BYTES = 1 << 30  # frames (and their ws) of one in-process walk held in memory at once
+
+
+def check_walk_size(graphs: StyleGraphs, frames: int) -> None:
+    """Refuse a walk whose frames would not fit the in-process budget, before any work."""
+    card = graphs.card
+    per_frame = card.resolution * card.resolution * card.channels + graphs.num_ws * graphs.w_dim * 4
+    need = frames * per_frame
+    if need > MAX_WALK_BYTES:
+        most = MAX_WALK_BYTES // per_frame
+        raise ValueError(
+            f"{frames} frames of {card.resolution}x{card.resolution} would need {need / 2**30:.1f} GiB "
+            f"in memory; give at most {most} frames (or several walks)"
+        )
+
+
 def walk_frames(
     graphs: StyleGraphs,
     keys: list[int],
@@ -122,6 +138,7 @@ def walk_frames(
     label: str | None,
 ) -> npt.NDArray[np.uint8]:
     """Every frame of a walk through `keys`, rendered in this process."""
+    check_walk_size(graphs, frames)
     psi_arr, labels = _psi_and_label(graphs, psi, label, 1)
     plan = walk_ws(
         graphs,

@@ -16,6 +16,10 @@ class InvalidRequestError(ValueError):
     """The request cannot be served as sent (INVALID_ARGUMENT)."""
 
 
+class RequestTooLargeError(InvalidRequestError):
+    """A request no server state could ever admit (bigger than the whole queue or the message limit)."""
+
+
 class ModelNotFoundError(LookupError):
     """No model of that name (NOT_FOUND)."""
 
@@ -58,6 +62,7 @@ __all__ = [
     "ModelNotFoundError",
     "NoStyleGraphsError",
     "QueueFullError",
+    "RequestTooLargeError",
     "status_for",
 ]
 

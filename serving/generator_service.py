@@ -21,7 +21,7 @@ from artctl.v1 import generator_pb2_grpc as pb_grpc
 from serving.creative import mixed_ws, walk_ws
 from serving.pipeline import Encoded, Pipeline, deadline_of, image_fields
 from serving.registry import ModelRegistry, ServedModel
-from serving.requests import SeedRows, generate_inputs, image_format, mix_inputs, walk_inputs
+from serving.requests import Limits, SeedRows, generate_inputs, image_format, mix_inputs, walk_inputs
 
 
 def profile_message(profile: RenderProfile) -> pb.RenderProfile:
@@ -76,10 +76,10 @@ def artwork_metadata(
 
 
 class GeneratorServicer(pb_grpc.GeneratorServicer):
-    def __init__(self, registry: ModelRegistry, pipeline: Pipeline, max_seeds_per_request: int) -> None:
+    def __init__(self, registry: ModelRegistry, pipeline: Pipeline, limits: Limits) -> None:
         self.registry = registry
         self.pipeline = pipeline
-        self.max_seeds = max_seeds_per_request
+        self.limits = limits
 
     def _artworks(
         self,
@@ -112,7 +112,7 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> pb.GenerateResponse:
         model = self.registry.get(request.model)
-        rows = generate_inputs(request, model.runtime.card, self.max_seeds)
+        rows = generate_inputs(request, model.runtime.card, model.name, self.limits)
         fmt = image_format(request.format)
         encoded = await self.pipeline.images(
             model.name, model.batcher, rows.columns(), fmt, deadline_of(context)
@@ -127,7 +127,7 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Artwork]:
         model = self.registry.get(request.model)
-        rows = generate_inputs(request, model.runtime.card, self.max_seeds)
+        rows = generate_inputs(request, model.runtime.card, model.name, self.limits, streamed=True)
         fmt = image_format(request.format)
         offset = 0
         stream = self.pipeline.stream(model.name, model.batcher, rows.columns(), fmt, deadline_of(context))
@@ -150,7 +150,7 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         model = self.registry.get(request.model)
         style = model.style()
         fmt = image_format(request.format)
-        args = mix_inputs(request, model.runtime.card, style.graphs.num_ws, self.max_seeds)
+        args = mix_inputs(request, model.runtime.card, model.name, style.graphs.num_ws, self.limits)
         ws = await asyncio.to_thread(
             mixed_ws, style.graphs, args.content, args.style, args.layers, args.psi, args.labels
         )
@@ -179,7 +179,7 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         model = self.registry.get(request.model)
         style = model.style()
         fmt = image_format(request.format)
-        args = walk_inputs(request, model.runtime.card, self.max_seeds)
+        args = walk_inputs(request, model.runtime.card, model.name, self.limits)
         plan = await asyncio.to_thread(
             walk_ws, style.graphs, args.seeds, args.frames, args.space, args.loop, args.psi, args.label
         )

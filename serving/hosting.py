@@ -54,6 +54,18 @@ def discover_models(paths: list[Path]) -> list[Path]:
     return found
 
 
+def wanted_models(paths: list[Path]) -> tuple[dict[str, Path], list[str]]:
+    """Model name (the file's stem) -> file, the first file of a name winning; and the refusals."""
+    wanted: dict[str, Path] = {}
+    refused = []
+    for path in discover_models(paths):
+        if path.stem in wanted:
+            refused.append(f"{path}: the name {path.stem!r} is taken by {wanted[path.stem]}")
+        else:
+            wanted[path.stem] = path
+    return wanted, refused
+
+
 def _file_state(paths: list[Path]) -> dict[Path, tuple[int, int]]:
     state = {}
     for p in discover_models(paths):
@@ -83,7 +95,10 @@ class ModelHost:
     def _load(self, path: Path) -> Loaded:
         """Load and warm a model and its companions (optional: without them it still serves Generate)."""
         runtime = load_model(path, name=path.stem, engine=self.engine)
-        runtime.render(np.zeros(1, dtype=np.uint64))  # warm-up: first-run allocations, kernel choice
+        try:  # warm-up: first-run allocations, kernel choice; and proof that the model renders
+            runtime.render(np.zeros(1, dtype=np.uint64))
+        except Exception as exc:  # onnxruntime's own error types
+            raise ModelLoadError(f"{path}: a test render failed ({str(exc).splitlines()[0]})") from exc
         graphs = None
         if "mapping_file" in runtime.card.extra and "synthesis_file" in runtime.card.extra:
             try:
@@ -106,6 +121,7 @@ class ModelHost:
             max_batch=opts.max_batch,
             max_delay_s=opts.max_delay_ms / 1000.0,
             queue_size=opts.queue_size,
+            max_queue_s=opts.queue_seconds,
             on_batch=partial(self.metrics.observe_batch, label),
         )
         batcher.start()
@@ -131,16 +147,12 @@ class ModelHost:
 
     async def load_all(self) -> None:
         """Load every model; refuse the broken ones (logged) unless none loads, which is fatal."""
-        refused: list[str] = []
-        for path in discover_models(self.options.models):
+        wanted, refused = wanted_models(self.options.models)
+        for name, path in wanted.items():
             try:
                 loaded = await self._load_in_pool(path)
             except ModelLoadError as exc:
                 refused.append(str(exc))
-                continue
-            name = loaded[0].name
-            if name in self._paths:
-                refused.append(f"{path}: the name {name!r} is taken by {self._paths[name]}")
                 continue
             self.registry.add(self._serve(loaded))
             self._paths[name] = path
@@ -154,7 +166,9 @@ class ModelHost:
         changes: list[str] = []
         async with self._reload_lock:
             loop = asyncio.get_running_loop()
-            wanted = {p.stem: p for p in discover_models(self.options.models)}
+            wanted, refused = wanted_models(self.options.models)
+            for reason in refused:
+                log.error("reload: refusing model: %s", reason)
             for name in [n for n in self.registry.names() if n not in wanted]:
                 old = self.registry.remove(name)
                 self._paths.pop(name, None)
@@ -167,7 +181,12 @@ class ModelHost:
                 except OSError as exc:
                     log.error("reload: cannot read %s: %s", path, exc)
                     continue
-                if name in self.registry.names() and self.registry.get(name).runtime.sha256 == sha:
+                served = self.registry.names()
+                if (
+                    name in served
+                    and self.registry.get(name).runtime.sha256 == sha
+                    and self._paths.get(name) == path
+                ):
                     continue
                 try:
                     loaded = await self._load_in_pool(path)
@@ -193,7 +212,10 @@ class ModelHost:
                 continue
             if now != state:
                 state = now
-                await self.reload()
+                try:
+                    await self.reload()
+                except Exception:  # one bad file must never stop the watcher: later models still load
+                    log.exception("reload after a file change failed; watching on")
 
     def start_watching(self) -> None:
         if self.options.watch_interval_s > 0:
@@ -215,6 +237,17 @@ class ModelHost:
         for model in self.registry:
             for batcher in model.batchers():
                 await batcher.close()
+                s = batcher.stats
+                label = model.name if batcher is model.batcher else f"{model.name}.synthesis"
+                log.info(
+                    "model %s: %d requests admitted, %d finished; %d images rendered, %d dropped (cancelled "
+                    "or expired)",
+                    label,
+                    s.admitted,
+                    s.completed,
+                    s.images,
+                    s.dropped,
+                )
         if self._draining:
             await asyncio.gather(*self._draining)
         for pool in (self.infer_pool, self.load_pool):

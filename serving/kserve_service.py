@@ -18,7 +18,7 @@ from artctl.kserve.v2 import grpc_service_pb2_grpc as pb_grpc
 from serving.errors import ModelNotFoundError
 from serving.pipeline import Pipeline, deadline_of
 from serving.registry import ModelRegistry, ServedModel
-from serving.requests import IMAGE, LABEL, PSI, SEED, infer_inputs
+from serving.requests import IMAGE, LABEL, PSI, SEED, Limits, infer_inputs
 
 PLATFORM = "onnxruntime_onnx"
 MODEL_VERSION = "1"
@@ -37,11 +37,17 @@ def _signature(model: ServedModel) -> tuple[list[pb.ModelMetadataResponse.Tensor
     return inputs, outputs
 
 
+def _check_version(name: str, version: str) -> None:
+    """Every model has the one version "1" ("" means the latest, which is it)."""
+    if version not in ("", MODEL_VERSION):
+        raise ModelNotFoundError(f"model {name!r} has no version {version[:32]!r} (it has {MODEL_VERSION})")
+
+
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, registry: ModelRegistry, pipeline: Pipeline, max_seeds_per_request: int) -> None:
+    def __init__(self, registry: ModelRegistry, pipeline: Pipeline, limits: Limits) -> None:
         self.registry = registry
         self.pipeline = pipeline
-        self.max_seeds = max_seeds_per_request
+        self.limits = limits
         self.ready = True
 
     async def ServerLive(
@@ -61,7 +67,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             self.registry.get(request.name)
         except ModelNotFoundError:
             return pb.ModelReadyResponse(ready=False)
-        return pb.ModelReadyResponse(ready=self.ready)
+        return pb.ModelReadyResponse(ready=self.ready and request.version in ("", MODEL_VERSION))
 
     async def ServerMetadata(
         self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
@@ -72,6 +78,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
         model = self.registry.get(request.name)
+        _check_version(request.name, request.version)
         inputs, outputs = _signature(model)
         return pb.ModelMetadataResponse(
             name=request.name or model.name,
@@ -85,9 +92,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
         model = self.registry.get(request.model_name)
-        if request.model_version not in ("", MODEL_VERSION):
-            raise ModelNotFoundError(f"model {request.model_name!r} has no version {request.model_version!r}")
-        rows = infer_inputs(request, model.runtime.card, self.max_seeds)
+        _check_version(request.model_name, request.model_version)
+        rows = infer_inputs(request, model.runtime.card, model.name, self.limits)
         images = await self.pipeline.render(model.name, model.batcher, rows.columns(), deadline_of(context))
         output = pb.ModelInferResponse.InferOutputTensor(
             name=IMAGE, datatype="UINT8", shape=[len(images), *model.runtime.image_shape]

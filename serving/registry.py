@@ -44,6 +44,16 @@ class ServedModel:
         return self.styles
 
 
+NAME_SHOWN = 64  # characters of an unknown name echoed back in an error
+
+
+def shown_name(name: str) -> str:
+    """A client's model name as an error may show it: escaped (no control bytes reach a log or a
+    terminal) and cut short."""
+    text = repr(name[:NAME_SHOWN])
+    return text + "…" if len(name) > NAME_SHOWN else text
+
+
 class ModelRegistry:
     def __init__(self) -> None:
         self._models: dict[str, ServedModel] = {}
@@ -83,7 +93,7 @@ class ModelRegistry:
             return self._models[name]
         except KeyError:
             known = ", ".join(sorted(self._models)) or "none"
-            raise ModelNotFoundError(f"unknown model {name!r} (loaded: {known})") from None
+            raise ModelNotFoundError(f"unknown model {shown_name(name)} (loaded: {known})") from None
 
     def __iter__(self) -> Iterator[ServedModel]:
         return iter(list(self._models.values()))

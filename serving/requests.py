@@ -19,7 +19,7 @@ from artctl.latentwalk import WalkError, schedule
 from artctl.modelcard import ModelCard
 from artctl.stylemix import LayerRange, LayerRangeError, check_range, group_range, pair_seeds
 from artctl.v1 import generator_pb2 as pb
-from serving.errors import InvalidRequestError
+from serving.errors import InvalidRequestError, RequestTooLargeError
 
 PSI_RANGE = (0.0, 2.0)
 FORMATS = {pb.IMAGE_FORMAT_PNG: "png", pb.IMAGE_FORMAT_RAW: "raw"}
@@ -35,6 +35,18 @@ KSERVE_DTYPES: dict[str, tuple[str, np.dtype[Any], str]] = {
 }
 
 
+MAX_TRAITS_BYTES = 16 * 1024  # a request's traits are echoed into every artwork's metadata
+RESPONSE_OVERHEAD = 1024  # bytes per artwork besides its pixels and metadata (fields, framing)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for: seeds (frames, pairs) and bytes of one response message."""
+
+    max_seeds: int = 1024
+    max_message_bytes: int = 64 * 1024 * 1024
+
+
 # -- the checks every API shares ---------------------------------------------------------------------
 
 
@@ -46,11 +58,16 @@ def check_seeds(seeds: Sequence[int] | npt.NDArray[np.uint64], max_seeds: int) -
     return np.asarray(seeds, dtype=np.uint64)
 
 
-def check_psi(card: ModelCard, psi: Sequence[float] | None, n: int) -> npt.NDArray[np.float32] | None:
-    """None for models without a psi input; else one value per seed (default psi when absent)."""
+def check_psi(
+    card: ModelCard, psi: Sequence[float] | None, n: int, name: str | None = None
+) -> npt.NDArray[np.float32] | None:
+    """None for models without a psi input; else one value per seed (default psi when absent).
+
+    `name` is the model's name on this server (the card's own name by default), for the errors.
+    """
     if not card.has_psi:
         if psi is not None and any(float(p) != 1.0 for p in psi):
-            raise InvalidRequestError(f"model {card.name!r} has no truncation input; omit psi")
+            raise InvalidRequestError(f"model {name or card.name!r} has no truncation input; omit psi")
         return None
     if psi is None or len(psi) == 0:
         return np.full(n, card.default_psi, dtype=np.float32)
@@ -64,11 +81,14 @@ def check_psi(card: ModelCard, psi: Sequence[float] | None, n: int) -> npt.NDArr
     return np.broadcast_to(np.asarray(psi, dtype=np.float32), (n,)).copy()
 
 
-def check_labels(card: ModelCard, labels: Sequence[int], n: int) -> npt.NDArray[np.int64] | None:
+def check_labels(
+    card: ModelCard, labels: Sequence[int], n: int, name: str | None = None
+) -> npt.NDArray[np.int64] | None:
     """None for unconditional models; else one label per seed, each within the model's labels."""
+    name = name or card.name
     if not card.has_label:
         if len(labels):
-            raise InvalidRequestError(f"model {card.name!r} is unconditional; omit labels")
+            raise InvalidRequestError(f"model {name!r} is unconditional; omit labels")
         return None
     if len(labels) == 0:
         return np.zeros(n, dtype=np.int64)
@@ -77,10 +97,34 @@ def check_labels(card: ModelCard, labels: Sequence[int], n: int) -> npt.NDArray[
     count = len(card.label_names)
     for label in labels:
         if not 0 <= int(label) < count:
-            raise InvalidRequestError(
-                f"label {label} out of range: model {card.name!r} has labels 0..{count - 1}"
-            )
+            raise InvalidRequestError(f"label {label} out of range: model {name!r} has labels 0..{count - 1}")
     return np.broadcast_to(np.asarray(labels, dtype=np.int64), (n,)).copy()
+
+
+def check_response(
+    n: int, shape: tuple[int, int, int], extra_bytes: int, limits: Limits, streamed: bool
+) -> None:
+    """Refuse before any work a response that could not be sent: the whole reply of a unary call, or
+    one message of a stream, must fit the message limit (a PNG is at most its raw pixels plus a
+    little)."""
+    h, w, c = shape
+    per_item = h * w * c + extra_bytes + RESPONSE_OVERHEAD
+    size = per_item if streamed else n * per_item
+    if size > limits.max_message_bytes:
+        mib = limits.max_message_bytes / 2**20
+        hint = "ask for smaller images" if streamed else "ask for fewer images per call, or stream them"
+        raise RequestTooLargeError(
+            f"the response would be about {size / 2**20:.1f} MiB, over this server's message limit of "
+            f"{mib:g} MiB; {hint}"
+        )
+
+
+def check_traits(traits: dict[str, str]) -> int:
+    """The traits' size in bytes (they are copied into every artwork's metadata), within the limit."""
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in traits.items())
+    if size > MAX_TRAITS_BYTES:
+        raise InvalidRequestError(f"traits hold {size} bytes; the limit is {MAX_TRAITS_BYTES}")
+    return size
 
 
 def image_format(value: int) -> str:
@@ -118,10 +162,17 @@ class SeedRows:
         return None if self.labels is None else int(self.labels[i])
 
 
-def generate_inputs(request: pb.GenerateRequest, card: ModelCard, max_seeds: int) -> SeedRows:
-    seeds = check_seeds(request.seeds, max_seeds)
-    psi = check_psi(card, [request.psi] if request.HasField("psi") else None, len(seeds))
-    return SeedRows(seeds, psi, check_labels(card, list(request.labels), len(seeds)))
+def generate_inputs(
+    request: pb.GenerateRequest, card: ModelCard, name: str, limits: Limits, streamed: bool = False
+) -> SeedRows:
+    """Seeds, psi and labels of a Generate(Stream) request, refused early if the reply could not be sent."""
+    seeds = check_seeds(request.seeds, limits.max_seeds)
+    image_format(request.format)
+    traits = check_traits(dict(request.traits))
+    metadata = traits + RESPONSE_OVERHEAD if request.include_metadata else 0
+    check_response(len(seeds), (card.resolution, card.resolution, card.channels), metadata, limits, streamed)
+    psi = check_psi(card, [request.psi] if request.HasField("psi") else None, len(seeds), name)
+    return SeedRows(seeds, psi, check_labels(card, list(request.labels), len(seeds), name))
 
 
 @dataclass(frozen=True)
@@ -154,8 +205,9 @@ def request_layers(request: pb.MixRequest, num_ws: int) -> LayerRange:
         raise InvalidRequestError(str(exc)) from None
 
 
-def mix_inputs(request: pb.MixRequest, card: ModelCard, num_ws: int, max_seeds: int) -> MixInputs:
+def mix_inputs(request: pb.MixRequest, card: ModelCard, name: str, num_ws: int, limits: Limits) -> MixInputs:
     """Paired seeds (a single seed on one side pairs with all), the layer range, psi and labels."""
+    max_seeds = limits.max_seeds
     content = check_seeds(request.content_seeds, max_seeds)
     style = check_seeds(request.style_seeds, max_seeds)
     try:
@@ -163,8 +215,9 @@ def mix_inputs(request: pb.MixRequest, card: ModelCard, num_ws: int, max_seeds: 
     except ValueError as exc:
         raise InvalidRequestError(str(exc)) from None
     pairs = check_seeds(c, max_seeds)
-    psi = check_psi(card, [request.psi] if request.HasField("psi") else None, len(pairs))
-    labels = check_labels(card, list(request.labels), len(pairs))
+    check_response(len(pairs), (card.resolution, card.resolution, card.channels), 0, limits, streamed=False)
+    psi = check_psi(card, [request.psi] if request.HasField("psi") else None, len(pairs), name)
+    labels = check_labels(card, list(request.labels), len(pairs), name)
     return MixInputs(
         content=pairs,
         style=np.asarray(s, dtype=np.uint64),
@@ -174,7 +227,8 @@ def mix_inputs(request: pb.MixRequest, card: ModelCard, num_ws: int, max_seeds: 
     )
 
 
-def walk_inputs(request: pb.InterpolateRequest, card: ModelCard, max_frames: int) -> WalkInputs:
+def walk_inputs(request: pb.InterpolateRequest, card: ModelCard, name: str, limits: Limits) -> WalkInputs:
+    max_frames = limits.max_seeds
     seeds = check_seeds(request.seeds, max_frames)
     if request.frames > max_frames:
         raise InvalidRequestError(f"{request.frames} frames in one request; the limit is {max_frames}")
@@ -184,8 +238,8 @@ def walk_inputs(request: pb.InterpolateRequest, card: ModelCard, max_frames: int
         schedule(len(seeds), request.frames, request.loop)
     except WalkError as exc:
         raise InvalidRequestError(str(exc)) from None
-    psi = check_psi(card, [request.psi] if request.HasField("psi") else None, 1)
-    labels = check_labels(card, [request.label] if request.HasField("label") else [], 1)
+    psi = check_psi(card, [request.psi] if request.HasField("psi") else None, 1, name)
+    labels = check_labels(card, [request.label] if request.HasField("label") else [], 1, name)
     return WalkInputs(
         seeds=[int(x) for x in seeds],
         frames=request.frames,
@@ -200,6 +254,7 @@ def walk_inputs(request: pb.InterpolateRequest, card: ModelCard, max_frames: int
 
 
 def _kserve_tensor(request: kpb.ModelInferRequest, index: int) -> np.ndarray:
+    """One input tensor, from raw_input_contents or from contents (the protocol forbids both)."""
     tensor = request.inputs[index]
     if tensor.name not in KSERVE_DTYPES:
         raise InvalidRequestError(f"unexpected input {tensor.name!r}; inputs are {', '.join(KSERVE_DTYPES)}")
@@ -211,7 +266,12 @@ def _kserve_tensor(request: kpb.ModelInferRequest, index: int) -> np.ndarray:
     shape = list(tensor.shape)
     if len(shape) != 1 or shape[0] < 0:
         raise InvalidRequestError(f"input {tensor.name} must have shape [N], got {shape}")
+    values = getattr(tensor.contents, field)
     if request.raw_input_contents:
+        if tensor.HasField("contents"):
+            raise InvalidRequestError(
+                f"input {tensor.name}: give its values in contents or in raw_input_contents, not both"
+            )
         if len(request.raw_input_contents) != len(request.inputs):
             raise InvalidRequestError("raw_input_contents must hold one entry per input")
         raw = request.raw_input_contents[index]
@@ -220,13 +280,12 @@ def _kserve_tensor(request: kpb.ModelInferRequest, index: int) -> np.ndarray:
                 f"input {tensor.name}: {len(raw)} bytes do not match shape {shape} of {datatype}"
             )
         return np.frombuffer(raw, dtype=dtype)
-    values = getattr(tensor.contents, field)
     if len(values) != shape[0]:
         raise InvalidRequestError(f"input {tensor.name}: {len(values)} values do not match shape {shape}")
     return np.asarray(values, dtype=dtype)
 
 
-def infer_inputs(request: kpb.ModelInferRequest, card: ModelCard, max_seeds: int) -> SeedRows:
+def infer_inputs(request: kpb.ModelInferRequest, card: ModelCard, name: str, limits: Limits) -> SeedRows:
     """SEED (required), TRUNCATION_PSI and LABEL tensors -> validated rows; only IMAGE may be asked for."""
     arrays: dict[str, np.ndarray] = {}
     for i, tensor in enumerate(request.inputs):
@@ -238,12 +297,13 @@ def infer_inputs(request: kpb.ModelInferRequest, card: ModelCard, max_seeds: int
     for out in request.outputs:
         if out.name != IMAGE:
             raise InvalidRequestError(f"unknown output {out.name!r}; the model's output is {IMAGE}")
-    seeds = check_seeds(arrays[SEED], max_seeds)
+    seeds = check_seeds(arrays[SEED], limits.max_seeds)
     n = len(seeds)
+    check_response(n, (card.resolution, card.resolution, card.channels), 0, limits, streamed=False)
     for name in (PSI, LABEL):
         if name in arrays and len(arrays[name]) != n:
             raise InvalidRequestError(f"input {name} has {len(arrays[name])} values for {n} seeds")
     psi_in = arrays.get(PSI)
-    psi = check_psi(card, None if psi_in is None else psi_in.tolist(), n)
-    labels = check_labels(card, arrays[LABEL].tolist() if LABEL in arrays else [], n)
+    psi = check_psi(card, None if psi_in is None else psi_in.tolist(), n, name)
+    labels = check_labels(card, arrays[LABEL].tolist() if LABEL in arrays else [], n, name)
     return SeedRows(seeds, psi, labels)

@@ -185,6 +185,36 @@ class ModelRuntime:
         }
 
 
+def check_card_fits_graph(path: Path, card: ModelCard, graph: Graph) -> None:
+    """The card must describe the graph it sits in: its inputs, latent size and image shape.
+
+    A card that disagrees (edited, or stamped on another export) would fail only at render time,
+    so it is refused at load with the field that is wrong.
+    """
+    session = graph.session
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    if "z" not in inputs or "image" not in outputs:
+        raise ModelLoadError(f"{path}: expected input 'z' and output 'image'")
+    problems = []
+    for name, has in (("psi", card.has_psi), ("label", card.has_label)):
+        if has != (name in inputs):
+            problems.append(
+                f"has_{name} is {has} but the graph {'has' if name in inputs else 'lacks'} input {name!r}"
+            )
+    z_shape = inputs["z"].shape
+    if len(z_shape) != 2 or (isinstance(z_shape[1], int) and z_shape[1] != card.z_dim):
+        problems.append(f"z_dim is {card.z_dim} but input z has shape {z_shape}")
+    image = outputs["image"].shape
+    expected = [card.resolution, card.resolution, card.channels]
+    if len(image) != 4 or any(isinstance(d, int) and d != e for d, e in zip(image[1:], expected)):
+        problems.append(f"resolution/channels say {expected} but output image has shape {image}")
+    if card.has_label and not card.label_names:
+        problems.append("has_label is true but label_names is empty")
+    if problems:
+        raise ModelLoadError(f"{path}: the model card does not fit its graph: {'; '.join(problems)}")
+
+
 def load_model(path: Path, name: str | None = None, engine: Engine | None = None) -> ModelRuntime:
     """Open an exported model; refuse files without a card or whose sidecar SHA-256 disagrees."""
     path = Path(path)
@@ -206,9 +236,8 @@ def load_model(path: Path, name: str | None = None, engine: Engine | None = None
         card = ModelCard.from_metadata(graph.session.get_modelmeta().custom_metadata_map)
     except ValueError as exc:
         raise ModelLoadError(f"{path}: {exc}") from exc
+    check_card_fits_graph(path, card, graph)
     inputs = graph.inputs
-    if "z" not in inputs or "image" not in {o.name for o in graph.session.get_outputs()}:
-        raise ModelLoadError(f"{path}: expected input 'z' and output 'image'")
     profile = RenderProfile(
         model_sha256=sha,
         runtime=f"onnxruntime {ort.__version__}",

@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from serving.interceptors import StatusInterceptor
 from serving.kserve_service import InferenceServicer
 from serving.metrics import ServerMetrics
 from serving.pipeline import Pipeline
+from serving.requests import Limits
 
 log = logging.getLogger("artctl.serving")
 
@@ -50,6 +52,23 @@ def _encode_pool(options: ServerOptions) -> Executor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="artctl-encode")
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on (gRPC alone would share it, see _grpc_options)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError:
+                raise OSError(f"cannot listen on {host}:{port}: the port is in use") from None
+
+
 def _credentials(options: ServerOptions) -> grpc.ServerCredentials | None:
     if options.tls_cert is None or options.tls_key is None:
         return None
@@ -59,6 +78,33 @@ def _credentials(options: ServerOptions) -> grpc.ServerCredentials | None:
         root_certificates=client_ca,
         require_client_auth=client_ca is not None,
     )
+
+
+class ClosingHealthServicer(health.aio.HealthServicer):
+    """Health checks whose Watch streams end once the server shuts down (after they were sent
+    NOT_SERVING), so an open watcher never holds a stop up for the whole grace period."""
+
+    WATCHER_FLUSH_S = 0.05  # time for watchers to write NOT_SERVING before their streams end
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._closing = asyncio.Event()
+
+    async def Watch(self, request: Any, context: Any) -> None:
+        watch = asyncio.ensure_future(super().Watch(request, context))
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({watch, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (watch, closing):
+                task.cancel()
+        if watch.done() and not watch.cancelled() and watch.exception() is not None:
+            raise watch.exception()  # type: ignore[misc]
+
+    async def enter_graceful_shutdown(self) -> None:
+        await super().enter_graceful_shutdown()
+        await asyncio.sleep(self.WATCHER_FLUSH_S)
+        self._closing.set()
 
 
 class ArtServer:
@@ -71,7 +117,7 @@ class ArtServer:
         self.registry = self.host.registry
         self.encode_pool = _encode_pool(options)
         self.pipeline = Pipeline(self.encode_pool, self.metrics)
-        self.health = health.aio.HealthServicer()
+        self.health = ClosingHealthServicer()
         self.server: grpc.aio.Server | None = None
         self.inference: InferenceServicer | None = None
         self.port = 0
@@ -85,7 +131,13 @@ class ArtServer:
     def _grpc_options(self) -> list[tuple[str, int]]:
         opts = self.options
         limit = opts.max_message_mb * 1024 * 1024
-        grpc_options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+        grpc_options = [
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            # gRPC shares a port with any other process by default (SO_REUSEPORT): a second server, or
+            # an old one with an old model, would silently take part of the traffic.
+            ("grpc.so_reuseport", 0),
+        ]
         if opts.max_connection_age_s:
             grpc_options += [
                 ("grpc.max_connection_age_ms", int(opts.max_connection_age_s * 1000)),
@@ -95,10 +147,11 @@ class ArtServer:
 
     def _add_services(self, server: grpc.aio.Server) -> None:
         opts = self.options
+        limits = Limits(opts.max_seeds_per_request, opts.max_message_mb * 1024 * 1024)
         generator_pb2_grpc.add_GeneratorServicer_to_server(
-            GeneratorServicer(self.registry, self.pipeline, opts.max_seeds_per_request), server
+            GeneratorServicer(self.registry, self.pipeline, limits), server
         )
-        self.inference = InferenceServicer(self.registry, self.pipeline, opts.max_seeds_per_request)
+        self.inference = InferenceServicer(self.registry, self.pipeline, limits)
         grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(self.inference, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
@@ -118,17 +171,24 @@ class ArtServer:
         ]
         if opts.auth_token_file is not None:
             interceptors.append(BearerTokenInterceptor(read_token(opts.auth_token_file)))
+        opts.check_files()
+        _check_port_free(opts.host, opts.port)  # before minutes of model loading, and before gRPC's own log
         credentials = _credentials(opts)
         await self.host.load_all()
         self.server = grpc.aio.server(options=self._grpc_options(), interceptors=interceptors)
         self._add_services(self.server)
         address = f"{opts.host}:{opts.port}"
-        if credentials is None:
-            self.port = self.server.add_insecure_port(address)
-        else:
-            self.port = self.server.add_secure_port(address, credentials)
+        try:
+            if credentials is None:
+                self.port = self.server.add_insecure_port(address)
+            else:
+                self.port = self.server.add_secure_port(address, credentials)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot bind {address}")
+            raise OSError(
+                f"cannot listen on {address}: the port is in use or the address is not this machine's"
+            )
         if opts.metrics_port is not None:
             self._metrics_http = start_http_server(
                 opts.metrics_port, addr=opts.host, registry=self.metrics.registry

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from deploy.checks import linters, manifests
-from tests.helpers import running_server, train_tiny
+from tests.helpers import running_server, train_tiny, write_pki
 
 Docs = list[dict[str, Any]]
 
@@ -68,3 +68,9 @@ def tools() -> Path:
     )
     assert folder is not None
     return folder
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """TLS material: ca, server_cert, server_key, client_cert, client_key (PEM files)."""
+    return write_pki(tmp_path_factory.mktemp("pki"))

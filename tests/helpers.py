@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 # Derived traits (read off the pixels), the ones the drop tests mint with.
 DERIVED = [
@@ -88,3 +95,63 @@ def pod_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def container_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return pod_of(docs)["containers"][0]
+
+
+# -- a small PKI for TLS and mTLS tests -------------------------------------------------------------------
+
+
+def _cert(name: str, issuer: tuple[Any, Any] | None = None, ca: bool = False) -> tuple[Any, Any]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_cert, issuer_key = issuer if issuer else (None, key)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_cert.subject if issuer_cert else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+        )
+    return builder.sign(issuer_key, hashes.SHA256()), key
+
+
+def _pem(cert: Any) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key: Any) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def write_pki(folder: Path) -> dict[str, Path]:
+    """A CA, a server certificate for localhost and a client certificate, as PEM files in `folder`."""
+    ca = _cert("artctl test CA", ca=True)
+    server = _cert("localhost", issuer=ca)
+    client = _cert("client", issuer=ca)
+    files = {
+        "ca": _pem(ca[0]),
+        "server_cert": _pem(server[0]),
+        "server_key": _key_pem(server[1]),
+        "client_cert": _pem(client[0]),
+        "client_key": _key_pem(client[1]),
+    }
+    for name, data in files.items():
+        (folder / f"{name}.pem").write_bytes(data)
+    return {name: folder / f"{name}.pem" for name in files}
+
+
+def model_folder(folder: Path, model: Path, *names: str) -> Path:
+    """`folder` (created) holding copies of `model` under each name (NAME.onnx)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(model, folder / f"{name}.onnx")
+    return folder

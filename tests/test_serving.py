@@ -6,6 +6,7 @@ import json
 import random
 import shutil
 import socket
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -194,15 +195,23 @@ def _free_port() -> int:
 
 def test_metrics_scrape_and_queue_full(tiny_model: Path) -> None:
     port = _free_port()
-    with running_server([tiny_model], metrics_port=port, queue_size=4, max_batch=4) as (_, target):
+    options = {"metrics_port": port, "queue_size": 4, "max_batch": 4, "max_seeds_per_request": 4}
+    with running_server([tiny_model], **options) as (server, target):
         with GeneratorClient(target) as client:
             client.generate([1, 2, 3])
-        err = _generate_error(target, pb.GenerateRequest(seeds=list(range(5))))
-        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "queue full" in err.details()
+        (model,) = list(server.registry)
+        real_render = model.batcher._render
+        model.batcher._render = lambda rows: (time.sleep(0.5), real_render(rows))[1]
+        with grpc.insecure_channel(target) as ch:
+            busy = pb_grpc.GeneratorStub(ch).Generate.future(pb.GenerateRequest(seeds=[4, 5, 6, 7]))
+            time.sleep(0.1)  # the four fill the queue while the render sleeps
+            err = _generate_error(target, pb.GenerateRequest(seeds=[8]))
+            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "queue full" in err.details()
+            assert len(busy.result(timeout=30).artworks) == 4
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    assert 'artctl_requests_total{code="OK",model="default",rpc="Generate"} 1.0' in text
+    assert 'artctl_requests_total{code="OK",model="default",rpc="Generate"} 2.0' in text
     assert 'artctl_requests_total{code="RESOURCE_EXHAUSTED",model="default",rpc="Generate"} 1.0' in text
-    assert 'artctl_images_total{model="tiny"} 3.0' in text
+    assert 'artctl_images_total{model="tiny"} 7.0' in text
     for name in (
         "request_duration_seconds",
         "batch_size",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import shutil
 import threading
 import time
@@ -13,10 +12,6 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from artctl.modelcard import ModelCard
@@ -25,57 +20,7 @@ from artctl.v1 import generator_pb2_grpc as pb_grpc
 from serving.config import ServeConfigError, ServerOptions, load_options
 from serving.errors import InvalidRequestError
 from serving.requests import check_labels, check_psi
-from tests.helpers import running_server, train_tiny
-
-
-def _cert(name: str, issuer: tuple[Any, Any] | None = None, ca: bool = False) -> tuple[Any, Any]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    issuer_cert, issuer_key = issuer if issuer else (None, key)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_cert.subject if issuer_cert else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if not ca:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
-        )
-    return builder.sign(issuer_key, hashes.SHA256()), key
-
-
-def _pem(cert: Any) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_pem(key: Any) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("pki")
-    ca = _cert("artctl test CA", ca=True)
-    server = _cert("localhost", issuer=ca)
-    client = _cert("client", issuer=ca)
-    files = {
-        "ca": _pem(ca[0]),
-        "server_cert": _pem(server[0]),
-        "server_key": _key_pem(server[1]),
-        "client_cert": _pem(client[0]),
-        "client_key": _key_pem(client[1]),
-    }
-    for name, data in files.items():
-        (d / f"{name}.pem").write_bytes(data)
-    return {name: d / f"{name}.pem" for name in files}
+from tests.helpers import model_folder, running_server, train_tiny
 
 
 def _secure_channel(target: str, pki: dict[str, Path], client_cert: bool) -> grpc.Channel:
@@ -199,27 +144,10 @@ def test_reload_swaps_a_changed_model_without_dropping_requests(
         assert _generate_hashes(target, seeds) == after
 
 
-def test_file_watcher_picks_up_a_new_model(tiny_model: Path, tmp_path: Path) -> None:
-    served = tmp_path / "models"
-    served.mkdir()
-    shutil.copy(tiny_model, served / "first.onnx")
-    with running_server([served], watch_interval_s=0.2) as (server, target):
-        shutil.copy(tiny_model, served / "second.onnx")
-        deadline = time.monotonic() + 20
-        while "second" not in server.registry.names() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert sorted(server.registry.names()) == ["first", "second"]
-        with grpc.insecure_channel(target) as ch:
-            resp = pb_grpc.GeneratorStub(ch).Generate(pb.GenerateRequest(model="second", seeds=[1]))
-        assert resp.model == "second"
-
-
 def test_a_bad_model_among_good_ones_is_refused_and_the_rest_serve(
     tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    served = tmp_path / "models"
-    served.mkdir()
-    shutil.copy(tiny_model, served / "good.onnx")
+    served = model_folder(tmp_path / "models", tiny_model, "good")
     (served / "broken.onnx").write_bytes(b"not onnx")
     with running_server([served]) as (server, _):
         assert server.registry.names() == ["good"]
@@ -257,7 +185,10 @@ def test_deadline_expired_work_is_not_computed(tiny_model: Path) -> None:
 
 
 def test_oversized_message_is_refused(tiny_model: Path) -> None:
-    with running_server([tiny_model], max_message_mb=1, max_seeds_per_request=10**6) as (_, target):
+    with running_server([tiny_model], max_message_mb=1, max_seeds_per_request=10**6, queue_size=10**6) as (
+        _,
+        target,
+    ):
         with grpc.insecure_channel(target) as ch, pytest.raises(grpc.RpcError) as info:
             pb_grpc.GeneratorStub(ch).Generate(pb.GenerateRequest(seeds=list(range(2**60, 2**60 + 200_000))))
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
