@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import grpc
 
@@ -41,6 +43,83 @@ class GenerateResult:
     target: str = ""
 
 
+@dataclass(frozen=True)
+class Security:
+    """How to reach a secured server: a bearer token, TLS (with the CA that signed the server's
+    certificate) and, for mTLS, a client certificate and key. Files are PEM."""
+
+    token: str | None = None
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls: bool = False  # TLS with the system's CAs when no tls_ca is given
+    server_name: str | None = None  # the name the server's certificate is for, if not the target's
+
+    ENV: ClassVar[dict[str, str]] = {
+        "token_file": "ARTCTL_AUTH_TOKEN_FILE",
+        "tls_ca": "ARTCTL_TLS_CA",
+        "tls_cert": "ARTCTL_TLS_CERT",
+        "tls_key": "ARTCTL_TLS_KEY",
+        "server_name": "ARTCTL_TLS_SERVER_NAME",
+    }
+
+    @classmethod
+    def from_options(
+        cls,
+        token_file: Path | None = None,
+        tls_ca: Path | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        server_name: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Security:
+        """Explicit options first, then the ARTCTL_* environment variables (see ENV)."""
+        env = os.environ if env is None else env
+
+        def pick(value: Any, key: str) -> Any:
+            return value if value is not None else (env.get(cls.ENV[key]) or None)
+
+        token_path = pick(token_file, "token_file")
+        token = None
+        if token_path is not None:
+            try:
+                token = Path(token_path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"cannot read the bearer token file {token_path} ({exc.strerror})") from None
+        ca, cert, key = pick(tls_ca, "tls_ca"), pick(tls_cert, "tls_cert"), pick(tls_key, "tls_key")
+        if (cert is None) != (key is None):
+            raise ValueError("a client certificate and its key go together (--tls-cert and --tls-key)")
+        return cls(
+            token=token,
+            tls_ca=None if ca is None else Path(ca),
+            tls_cert=None if cert is None else Path(cert),
+            tls_key=None if key is None else Path(key),
+            tls=ca is not None or cert is not None,
+            server_name=pick(server_name, "server_name"),
+        )
+
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        if not self.tls:
+            return None
+
+        def read(path: Path | None) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return Path(path).read_bytes()
+            except OSError as exc:
+                raise ValueError(f"cannot read {path} ({exc.strerror})") from None
+
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.tls_ca),
+            private_key=read(self.tls_key),
+            certificate_chain=read(self.tls_cert),
+        )
+
+    def metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.token}")] if self.token else []
+
+
 def _profile(msg: pb.RenderProfile) -> dict[str, Any]:
     return {f.name: getattr(msg, f.name) for f in msg.DESCRIPTOR.fields}
 
@@ -49,7 +128,12 @@ class GeneratorClient:
     """Calls go to the targets in turn; UNAVAILABLE is retried on the next target with backoff."""
 
     def __init__(
-        self, targets: str | Sequence[str], timeout: float = 120.0, retries: int = 4, max_message_mb: int = 64
+        self,
+        targets: str | Sequence[str],
+        timeout: float = 120.0,
+        retries: int = 4,
+        max_message_mb: int = 64,
+        security: Security | None = None,
     ) -> None:
         self.targets = [targets] if isinstance(targets, str) else list(targets)
         if not self.targets:
@@ -57,12 +141,22 @@ class GeneratorClient:
         limit = max_message_mb * 1024 * 1024
         # round_robin: a name that resolves to many addresses (a headless Service) spreads calls over
         # all of them instead of pinning every call to the first pod.
-        opts = [
+        opts: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
             ("grpc.lb_policy_name", "round_robin"),
         ]
-        self._channels = [grpc.insecure_channel(t, options=opts) for t in self.targets]
+        self.security = security or Security()
+        if self.security.server_name:
+            opts.append(("grpc.ssl_target_name_override", self.security.server_name))
+        credentials = self.security.credentials()
+        self._channels = [
+            grpc.insecure_channel(t, options=opts)
+            if credentials is None
+            else grpc.secure_channel(t, credentials, options=opts)
+            for t in self.targets
+        ]
+        self._metadata = self.security.metadata()
         self._stubs = [pb_grpc.GeneratorStub(ch) for ch in self._channels]
         self._next = itertools.cycle(range(len(self.targets)))
         self.timeout = timeout
@@ -73,7 +167,8 @@ class GeneratorClient:
         for attempt in range(self.retries + 1):
             i = next(self._next)
             try:
-                return getattr(self._stubs[i], method)(request, timeout=self.timeout), self.targets[i]
+                call = getattr(self._stubs[i], method)
+                return call(request, timeout=self.timeout, metadata=self._metadata), self.targets[i]
             except grpc.RpcError as err:
                 if err.code() not in RETRYABLE or attempt == self.retries:
                     raise

@@ -46,7 +46,9 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys and wrong types are errors: `size = "20"` or `size = true` is not a size."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Royalties(_Strict):

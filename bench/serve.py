@@ -48,6 +48,22 @@ def build_model(work: Path, resolution: int) -> Path:
     return export_checkpoint(work / "run", work / f"dcgan{resolution}.onnx", parity_seeds=16).path
 
 
+def serve_command(model: Path, port: int, *extra: str) -> list[str]:
+    """`artctl serve` of one model on a loopback port, without hot reload (shared by the benchmarks)."""
+    return [
+        sys.executable,
+        "-m",
+        "artctl",
+        "serve",
+        str(model),
+        "--port",
+        str(port),
+        "--watch-interval",
+        "0",
+        *extra,
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -103,22 +119,17 @@ def run_server_sweep(
     port = free_port()
     target = f"127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "artctl",
-            "serve",
-            str(model),
-            "--port",
-            str(port),
+        serve_command(
+            model,
+            port,
             "--log-level",
             "WARNING",
-            "--watch-interval",
-            "0",
             "--queue-size",
             "65536",
+            "--max-seeds-per-request",
+            "1024",
             *extra,
-        ],
+        )
     )
     try:
         from artctl.cli import wait_for_server

@@ -249,6 +249,21 @@ def test_cli_interpolate_writes_animation(style_model: Path, tmp_path: Path) -> 
         assert img.n_frames == 8
     bad = _cli("interpolate", "--model", str(style_model), "--seeds", "1", "--frames", "8", "--out", str(out))
     assert bad.returncode != 0 and "at least two seeds" in bad.stderr
+    huge = _cli(
+        "interpolate",
+        "--model",
+        str(style_model),
+        "--seeds",
+        "1,2",
+        "--frames",
+        "20000000",
+        "--out",
+        str(out),
+    )
+    lines = huge.stderr.strip().splitlines()
+    assert (
+        huge.returncode == 1 and len(lines) == 1 and "would need" in lines[0] and "give at most" in lines[0]
+    )
 
 
 # -- gRPC ---------------------------------------------------------------------------------------------

@@ -35,26 +35,45 @@ def run_command(fn: Callable[[], T]) -> T:
         raise fail(f"server said {exc.code().name}: {exc.details()}") from None  # type: ignore[attr-defined]
 
 
+class LazyProgress:
+    """A rich progress bar that appears with the first progress report, not before: an error found
+    while checking the inputs is then one line, with no empty bar above it."""
+
+    def __init__(self, label: str, total: int, unit: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        self.task = self.progress.add_task(label, total=total, rate="")
+        self.unit = unit
+        self.started = time.perf_counter()
+        self.shown = False
+
+    def update(self, done: int, total: int) -> None:
+        if not self.shown:
+            self.progress.start()
+            self.shown = True
+        rate = done / max(time.perf_counter() - self.started, 1e-9)
+        self.progress.update(self.task, completed=done, total=total, rate=f"{rate:,.0f} {self.unit}/s")
+
+    def __enter__(self) -> LazyProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.shown:
+            self.progress.stop()
+
+
 def progress_bar(label: str, total: int, unit: str = "tokens") -> tuple[Any, Callable[[int, int], None]]:
     """A progress bar with a rate and an ETA; returns (context manager, callback(done, total))."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    task = progress.add_task(label, total=total, rate="")
-    started = time.perf_counter()
-
-    def update(done: int, total_now: int) -> None:
-        rate = done / max(time.perf_counter() - started, 1e-9)
-        progress.update(task, completed=done, total=total_now, rate=f"{rate:,.0f} {unit}/s")
-
-    return progress, update
+    bar = LazyProgress(label, total, unit)
+    return bar, bar.update
 
 
 def seed_list(text: str, what: str) -> list[int]:

@@ -4,16 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from artctl.cli.common import CliError, progress_bar, run_command
+from artctl.client import Security
 from artctl.drops.render import Renderer, RenderError
 
 SERVER_HELP = "HOST:PORT of a server; repeat for round robin."
+TOKEN_OPTION = typer.Option(
+    None, "--auth-token-file", help="File with the server's bearer token [env ARTCTL_AUTH_TOKEN_FILE]."
+)
+CA_OPTION = typer.Option(None, "--tls-ca", help="Talk TLS; trust this CA bundle (PEM) [env ARTCTL_TLS_CA].")
+CERT_OPTION = typer.Option(
+    None, "--tls-cert", help="Client certificate (PEM), for mTLS [env ARTCTL_TLS_CERT]."
+)
+KEY_OPTION = typer.Option(None, "--tls-key", help="Client private key (PEM), for mTLS [env ARTCTL_TLS_KEY].")
+NAME_OPTION = typer.Option(
+    None,
+    "--tls-server-name",
+    help="Name on the server's certificate, if not the host [env ARTCTL_TLS_SERVER_NAME].",
+)
 
 
-def open_renderer(model: str, servers: Sequence[str], local: bool, base_dir: Path | None = None) -> Renderer:
+def open_renderer(
+    model: str, servers: Sequence[str], local: bool, base_dir: Path | None = None, security: Any = None
+) -> Renderer:
     """The renderer the flags ask for; with --local, `model` is an .onnx path (relative paths are
     tried against the config's folder first, then the current one)."""
     if local == bool(servers):
@@ -33,7 +50,7 @@ def open_renderer(model: str, servers: Sequence[str], local: bool, base_dir: Pat
     from artctl.client import GeneratorClient
     from artctl.drops.render import ServerRenderer
 
-    return ServerRenderer(GeneratorClient(list(servers)), model)
+    return ServerRenderer(GeneratorClient(list(servers), security=security), model)
 
 
 def mint(
@@ -52,6 +69,16 @@ def mint(
     fmt: str = typer.Option(
         "erc721", "--format", help="Token metadata: erc721 (OpenSea) or metaplex (Solana)."
     ),
+    repair: bool = typer.Option(
+        False,
+        "--repair",
+        help="The folder holds this drop without its manifest: re-render and check, then finish it.",
+    ),
+    auth_token_file: Path | None = TOKEN_OPTION,
+    tls_ca: Path | None = CA_OPTION,
+    tls_cert: Path | None = CERT_OPTION,
+    tls_key: Path | None = KEY_OPTION,
+    tls_server_name: str | None = NAME_OPTION,
 ) -> None:
     """Render a collection: images, metadata, manifest, provenance, rarity, contact sheet.
 
@@ -67,11 +94,12 @@ def mint(
         cfg = load_collection(collection)
         check_format(cfg, fmt)
         part = Shard.parse(shard) if shard else None
-        renderer = open_renderer(model or cfg.model, server or [], local, collection.parent)
+        security = Security.from_options(auth_token_file, tls_ca, tls_cert, tls_key, tls_server_name)
+        renderer = open_renderer(model or cfg.model, server or [], local, collection.parent, security)
         total = len(part.ids(cfg)) if part else cfg.size
         progress, update = progress_bar("mint", total)
         with progress:
-            result = run_mint(cfg, out, renderer, fmt=fmt, shard=part, on_progress=update)
+            result = run_mint(cfg, out, renderer, fmt=fmt, shard=part, on_progress=update, repair=repair)
         for note in result.notes:
             typer.echo(f"note: {note}")
         kept = result.tokens - result.rendered
@@ -114,6 +142,11 @@ def verify(
     model: str | None = typer.Option(
         None, "--model", help="Model name or .onnx path (default: the one in the drop's config)."
     ),
+    auth_token_file: Path | None = TOKEN_OPTION,
+    tls_ca: Path | None = CA_OPTION,
+    tls_cert: Path | None = CERT_OPTION,
+    tls_key: Path | None = KEY_OPTION,
+    tls_server_name: str | None = NAME_OPTION,
 ) -> None:
     """Re-render every token; check pixels, files, CIDs, metadata, provenance. Exit 1 on any mismatch."""
 
@@ -122,7 +155,8 @@ def verify(
         from artctl.drops.verify import verify as run_verify
 
         _, cfg = load_manifest(drop)
-        renderer = open_renderer(model or cfg.model, server or [], local, None)
+        security = Security.from_options(auth_token_file, tls_ca, tls_cert, tls_key, tls_server_name)
+        renderer = open_renderer(model or cfg.model, server or [], local, None, security)
         progress, update = progress_bar("verify", cfg.size)
         with progress:
             report = run_verify(drop, renderer, on_progress=update)

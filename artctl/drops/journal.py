@@ -87,10 +87,12 @@ class Journal:
         self.out_dir = Path(out_dir)
         self.folder = self.out_dir / JOURNAL
 
-    def claim(self, ident: dict[str, Any]) -> bool:
+    def claim(self, ident: dict[str, Any], repair_ids: range | None = None) -> bool:
         """Refuse a folder holding another drop; record `ident`; remove our own half-written files.
 
-        True if the folder holds a finished manifest of this drop, to resume from.
+        True if the folder holds a finished manifest of this drop, to resume from. With `repair_ids`
+        a folder without manifest and journal is accepted when it holds nothing but token files of
+        these ids (a drop whose manifest was lost); mint then checks every file against a render.
         """
         state = _read_json(self.folder / "state.json") if self.folder.is_dir() else None
         manifest_path = self.out_dir / "manifest.json"
@@ -110,15 +112,36 @@ class Journal:
             (self.out_dir / sub).is_dir() and any((self.out_dir / sub).iterdir())
             for sub in ("images", "metadata")
         ):
-            raise MintError(
-                f"{self.out_dir} is not empty and is not a drop of this config; choose a new --out"
-            )
+            strays = None if repair_ids is None else self._strays(repair_ids)
+            if strays is None or strays or manifest_path.exists():
+                why = f" (it also holds {strays[0]})" if strays else ""
+                raise MintError(
+                    f"{self.out_dir} is not empty and is not a drop of this config{why}; choose a new --out "
+                    "(or, for this drop with its manifest lost, add --repair)"
+                )
         self._clean_temp_files()
         if not (self.folder / "state.json").exists():
             write_bytes_atomic(self.folder / "state.json", stable_json(ident))
         (self.out_dir / "images").mkdir(parents=True, exist_ok=True)
         (self.out_dir / "metadata").mkdir(parents=True, exist_ok=True)
         return manifest is not None
+
+    def _strays(self, ids: range) -> list[str]:
+        """Files in images/ and metadata/ that are not token files of `ids` (nor our temporaries)."""
+        strays = []
+        for sub, suffix in (("images", ".png"), ("metadata", ".json")):
+            folder = self.out_dir / sub
+            for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+                stem = path.name.removesuffix(suffix)
+                ours = (
+                    path.name.endswith(suffix)
+                    and stem.isdigit()
+                    and str(int(stem)) == stem
+                    and int(stem) in ids
+                )
+                if not ours and not _OUR_TEMP.match(path.name):
+                    strays.append(f"{sub}/{path.name}")
+        return strays
 
     def _clean_temp_files(self) -> None:
         """Remove half-written temporaries a killed run of ours left behind, and nothing else."""

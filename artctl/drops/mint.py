@@ -31,8 +31,13 @@ def mint(
     shard: Shard | None = None,
     on_progress: ProgressFn | None = None,
     chunk: int = CHUNK,
+    repair: bool = False,
 ) -> MintResult:
-    """Render the collection (or one shard of it) into out_dir, resuming whatever a past run finished."""
+    """Render the collection (or one shard of it) into out_dir, resuming whatever a past run finished.
+
+    repair: accept a folder of this drop's token files without manifest or journal (the manifest was
+    lost); every token is rendered again, and the files there must equal the renders.
+    """
     out_dir = Path(out_dir)
     check_format(config, fmt)
     card = renderer.model_card()
@@ -42,7 +47,7 @@ def mint(
     ids = shard.ids(config) if shard else config.token_ids()
     journal = Journal(out_dir)
     part = None if shard is None else (shard.index, shard.count)
-    has_manifest = journal.claim(identity(config, model_sha, fmt, part))
+    has_manifest = journal.claim(identity(config, model_sha, fmt, part), ids if repair else None)
     finished = FinishedEntries(journal, has_manifest)
 
     tally = DropTally(plan.order)
@@ -57,7 +62,7 @@ def mint(
             else:
                 fresh = render_chunk(ctx, id_chunk, renderer)
                 for entry, item in fresh:
-                    write_token_files(out_dir, ctx, entry, item.png)
+                    write_token_files(out_dir, ctx, entry, item.png, keep_existing=repair)
                 entries = [e for e, _ in fresh]
                 journal.record(id_chunk, entries)
                 rendered += len(entries)

@@ -92,10 +92,27 @@ def render_chunk(
     return out
 
 
-def write_token_files(out_dir: Path, ctx: DropContext, entry: dict[str, Any], png: bytes) -> None:
-    """A token's image and metadata, each written atomically."""
-    write_bytes_atomic(image_path(out_dir, entry["id"]), png)
-    write_bytes_atomic(metadata_path(out_dir, entry["id"]), stable_json(ctx.metadata(entry)))
+def write_token_files(
+    out_dir: Path, ctx: DropContext, entry: dict[str, Any], png: bytes, keep_existing: bool = False
+) -> None:
+    """A token's image and metadata, each written atomically.
+
+    keep_existing (repair): a file already there must be exactly what would be written; it is then
+    left alone, and anything else is refused rather than overwritten.
+    """
+    files = (
+        (image_path(out_dir, entry["id"]), png),
+        (metadata_path(out_dir, entry["id"]), stable_json(ctx.metadata(entry))),
+    )
+    for path, data in files:
+        if keep_existing and path.exists():
+            if path.read_bytes() != data:
+                raise MintError(
+                    f"{path} is not what token {entry['id']} of this drop renders to; it is left as it is "
+                    "(a different config, model or an edited file?)"
+                )
+            continue
+        write_bytes_atomic(path, data)
 
 
 def token_files_ok(out_dir: Path, ctx: DropContext, entry: dict[str, Any]) -> bool:
