@@ -49,17 +49,26 @@ def _attributes(traits: dict[str, str], order: list[str]) -> list[dict[str, str]
 
 
 def token_metadata(
-    config: CollectionConfig, entry: dict[str, Any], order: list[str], model_sha256: str, fmt: str
+    config: CollectionConfig,
+    entry: dict[str, Any],
+    order: list[str],
+    model_sha256: str,
+    fmt: str,
+    psi: float | None = None,
 ) -> dict[str, Any]:
-    """One token's metadata; `artctl` carries what a third party needs to re-derive the image."""
+    """One token's metadata; `artctl` carries every input a third party needs to re-derive the image
+    (seed, psi, label) besides the model and the render profile, which the manifest names."""
     provenance = {
         "seed": entry["seed"],
         "pixel_sha256": entry["pixel_sha256"],
         "model_sha256": model_sha256,
         "contracts": CONTRACTS,
     }
-    if "label" in entry:
-        provenance["label"] = entry["label"]
+    if psi is not None:
+        provenance["psi"] = psi
+    for key in ("label", "label_name"):  # drops of artctl-manifest-v2 have no label_name
+        if key in entry:
+            provenance[key] = entry[key]
     doc: dict[str, Any] = {
         "name": token_name(config, entry["id"]),
         "description": config.description,

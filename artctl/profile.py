@@ -1,27 +1,85 @@
 """The render profile: what besides (model bytes, seed, psi, label) decided an image's pixels.
 
-Every artctl image is rendered by ONNX Runtime, and a few of its settings change arithmetic (the
-graph optimisation level first of all). They are data here, recorded with every response and in
-every manifest, and `session_options` is the one place that turns them into a session, so the
-server, the in-process renderer and the companion graphs can never drift apart. onnxruntime is
-imported only when a session is made: the core stays light.
+Every artctl image is rendered by ONNX Runtime, and some of its settings change arithmetic: the
+graph optimisation level first of all (docs/seed-contract.md, "What the profile pins and why", has
+the measurements). They are data here, recorded with every response and in every manifest under
+ONNX Runtime's own names, so a reader can pass them straight back to onnxruntime; and
+`session_options` is the one place that turns them into a session, so the server, the in-process
+renderer and the companion graphs can never drift apart. onnxruntime is imported only when a
+session is made: the core stays light.
 """
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from artctl.seeds import LATENT_CONTRACT
 
-# Names of onnxruntime.GraphOptimizationLevel members, by the short names artctl uses.
+# onnxruntime.GraphOptimizationLevel members, by the short names artctl's options use.
 GRAPH_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
     "basic": "ORT_ENABLE_BASIC",
     "extended": "ORT_ENABLE_EXTENDED",
     "all": "ORT_ENABLE_ALL",
 }
-SERVING_LEVEL = "extended"
+# ORT_ENABLE_ALL: batch- and thread-count-invariant on CPU with onnxruntime >= 1.21 (EXTENDED is not
+# at batch 1 with 3+ threads), ~1.4x faster for StyleGAN-type graphs, and onnxruntime's own default,
+# so a plain InferenceSession(model) renders a drop's pixels (docs/seed-contract.md has the numbers).
+SERVING_LEVEL = "all"
+# Older onnxruntime renders other pixels at every level and is not batch-invariant on CPU.
+MIN_RUNTIME = (1, 21)
+EXECUTION_MODE = "ORT_SEQUENTIAL"  # artctl never runs graphs in parallel mode
+# The x86 instruction-set extensions ONNX Runtime's kernels dispatch on, best first.
+X86_ISA = ("avx512f", "avx2", "avx", "sse4_1")
+# Fields that decide pixels: a renderer whose profile differs in one of them may render other pixels.
+# (The model's own SHA-256 is checked on its own; exec_batch decides pixels on CUDA only, where
+# every call runs at it: it is part of the provider's settings there.)
+PIXEL_FIELDS = ("runtime", "provider", "graph_optimization", "execution_mode", "cpu_isa", "precision")
+
+
+def check_runtime(version: str) -> None:
+    """Refuse an onnxruntime older than MIN_RUNTIME: its CPU kernels change pixels with batch size."""
+    try:
+        found = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return  # a development build: nothing to compare
+    if found < MIN_RUNTIME:
+        need = ".".join(map(str, MIN_RUNTIME))
+        raise RuntimeError(
+            f"onnxruntime {version} renders pixels that depend on the batch they are rendered in; "
+            f"artctl needs onnxruntime >= {need} (pip install 'onnxruntime>={need}')"
+        )
+
+
+def level_name(level: str) -> str:
+    """A graph optimisation level by its short name (extended) or ONNX Runtime's (ORT_ENABLE_EXTENDED)."""
+    if level in GRAPH_LEVELS:
+        return GRAPH_LEVELS[level]
+    if level in GRAPH_LEVELS.values():
+        return level
+    raise ValueError(f"unknown graph optimisation level {level!r}; choose {', '.join(GRAPH_LEVELS)}")
+
+
+def cpu_isa() -> str:
+    """The CPU's best instruction-set extension ONNX Runtime dispatches on, e.g. 'x86_64 avx2'."""
+    machine = platform.machine()
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace").splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        return machine
+    if machine in ("x86_64", "AMD64"):
+        best = next((isa for isa in X86_ISA if isa in flags), "")
+        fma = "fma" if "fma" in flags else ""  # fused multiply-add kernels round differently
+        return " ".join(part for part in (machine, best, fma) if part)
+    extra = [f for f in ("sve2", "sve", "asimd") if f in flags][:1]
+    return " ".join([machine, *extra])
 
 
 @dataclass(frozen=True)
@@ -35,9 +93,30 @@ class RenderProfile:
     exec_batch: int
     precision: str
     latent_contract: str = LATENT_CONTRACT
+    graph_optimization: str = GRAPH_LEVELS[SERVING_LEVEL]
+    execution_mode: str = EXECUTION_MODE
+    cpu_isa: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
+
+
+def recommended_profile() -> dict[str, str]:
+    """What an exported model's card recommends: the session settings artctl renders at."""
+    return {"graph_optimization": GRAPH_LEVELS[SERVING_LEVEL], "execution_mode": EXECUTION_MODE}
+
+
+def profile_differences(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The pixel-deciding fields where two profiles disagree: {field: (recorded, current)}.
+
+    A field a profile does not record (a drop minted before it was recorded) counts as unknown and
+    is listed when the other profile has it.
+    """
+    return {
+        name: (recorded.get(name), current.get(name))
+        for name in PIXEL_FIELDS
+        if recorded.get(name) != current.get(name)
+    }
 
 
 def session_options(threads: int = 0, level: str = SERVING_LEVEL, deterministic: bool = False) -> Any:
@@ -48,13 +127,12 @@ def session_options(threads: int = 0, level: str = SERVING_LEVEL, deterministic:
     """
     import onnxruntime as ort
 
-    if level not in GRAPH_LEVELS:
-        raise ValueError(f"unknown graph optimisation level {level!r}; choose {', '.join(GRAPH_LEVELS)}")
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_LEVELS[level])
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level_name(level))
+    options.execution_mode = getattr(ort.ExecutionMode, EXECUTION_MODE)
     options.use_deterministic_compute = deterministic
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")

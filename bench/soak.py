@@ -66,8 +66,9 @@ class Recorder:
                 self.latencies.append(time.perf_counter() - started)
 
 
-def closed_loop(stub: Any, seeds: int, concurrency: int, seconds: float) -> float:
-    """Images per second the server sustains with `concurrency` requests always in flight."""
+def closed_loop(stub: Any, seeds: int, concurrency: int, seconds: float) -> tuple[float, int]:
+    """Images per second the server sustains with `concurrency` requests always in flight, and how
+    many requests that took."""
     done, stop = [0], time.perf_counter() + seconds
     lock = threading.Lock()
 
@@ -85,7 +86,7 @@ def closed_loop(stub: Any, seeds: int, concurrency: int, seconds: float) -> floa
         t.start()
     for t in threads:
         t.join()
-    return done[0] / (time.perf_counter() - started)
+    return done[0] / (time.perf_counter() - started), done[0] // seeds
 
 
 def open_loop(stub: Any, rate: float, seeds: int, seconds: float, rec: Recorder, timeout: float) -> int:
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sampler.start()
         with grpc.insecure_channel(target) as channel:
             stub = pb_grpc.GeneratorStub(channel)
-            capacity = closed_loop(stub, args.seeds, args.concurrency, args.probe_seconds)
+            capacity, probes = closed_loop(stub, args.seeds, args.concurrency, args.probe_seconds)
             rate = args.load * capacity / args.seeds  # requests per second
             rec = Recorder()
             rss_start = rss_mb(proc.pid)
@@ -170,6 +171,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss_every_second": rss,
         "admitted_finished_at_stop": admitted,
         "lost_admitted": sum(a - f for a, f in admitted.values()),
+        # Every request the server finished reached its client as OK (the capacity probe's too).
+        "probe_requests": probes,
+        "finished_equals_ok": sum(f for _, f in admitted.values())
+        == probes + rec.codes.get("OK", 0) + rec.after_stop.get("OK", 0),
         "server_exit_code": code,
         "sigterm_to_exit_s": round(stopped_in, 2),
         "crashes": int(code != 0),
@@ -192,6 +197,7 @@ def table(r: dict[str, Any]) -> str:
         ("RSS start / max / end", f"{rss['start']} / {rss['max']} / {rss['end']} MB"),
         ("admitted, finished at stop", json.dumps(r["admitted_finished_at_stop"])),
         ("lost admitted requests", str(r["lost_admitted"])),
+        ("finished = OK (+ probe)", f"{r['finished_equals_ok']} ({r['probe_requests']} probe requests)"),
         ("exit code, SIGTERM to exit", f"{r['server_exit_code']}, {r['sigterm_to_exit_s']} s"),
     ]
     width = max(len(k) for k, _ in rows)

@@ -21,6 +21,7 @@ import torch
 
 from artctl.fileio import write_bytes_atomic
 from artctl.modelcard import ModelCard, file_sha256, sidecar_path
+from artctl.profile import recommended_profile
 from artctl.seeds import CONTRACTS
 from exporter import EXPORTER_VERSION
 from exporter.graphs import (
@@ -182,7 +183,13 @@ def export_checkpoint(
         )
         parity.update(companion_parity)
 
-    extra = {"checkpoint": ck.path.name, "weights": "G_ema" if use_ema else "G", "graph": "generator"}
+    extra = {
+        "checkpoint": ck.path.name,
+        "weights": "G_ema" if use_ema else "G",
+        "graph": "generator",
+        # The settings this file is meant to be rendered under (the parity gate ran at them).
+        "recommended_profile": json.dumps(recommended_profile(), sort_keys=True),
+    }
     if hasattr(G, "num_ws"):
         extra.update(num_ws=str(G.num_ws), w_dim=str(G.w_dim))
     for graph_name in extra_graphs:

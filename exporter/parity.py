@@ -13,6 +13,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from artctl.profile import SERVING_LEVEL, session_options
 from artctl.seeds import latents
 from exporter.graphs import FLOAT_OUTPUT, ExportError, with_float_output
 from trainer.preview import preview_labels, quantize
@@ -77,7 +78,9 @@ def compare(
 
 
 def cpu_session(model: onnx.ModelProto) -> ort.InferenceSession:
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    """A CPU session with the settings artctl renders at (artctl.profile), so the gate checks them."""
+    options = session_options(level=SERVING_LEVEL)
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def parity_check(

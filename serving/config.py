@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from artctl.profile import GRAPH_LEVELS, SERVING_LEVEL
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -46,6 +48,11 @@ class ServerOptions(BaseModel):
     )
     threads: int = Field(0, description="ONNX Runtime intra-op threads (0: its default).")
     provider: str = Field("auto", description="ONNX Runtime execution provider: auto, cpu or cuda.")
+    graph_optimization: str = Field(
+        SERVING_LEVEL,
+        description="ONNX Runtime graph optimisation level: disable, basic, extended or all. It changes "
+        "pixels, so it is part of the render profile (docs/seed-contract.md).",
+    )
     exec_batch: int | None = Field(
         None,
         description="Canonical batch shape every inference call runs at, padded (unset: 0 on CPU, 64 on "
@@ -122,6 +129,10 @@ class ServerOptions(BaseModel):
                 "max_connection_age_s must be > 0 (leave it unset for no limit)",
             ),
             (self.provider in ("auto", "cpu", "cuda"), "provider must be auto, cpu or cuda"),
+            (
+                self.graph_optimization in GRAPH_LEVELS,
+                f"graph_optimization must be one of {', '.join(GRAPH_LEVELS)}",
+            ),
             (self.encode_pool in ("thread", "process"), "encode_pool must be thread or process"),
             ((self.tls_cert is None) == (self.tls_key is None), "tls_cert and tls_key go together"),
             (

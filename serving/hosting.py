@@ -82,7 +82,9 @@ class ModelHost:
         self.options = options
         self.metrics = metrics
         self.registry = ModelRegistry()
-        self.engine = Engine.choose(options.provider, options.threads, options.exec_batch)
+        self.engine = Engine.choose(
+            options.provider, options.threads, options.exec_batch, level=options.graph_optimization
+        )
         self.infer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artctl-infer")
         self.load_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artctl-load")
         self._paths: dict[str, Path] = {}

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from artctl.drops.render import Rendered
+from artctl.profile import SERVING_LEVEL
 from serving.pipeline import encode_image
 from serving.requests import check_labels, check_psi
 from serving.runtime import Engine, load_model
@@ -21,8 +22,8 @@ from serving.runtime import Engine, load_model
 class LocalRenderer:
     """In-process ONNX Runtime (needs the serve extra); the same pixels as a CPU server."""
 
-    def __init__(self, model_path: Path, threads: int = 0) -> None:
-        self.runtime = load_model(Path(model_path), engine=Engine(threads=threads))
+    def __init__(self, model_path: Path, threads: int = 0, level: str = SERVING_LEVEL) -> None:
+        self.runtime = load_model(Path(model_path), engine=Engine.choose("cpu", threads, level=level))
 
     def render(
         self, seeds: Sequence[int], psi: float | None, labels: Sequence[int] | None = None

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from artctl.modelcard import ModelCard, ModelCardError, file_sha256, read_sidecar
-from artctl.profile import RenderProfile, session_options
+from artctl.profile import SERVING_LEVEL, RenderProfile, check_runtime, cpu_isa, level_name, session_options
 from artctl.seeds import as_seed_array, latents
 from serving.errors import ModelLoadError
 
@@ -52,10 +52,16 @@ class Engine:
     threads: int = 0
     device_id: int = 0
     exec_batch: int = 0  # 0: natural batch size
+    level: str = SERVING_LEVEL  # graph optimisation level (it changes pixels: part of the profile)
 
     @classmethod
     def choose(
-        cls, provider: str = "cpu", threads: int = 0, exec_batch: int | None = None, device_id: int = 0
+        cls,
+        provider: str = "cpu",
+        threads: int = 0,
+        exec_batch: int | None = None,
+        device_id: int = 0,
+        level: str = SERVING_LEVEL,
     ) -> Engine:
         """exec_batch None picks the safe default: 0 on the CPU EP (measured batch-invariant), 64 on CUDA."""
         kind = resolve_provider(provider)
@@ -63,7 +69,12 @@ class Engine:
             exec_batch = CUDA_EXEC_BATCH if kind == "cuda" else 0
         if exec_batch < 0:
             raise ModelLoadError(f"exec batch must be >= 0, got {exec_batch}")
-        return cls(kind, threads, device_id, exec_batch)
+        try:
+            level_name(level)
+            check_runtime(ort.__version__)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(str(exc)) from None
+        return cls(kind, threads, device_id, exec_batch, level)
 
     @property
     def provider(self) -> str:
@@ -135,7 +146,7 @@ def open_graph(path: Path, engine: Engine) -> Graph:
         if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN from the nvidia-* wheels or the local torch
             ort.preload_dlls()
         providers = [(ep, {**CUDA_OPTIONS, "device_id": str(engine.device_id)})]
-    options = session_options(engine.threads, deterministic=engine.kind == "cuda")
+    options = session_options(engine.threads, engine.level, deterministic=engine.kind == "cuda")
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
@@ -245,6 +256,8 @@ def load_model(path: Path, name: str | None = None, engine: Engine | None = None
         device=engine.device_name(),
         exec_batch=engine.exec_batch,
         precision=card.precision,
+        graph_optimization=level_name(engine.level),
+        cpu_isa=cpu_isa(),
     )
     log.info("loaded model %s from %s (sha256 %s, %s)", name or card.name, path, sha[:12], profile.provider)
     return ModelRuntime(name or card.name, path, card, sha, graph, engine, profile, inputs)

@@ -17,7 +17,7 @@ from artctl import jsonstream
 from artctl.collection import CollectionConfig
 from artctl.drops.files import DropTally, manifest_doc
 from artctl.drops.mint import mint
-from artctl.drops.tokens import DropContext, render_chunk
+from artctl.drops.tokens import DropContext, render_chunk, render_inputs
 from artctl.jsonstream import dump_streamed, iter_array, read_without
 from artctl.metadata import stable_json
 from artctl.rarity import RarityTally, rarity_report
@@ -119,12 +119,13 @@ def test_streamed_drop_files_equal_the_whole_document_serialised(tiny_model: Pat
     result = mint(cfg, drop, renderer, chunk=8)  # several journal chunks, the last one short
     # The old way: every entry in a list, the manifest and rarity.json as one `json` document each.
     plan = plan_traits(cfg, renderer.model_card())
-    ctx = DropContext(cfg, plan, renderer.model_card()["sha256"], "erc721")
+    inputs = render_inputs(cfg, renderer.model_card())
+    ctx = DropContext(cfg, plan, renderer.model_card()["sha256"], "erc721", inputs)
     entries = [entry for entry, _ in render_chunk(ctx, cfg.token_ids(), renderer)]
     tally = DropTally(plan.order)
     for entry in entries:
         tally.add(entry)
-    doc = manifest_doc(cfg, "erc721", renderer.model_card(), renderer.profile(), plan, tally)
+    doc = manifest_doc(cfg, "erc721", renderer.model_card(), renderer.profile(), plan, tally, inputs=inputs)
     assert doc["provenance"] == provenance(e["file_sha256"] for e in entries) == result.provenance
     manifest = (drop / "manifest.json").read_bytes()
     assert manifest == whole({**doc, "tokens": entries})

@@ -29,10 +29,16 @@ NAME_OPTION = typer.Option(
 
 
 def open_renderer(
-    model: str, servers: Sequence[str], local: bool, base_dir: Path | None = None, security: Any = None
+    model: str,
+    servers: Sequence[str],
+    local: bool,
+    base_dir: Path | None = None,
+    security: Any = None,
+    level: str | None = None,
 ) -> Renderer:
     """The renderer the flags ask for; with --local, `model` is an .onnx path (relative paths are
-    tried against the config's folder first, then the current one)."""
+    tried against the config's folder first, then the current one) rendered at graph optimisation
+    `level` (default: the server's)."""
     if local == bool(servers):
         raise RenderError("choose where to render: --server HOST:PORT (one or more) or --local")
     if local:
@@ -44,9 +50,10 @@ def open_renderer(
                 f"--local needs `model` to be an .onnx file, and {str(path)!r} is not one "
                 "(set model in the config, or pass --model)"
             )
+        from artctl.profile import SERVING_LEVEL
         from serving.local import LocalRenderer
 
-        return LocalRenderer(path)
+        return LocalRenderer(path, level=level or SERVING_LEVEL)
     from artctl.client import GeneratorClient
     from artctl.drops.render import ServerRenderer
 
@@ -154,14 +161,20 @@ def verify(
         from artctl.drops.verify import load_manifest
         from artctl.drops.verify import verify as run_verify
 
-        _, cfg = load_manifest(drop)
+        doc, cfg = load_manifest(drop)
         security = Security.from_options(auth_token_file, tls_ca, tls_cert, tls_key, tls_server_name)
-        renderer = open_renderer(model or cfg.model, server or [], local, None, security)
+        # In this process the drop's own profile can be followed: re-render at its recorded level.
+        level = (doc.get("render_profile") or {}).get("graph_optimization")
+        renderer = open_renderer(model or cfg.model, server or [], local, None, security, level)
         progress, update = progress_bar("verify", cfg.size)
         with progress:
             report = run_verify(drop, renderer, on_progress=update)
         for problem in report.problems:
             typer.echo(f"MISMATCH {problem}")
+        for name, (recorded, here) in report.profile_differences.items():
+            typer.echo(f"profile: {name} is {here!r} here, but the drop was rendered with {recorded!r}")
+        if report.problems or report.profile_differences:
+            typer.echo(f"pixels: {report.summary()}")
         if report.problems:
             raise CliError(f"{drop}: {len(report.problems)} mismatches in {report.tokens} tokens")
         typer.echo(f"verified {report.tokens} tokens in {drop}: pixels, files, CIDs, metadata, provenance")

@@ -27,7 +27,7 @@ from artctl.rarity import RarityTally
 from artctl.seeds import CONTRACTS, Provenance
 from artctl.traits import TraitPlan
 
-MANIFEST_VERSION = "artctl-manifest-v2"
+MANIFEST_VERSION = "artctl-manifest-v3"  # v3: inputs stated once, label names per token
 CONTACT_SHEET_MAX = 64
 EntriesFn = Callable[[], Iterator[dict[str, Any]]]  # streams the token entries again, in id order
 
@@ -81,9 +81,10 @@ def manifest_doc(
     plan: TraitPlan,
     tally: DropTally,
     shard: dict[str, int] | None = None,
+    inputs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The manifest without its tokens (config echo, model, render profile, provenance or shard);
-    the token entries are streamed into it in id order when it is written.
+    """The manifest without its tokens (config echo, model, render profile, the inputs every token
+    shares, provenance or shard); the token entries are streamed into it in id order when written.
     """
     doc: dict[str, Any] = {
         "format": MANIFEST_VERSION,
@@ -93,6 +94,7 @@ def manifest_doc(
         "contracts": CONTRACTS,
         "model": card,
         "render_profile": profile,
+        "inputs": inputs or {},
         "traits": {"active": plan.order, "skipped": plan.skipped},
     }
     if shard is None:

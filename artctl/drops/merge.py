@@ -22,7 +22,16 @@ from artctl.jsonstream import iter_array
 from artctl.metadata import stable_json
 from artctl.traits import TraitPlan
 
-_SAME = ("format", "collection", "metadata_format", "contracts", "model", "render_profile", "traits")
+_SAME = (
+    "format",
+    "collection",
+    "metadata_format",
+    "contracts",
+    "model",
+    "render_profile",
+    "inputs",
+    "traits",
+)
 
 
 def _load_shard(path: Path) -> dict[str, Any]:
@@ -86,7 +95,7 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | N
     model_sha = str(card.get("sha256", ""))
     fmt = first["metadata_format"]
     plan = TraitPlan(order=list(first["traits"]["active"]), skipped=list(first["traits"]["skipped"]))
-    ctx = DropContext(config, plan, model_sha, fmt)
+    ctx = DropContext(config, plan, model_sha, fmt, dict(first.get("inputs") or {}))
     journal = Journal(out_dir)
     journal.claim(identity(config, model_sha, fmt))  # refuses a folder holding another drop
     tally = DropTally(plan.order)
@@ -107,7 +116,7 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | N
     if not in_order or next(want, None) is not None:
         raise MintError("the shards' tokens are not exactly the collection's token ids in order")
     paths = [path for _, path in shards]
-    header = manifest_doc(config, fmt, card, first["render_profile"], plan, tally)
+    header = manifest_doc(config, fmt, card, first["render_profile"], plan, tally, inputs=ctx.inputs)
     result = finalize(out_dir, config, header, tally, lambda: _shard_entries(paths))
     journal.remove()
     result.notes = list(plan.skipped)

@@ -16,7 +16,15 @@ from artctl.drops.files import DropTally, MintResult, finalize, manifest_doc, wr
 from artctl.drops.journal import FinishedEntries, Journal, identity
 from artctl.drops.render import Renderer
 from artctl.drops.shard import Shard
-from artctl.drops.tokens import CHUNK, DropContext, chunks, render_chunk, token_files_ok, write_token_files
+from artctl.drops.tokens import (
+    CHUNK,
+    DropContext,
+    chunks,
+    render_chunk,
+    render_inputs,
+    token_files_ok,
+    write_token_files,
+)
 from artctl.metadata import check_format
 from artctl.traits import plan_traits
 
@@ -43,7 +51,7 @@ def mint(
     card = renderer.model_card()
     model_sha = str(card.get("sha256", ""))
     plan = plan_traits(config, card)
-    ctx = DropContext(config, plan, model_sha, fmt)
+    ctx = DropContext(config, plan, model_sha, fmt, render_inputs(config, card))
     ids = shard.ids(config) if shard else config.token_ids()
     journal = Journal(out_dir)
     part = None if shard is None else (shard.index, shard.count)
@@ -74,7 +82,7 @@ def mint(
         finished.close()
 
     shard_doc = shard.describe(config) if shard else None
-    header = manifest_doc(config, fmt, card, renderer.profile(), plan, tally, shard_doc)
+    header = manifest_doc(config, fmt, card, renderer.profile(), plan, tally, shard_doc, ctx.inputs)
     streamed = functools.partial(journal.entries, ids, chunk)
     if shard is None:
         result = finalize(out_dir, config, header, tally, streamed)

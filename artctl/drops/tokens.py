@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+import numpy as np
 
 from artctl.cid import cid_of_bytes
 from artctl.collection import CollectionConfig
@@ -19,7 +21,7 @@ from artctl.drops.render import Rendered, Renderer
 from artctl.fileio import write_bytes_atomic
 from artctl.imaging import decode_png
 from artctl.metadata import stable_json, token_metadata
-from artctl.seeds import pixel_sha256, token_seed
+from artctl.seeds import LATENT_CONTRACT, pixel_sha256, token_seed
 from artctl.traits import TraitPlan
 
 CHUNK = 64  # tokens rendered, written and journaled together
@@ -44,6 +46,23 @@ def metadata_path(out_dir: Path, token_id: Any) -> Path:
     return Path(out_dir) / "metadata" / f"{token_id}.json"
 
 
+def shortest_float32(value: float) -> float:
+    """A float32 value as the shortest decimal that reads back to it (0.7, not 0.699999988)."""
+    return float(str(np.float32(value)))
+
+
+def render_inputs(config: CollectionConfig, card: dict[str, Any]) -> dict[str, Any]:
+    """Every input the graph sees besides each token's seed and label, stated once for the drop:
+    the latent contract and size, the effective psi (the config's, else the card's default; None
+    for a model without psi) and the label names the token labels index."""
+    has_psi = bool(card.get("has_psi"))
+    psi = None
+    if has_psi:
+        psi = shortest_float32(config.psi if config.psi is not None else float(card.get("default_psi", 1.0)))
+    labels = [str(n) for n in card.get("label_names") or []] if card.get("has_label") else None
+    return {"z": LATENT_CONTRACT, "z_dim": int(card.get("z_dim", 0)), "psi": psi, "labels": labels}
+
+
 @dataclass
 class DropContext:
     """What every token's files depend on besides its own entry."""
@@ -52,9 +71,12 @@ class DropContext:
     plan: TraitPlan
     model_sha256: str
     fmt: str
+    inputs: dict[str, Any] = field(default_factory=dict)  # render_inputs(): psi, labels, ...
 
     def metadata(self, entry: dict[str, Any]) -> dict[str, Any]:
-        return token_metadata(self.config, entry, self.plan.order, self.model_sha256, self.fmt)
+        return token_metadata(
+            self.config, entry, self.plan.order, self.model_sha256, self.fmt, self.inputs.get("psi")
+        )
 
 
 def render_chunk(
@@ -65,7 +87,7 @@ def render_chunk(
     seeds = [token_seed(config.salt, i) for i in ids]
     drawn = [plan.draw_label(config.salt, i) for i in ids]
     labels = [d[1] for d in drawn if d is not None] or None
-    rendered = renderer.render(seeds, config.psi, labels)
+    rendered = renderer.render(seeds, ctx.inputs.get("psi"), labels)
     if len(rendered) != len(ids):
         raise MintError(f"renderer returned {len(rendered)} images for {len(ids)} seeds")
     out = []
@@ -88,6 +110,9 @@ def render_chunk(
         }
         if pair is not None:
             entry["label"] = pair[1]
+            names = ctx.inputs.get("labels")
+            if names:  # drops before artctl-manifest-v3 recorded no label names
+                entry["label_name"] = names[pair[1]]
         out.append((entry, item))
     return out
 

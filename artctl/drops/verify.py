@@ -1,9 +1,12 @@
 """`artctl verify`: re-render every token of a drop and check everything a buyer could be shown.
 
 Checked per token: seed (contract), re-rendered pixels vs the manifest, the image file's SHA-256,
-decoded pixels and IPFS CID, traits, image URI and the metadata file's exact bytes. Checked per
-drop: token ids, provenance (manifest and provenance.txt), collection.json, rarity.json, the
-contact sheet and stray files. Every mismatch is reported, not just the first.
+decoded pixels and IPFS CID, traits, image URI and the metadata file's exact bytes. Each token is
+also classified against its image file (identical, within 1 LSB, different image), and the
+renderer's profile is compared with the drop's, so a re-render on another runtime says what
+differs and by how much. Checked per drop: token ids, provenance (manifest and provenance.txt),
+collection.json, rarity.json, the contact sheet and stray files. Every mismatch is reported, not just
+the first.
 
 The manifest's token entries are streamed (a few passes, one entry at a time), never loaded whole,
 so memory stays flat whatever the size of the drop.
@@ -15,10 +18,14 @@ import hashlib
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from artctl.cid import cid_of_bytes
 from artctl.collection import CollectionConfig, ConfigError, parse_collection
@@ -26,22 +33,53 @@ from artctl.drops import MintError
 from artctl.drops.files import DropTally, final_files
 from artctl.drops.journal import read_manifest_head
 from artctl.drops.render import Renderer
-from artctl.drops.tokens import CHUNK, DropContext, chunks, image_path, metadata_path, render_chunk
+from artctl.drops.tokens import (
+    CHUNK,
+    DropContext,
+    chunks,
+    image_path,
+    metadata_path,
+    render_chunk,
+    render_inputs,
+)
 from artctl.imaging import decode_png
 from artctl.jsonstream import iter_array, sha256_of_file, sha256_of_fill
 from artctl.metadata import stable_json
+from artctl.profile import profile_differences
 from artctl.seeds import pixel_sha256, token_seed
 from artctl.traits import plan_traits
+
+IDENTICAL, NEAR, DIFFERENT = "identical", "within 1 LSB", "different image"
 
 
 @dataclass
 class VerifyReport:
     tokens: int = 0
     problems: list[str] = field(default_factory=list)
+    # Each token's re-render against its image file: identical, within 1 LSB, or a different image.
+    classes: Counter[str] = field(default_factory=Counter)
+    near_pixels: int = 0  # pixels (channel values) that differ by 1 in the "within 1 LSB" tokens
+    # Pixel-deciding profile fields where the renderer differs from the drop: {field: (drop, here)}.
+    profile_differences: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def summary(self) -> str:
+        """One line: how the re-rendered pixels compare with the drop's images."""
+        near = f"{self.classes[NEAR]} within 1 LSB ({self.near_pixels} values)"
+        return f"{self.classes[IDENTICAL]} identical, {near}, {self.classes[DIFFERENT]} different images"
+
+
+def classify(fresh: npt.NDArray[np.uint8], stored: npt.NDArray[np.uint8] | None) -> tuple[str, int]:
+    """How a re-render compares with the image a buyer holds, and how many values differ by one."""
+    if stored is None or stored.shape != fresh.shape:
+        return DIFFERENT, 0
+    diff = np.abs(fresh.astype(np.int16) - stored.astype(np.int16))
+    if not diff.any():
+        return IDENTICAL, 0
+    return (NEAR, int(np.count_nonzero(diff))) if int(diff.max()) <= 1 else (DIFFERENT, 0)
 
 
 def _diff_keys(expected: dict[str, Any], actual: Any) -> str:
@@ -62,11 +100,17 @@ def load_manifest(drop: Path) -> tuple[dict[str, Any], CollectionConfig]:
 
 
 def _check_token(
-    drop: Path, ctx: DropContext, entry: dict[str, Any], fresh: dict[str, Any], problems: list[str]
+    drop: Path,
+    ctx: DropContext,
+    entry: dict[str, Any],
+    fresh: dict[str, Any],
+    pixels: npt.NDArray[np.uint8],
+    report: VerifyReport,
 ) -> None:
     tid = entry.get("id")
-    add = problems.append
-    for key in ("seed", "pixel_sha256", "traits", "label"):
+    add = report.problems.append
+    stored = None
+    for key in ("seed", "pixel_sha256", "traits", "label", "label_name"):
         if entry.get(key) != fresh.get(key):
             what = {"pixel_sha256": "re-rendered pixels"}.get(key, key)
             add(f"token {tid}: {what} differ from manifest.json ({fresh.get(key)!r} != {entry.get(key)!r})")
@@ -79,13 +123,17 @@ def _check_token(
         if hashlib.sha256(data).hexdigest() != entry.get("file_sha256"):
             add(f"images/{tid}.png: file SHA-256 does not match manifest.json (swapped or edited image)")
         try:
-            if pixel_sha256(decode_png(data)) != fresh["pixel_sha256"]:
+            stored = decode_png(data)
+            if pixel_sha256(stored) != fresh["pixel_sha256"]:
                 add(f"images/{tid}.png: its pixels are not token {tid}'s re-rendered image")
         except (OSError, ValueError):
             add(f"images/{tid}.png: not a readable PNG")
         cid = cid_of_bytes(data)
         if cid != entry.get("cid"):
             add(f"images/{tid}.png: IPFS CID {cid} does not match manifest.json ({entry.get('cid')})")
+    kind, near = classify(pixels, stored)
+    report.classes[kind] += 1
+    report.near_pixels += near
     expected_uri = ctx.config.image_uri(int(str(tid)), str(entry.get("cid")))
     if entry.get("image") != expected_uri:
         add(f"token {tid}: image URI {entry.get('image')!r} should be {expected_uri!r}")
@@ -124,7 +172,12 @@ def verify(
         add(f"model: the renderer's model (sha256 {model_sha[:12]}…) is not the one in manifest.json")
     plan = plan_traits(config, card)
     fmt = str(doc.get("metadata_format", "erc721"))
-    ctx = DropContext(config, plan, str((doc.get("model") or {}).get("sha256", "")), fmt)
+    expected_inputs = render_inputs(config, card)
+    recorded_inputs = doc.get("inputs")  # absent from drops older than artctl-manifest-v3
+    if recorded_inputs is not None and recorded_inputs != expected_inputs:
+        add(f"manifest.json: inputs {recorded_inputs} should be {expected_inputs}")
+    inputs = expected_inputs if recorded_inputs is not None else {}
+    ctx = DropContext(config, plan, str((doc.get("model") or {}).get("sha256", "")), fmt, inputs)
     if doc.get("traits", {}).get("active") != plan.order:
         add(f"manifest.json: active traits {doc.get('traits', {}).get('active')} should be {plan.order}")
     manifest = drop / "manifest.json"
@@ -139,13 +192,14 @@ def verify(
     done = 0
     for ids in chunks(want_ids, chunk):
         entries = [next(tokens) for _ in ids] if tokens else [by_id.get(i) for i in ids]
-        for (fresh, _), entry in zip(render_chunk(ctx, ids, renderer), entries):
+        for (fresh, item), entry in zip(render_chunk(ctx, ids, renderer), entries):
             if entry is None:
                 add(f"token {fresh['id']}: missing from manifest.json")
                 continue
             if entry.get("seed") != str(token_seed(config.salt, fresh["id"])):
                 add(f"token {fresh['id']}: seed is not token_seed(salt, id)")
-            _check_token(drop, ctx, entry, fresh, report.problems)
+            pixels = item.pixels if item.pixels is not None else decode_png(item.png)
+            _check_token(drop, ctx, entry, fresh, pixels, report)
         done += len(ids)
         report.tokens = done
         if on_progress:
@@ -161,6 +215,7 @@ def verify(
             add(f"{sub}/{name}: not a token of this drop")
     if shard is None:
         _check_drop_files(drop, config, doc, report.problems)
+    report.profile_differences = profile_differences(doc.get("render_profile") or {}, renderer.profile())
     return report
 
 

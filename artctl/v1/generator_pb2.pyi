@@ -58,7 +58,7 @@ class GenerateRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., psi: _Optional[float] = ..., labels: _Optional[_Iterable[int]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., include_metadata: _Optional[bool] = ..., traits: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RenderProfile(_message.Message):
-    __slots__ = ("model_sha256", "runtime", "provider", "device", "exec_batch", "precision", "latent_contract")
+    __slots__ = ("model_sha256", "runtime", "provider", "device", "exec_batch", "precision", "latent_contract", "graph_optimization", "execution_mode", "cpu_isa")
     MODEL_SHA256_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,9 @@ class RenderProfile(_message.Message):
     EXEC_BATCH_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     LATENT_CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_OPTIMIZATION_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_MODE_FIELD_NUMBER: _ClassVar[int]
+    CPU_ISA_FIELD_NUMBER: _ClassVar[int]
     model_sha256: str
     runtime: str
     provider: str
@@ -73,7 +76,10 @@ class RenderProfile(_message.Message):
     exec_batch: int
     precision: str
     latent_contract: str
-    def __init__(self, model_sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., provider: _Optional[str] = ..., device: _Optional[str] = ..., exec_batch: _Optional[int] = ..., precision: _Optional[str] = ..., latent_contract: _Optional[str] = ...) -> None: ...
+    graph_optimization: str
+    execution_mode: str
+    cpu_isa: str
+    def __init__(self, model_sha256: _Optional[str] = ..., runtime: _Optional[str] = ..., provider: _Optional[str] = ..., device: _Optional[str] = ..., exec_batch: _Optional[int] = ..., precision: _Optional[str] = ..., latent_contract: _Optional[str] = ..., graph_optimization: _Optional[str] = ..., execution_mode: _Optional[str] = ..., cpu_isa: _Optional[str] = ...) -> None: ...
 
 class Artwork(_message.Message):
     __slots__ = ("seed", "image", "mime", "width", "height", "channels", "pixel_sha256", "metadata_json", "psi", "label", "index")
