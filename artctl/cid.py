@@ -1,4 +1,4 @@
-"""IPFS CIDv1 of a file exactly as `ipfs add --cid-version=1` computes it, without an IPFS node.
+"""IPFS CIDv1 of a file or directory exactly as `ipfs add --cid-version=1` computes it, offline.
 
 Why: a drop's metadata points at `ipfs://CID`; computing the CID before upload lets the manifest
 and the metadata be final before anything is pinned, and lets anyone check a pinned file offline.
@@ -7,6 +7,8 @@ The defaults of `ipfs add --cid-version=1` (kubo) are reproduced: fixed-size chu
 bytes, each chunk a raw block (codec 0x55), sha2-256. A file of at most one chunk is that one raw
 block. A larger file is a balanced DAG of dag-pb (0x70) nodes carrying UnixFS `File` data, at most
 174 links per node, every leaf at the same depth. CIDs print as multibase base32 lowercase ("b...").
+A directory (`ipfs add -r`) is a dag-pb node with UnixFS type Directory linking its files by name,
+sorted by the names' bytes.
 """
 
 from __future__ import annotations
@@ -81,8 +83,8 @@ def _leaves(chunks: Iterable[bytes]) -> Iterator[_Node]:
         yield _Node(cid_bytes(CODEC_RAW, chunk), len(chunk), len(chunk))
 
 
-def cid_of_chunks(chunks: Iterable[bytes]) -> str:
-    """CIDv1 of a file given as consecutive CHUNK_SIZE pieces (the last may be shorter).
+def file_node(chunks: Iterable[bytes]) -> _Node:
+    """The root of a file's DAG given as consecutive CHUNK_SIZE pieces (the last may be shorter).
 
     Memory holds one chunk and one pending list of links per tree level, whatever the file size.
     """
@@ -100,9 +102,9 @@ def cid_of_chunks(chunks: Iterable[bytes]) -> str:
             levels[depth + 1].append(node)
             depth += 1
     if count == 0:
-        return cid_string(cid_bytes(CODEC_RAW, b""))
+        return _Node(cid_bytes(CODEC_RAW, b""), 0, 0)
     if count == 1:
-        return cid_string(levels[0][0].cid)
+        return levels[0][0]
     # Seal partial nodes bottom-up; a level holding exactly the whole tree is the root.
     carry: _Node | None = None
     for depth, pending in enumerate(levels):
@@ -110,10 +112,15 @@ def cid_of_chunks(chunks: Iterable[bytes]) -> str:
             pending = [*pending, carry]
         is_top = depth == len(levels) - 1
         if is_top and len(pending) == 1 and depth > 0:
-            return cid_string(pending[0].cid)
+            return pending[0]
         carry = _parent(pending) if pending else None
     assert carry is not None
-    return cid_string(carry.cid)
+    return carry
+
+
+def cid_of_chunks(chunks: Iterable[bytes]) -> str:
+    """CIDv1 of a file given as consecutive CHUNK_SIZE pieces (the last may be shorter)."""
+    return cid_string(file_node(chunks).cid)
 
 
 def _split(data: bytes) -> Iterator[bytes]:
@@ -126,12 +133,45 @@ def cid_of_bytes(data: bytes) -> str:
     return cid_of_chunks(_split(bytes(data)))
 
 
+def _read(path: Path) -> Iterator[bytes]:
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            yield chunk
+
+
 def cid_of_file(path: Path) -> str:
     """CIDv1 of a file on disk, read one chunk at a time."""
+    return cid_string(file_node(_read(path)).cid)
 
-    def read() -> Iterator[bytes]:
-        with Path(path).open("rb") as handle:
-            while chunk := handle.read(CHUNK_SIZE):
-                yield chunk
 
-    return cid_of_chunks(read())
+# A directory node is a plain dag-pb node while the sum over its entries of (name bytes + CID bytes)
+# stays within this; above it kubo and the JS importer shard it as a HAMT, which artctl does not build.
+HAMT_THRESHOLD = 262_144
+_UNIXFS_DIRECTORY = 1
+
+
+class DirectoryTooLarge(ValueError):
+    """A directory that kubo would shard (HAMT): its CID is not computed here."""
+
+
+def directory_cid(files: Iterable[Path]) -> str:
+    """CIDv1 of a directory of files as `ipfs add -r --cid-version=1 DIR` prints it for DIR (raw
+    leaves, 256 KiB chunks, links sorted by name bytes, each Tsize the file's whole DAG), read one
+    file at a time.
+
+    Raises DirectoryTooLarge for directories kubo shards as a HAMT (about 5,900 files named 0.png
+    and up), whose CIDs this module does not compute.
+    """
+    entries = sorted((Path(f).name.encode("utf-8"), file_node(_read(Path(f)))) for f in files)
+    estimate = sum(len(name) + len(node.cid) for name, node in entries)
+    if estimate > HAMT_THRESHOLD:
+        raise DirectoryTooLarge(
+            f"{len(entries)} files: kubo would shard this directory (HAMT), and artctl does not compute "
+            "sharded directory CIDs"
+        )
+    links = b"".join(
+        _field_bytes(2, _field_bytes(1, node.cid) + _field_bytes(2, name) + _field_varint(3, node.tsize))
+        for name, node in entries
+    )
+    block = links + _field_bytes(1, _field_varint(1, _UNIXFS_DIRECTORY))
+    return cid_string(cid_bytes(CODEC_DAG_PB, block))

@@ -81,28 +81,22 @@ def token_metadata(
     if fmt == "metaplex":
         doc["symbol"] = config.symbol
         doc["seller_fee_basis_points"] = config.royalties.basis_points if config.royalties else 0
-        doc["properties"] = {
-            "category": "image",
-            "files": [{"uri": entry["image"], "type": "image/png"}],
-            "creators": _creators(config),
-        }
+        # Creators are no longer read from off-chain JSON (Sugar warns): they go in Sugar's config.
+        doc["properties"] = {"category": "image", "files": [{"uri": entry["image"], "type": "image/png"}]}
     return doc
-
-
-def _creators(config: CollectionConfig) -> list[dict[str, Any]]:
-    return [{"address": config.royalties.recipient, "share": 100}] if config.royalties else []
 
 
 def collection_metadata(
     config: CollectionConfig, fmt: str, provenance: str, model_sha256: str
 ) -> dict[str, Any]:
-    """Contract-level metadata (OpenSea contractURI, or a Metaplex collection NFT's JSON)."""
+    """Contract-level metadata: OpenSea's contractURI document, or (metaplex) Sugar's
+    assets/collection.json for the collection NFT, whose image is assets/collection.png."""
     bps = config.royalties.basis_points if config.royalties else 0
     doc: dict[str, Any] = {
         "name": config.name,
         "symbol": config.symbol,
         "description": config.description,
-        "image": config.image,
+        "image": config.image if fmt == "erc721" else "collection.png",
         "seller_fee_basis_points": bps,
         "artctl": {
             "provenance": provenance,
@@ -115,6 +109,7 @@ def collection_metadata(
         doc["external_link"] = config.external_url
         doc["fee_recipient"] = config.royalties.recipient if config.royalties else ""
     else:
-        doc["external_url"] = config.external_url
-        doc["properties"] = {"category": "image", "creators": _creators(config)}
+        if config.external_url:
+            doc["external_url"] = config.external_url
+        doc["properties"] = {"category": "image", "files": [{"uri": "collection.png", "type": "image/png"}]}
     return doc

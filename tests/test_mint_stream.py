@@ -15,7 +15,7 @@ import pytest
 
 from artctl import jsonstream
 from artctl.collection import CollectionConfig
-from artctl.drops.files import DropTally, manifest_doc
+from artctl.drops.files import DropTally, directory_cids, manifest_doc
 from artctl.drops.mint import mint
 from artctl.drops.tokens import DropContext, render_chunk, render_inputs
 from artctl.jsonstream import dump_streamed, iter_array, read_without
@@ -125,7 +125,9 @@ def test_streamed_drop_files_equal_the_whole_document_serialised(tiny_model: Pat
     tally = DropTally(plan.order)
     for entry in entries:
         tally.add(entry)
-    doc = manifest_doc(cfg, "erc721", renderer.model_card(), renderer.profile(), plan, tally, inputs=inputs)
+    directories = directory_cids(drop, ctx.layout, cfg.token_ids())
+    card, profile = renderer.model_card(), renderer.profile()
+    doc = manifest_doc(cfg, "erc721", card, profile, plan, tally, inputs=inputs, directories=directories)
     assert doc["provenance"] == provenance(e["file_sha256"] for e in entries) == result.provenance
     manifest = (drop / "manifest.json").read_bytes()
     assert manifest == whole({**doc, "tokens": entries})

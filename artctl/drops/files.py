@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from artctl import __version__
+from artctl.cid import DirectoryTooLarge, directory_cid
 from artctl.collection import CollectionConfig
-from artctl.drops.tokens import image_path
+from artctl.drops.layout import Layout
 from artctl.fileio import write_atomic
 from artctl.imaging import decode_png, image_grid
-from artctl.jsonstream import Fill, constant, dump_streamed, iter_array
+from artctl.jsonstream import Fill, Write, constant, dump_streamed, iter_array
 from artctl.metadata import collection_metadata, stable_json
 from artctl.rarity import RarityTally
 from artctl.seeds import CONTRACTS, Provenance
@@ -73,6 +74,22 @@ class DropTally:
         return self._provenance.hexdigest()
 
 
+def directory_cids(out_dir: Path, layout: Layout, ids: range) -> dict[str, Any]:
+    """The IPFS directory CID of each token folder, as `ipfs add -r --cid-version=1 FOLDER` gives
+    it: after uploading images/, base_uri is ipfs://<images>/ (`artctl rebase --images-cid`), and
+    the token URI base is ipfs://<metadata>/. Sugar layouts upload per file: none."""
+    if layout.sugar:
+        return {}
+    out: dict[str, Any] = {}
+    for folder, path_of in (("images", layout.image), ("metadata", layout.metadata)):
+        try:
+            out[folder] = directory_cid(path_of(out_dir, i) for i in ids)
+        except DirectoryTooLarge as exc:
+            out[folder] = None
+            out["note"] = str(exc)
+    return out
+
+
 def manifest_doc(
     config: CollectionConfig,
     fmt: str,
@@ -82,6 +99,7 @@ def manifest_doc(
     tally: DropTally,
     shard: dict[str, int] | None = None,
     inputs: dict[str, Any] | None = None,
+    directories: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest without its tokens (config echo, model, render profile, the inputs every token
     shares, provenance or shard); the token entries are streamed into it in id order when written.
@@ -99,14 +117,17 @@ def manifest_doc(
     }
     if shard is None:
         doc["provenance"] = tally.provenance
+        doc["ipfs_directories"] = directories or {}
     else:
         doc["shard"] = shard
     return doc
 
 
-def contact_sheet_png(out_dir: Path, ids: Sequence[Any], limit: int = CONTACT_SHEET_MAX) -> bytes:
+def contact_sheet_png(
+    out_dir: Path, ids: Sequence[Any], layout: Layout, limit: int = CONTACT_SHEET_MAX
+) -> bytes:
     """A grid of the first tokens, read back from disk one at a time (memory stays flat)."""
-    images = [decode_png(image_path(out_dir, i).read_bytes()) for i in ids[:limit]]
+    images = [decode_png(layout.image(out_dir, i).read_bytes()) for i in ids[:limit]]
     buf = io.BytesIO()
     image_grid(np.stack(images), cols=min(8, len(images))).save(buf, format="PNG")
     return buf.getvalue()
@@ -120,14 +141,23 @@ def final_files(
     """
     model_sha = str(header["model"].get("sha256", ""))
     prov = header["provenance"]
-    collection = collection_metadata(config, header["metadata_format"], prov, model_sha)
-    return {
+    fmt = header["metadata_format"]
+    layout = Layout.of(fmt, config)
+    collection = collection_metadata(config, fmt, prov, model_sha)
+
+    def sheet(write: Write) -> None:
+        write(contact_sheet_png(out_dir, tally.sheet_ids, layout))
+
+    files: dict[str, Fill] = {
         "manifest.json": lambda write: dump_streamed(header, "tokens", entries(), write),
         "provenance.txt": constant((prov + "\n").encode("ascii")),
-        "collection.json": constant(stable_json(collection)),
+        layout.collection_json: constant(stable_json(collection)),
         "rarity.json": tally.rarity.write,
-        "contact-sheet.png": lambda write: write(contact_sheet_png(out_dir, tally.sheet_ids)),
+        "contact-sheet.png": sheet,
     }
+    if layout.sugar:  # the collection NFT's image: the drop's contact sheet
+        files["assets/collection.png"] = sheet
+    return files
 
 
 def finalize(

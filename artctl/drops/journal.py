@@ -19,6 +19,7 @@ from typing import Any
 
 from artctl.collection import CollectionConfig
 from artctl.drops import MintError
+from artctl.drops.layout import Layout
 from artctl.drops.tokens import chunks
 from artctl.fileio import write_bytes_atomic
 from artctl.jsonstream import iter_array, read_without
@@ -52,6 +53,11 @@ def manifest_identity(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _without_uris(ident: dict[str, Any]) -> dict[str, Any]:
+    collection = {k: v for k, v in (ident.get("collection") or {}).items() if k not in ("base_uri", "ipfs")}
+    return {**ident, "collection": collection}
+
+
 def read_manifest_head(folder: Path, what: str) -> Any:
     """A drop's or shard's manifest without its token entries (stream those when needed).
 
@@ -83,8 +89,9 @@ def _finished_manifest(path: Path) -> dict[str, Any] | None:
 class Journal:
     """The journal folder of one drop being written into `out_dir`."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, layout: Layout) -> None:
         self.out_dir = Path(out_dir)
+        self.layout = layout
         self.folder = self.out_dir / JOURNAL
 
     def claim(self, ident: dict[str, Any], repair_ids: range | None = None) -> bool:
@@ -98,7 +105,13 @@ class Journal:
         manifest_path = self.out_dir / "manifest.json"
         manifest = _finished_manifest(manifest_path)
         if manifest is not None:
-            if manifest_identity(manifest) != ident:
+            found = manifest_identity(manifest)
+            if found != ident and _without_uris(found) == _without_uris(ident):
+                raise MintError(
+                    f"{self.out_dir} holds this drop with other image URIs (base_uri / ipfs); change them "
+                    f"without rendering again: artctl rebase {self.out_dir} --base-uri URI (or --images-cid)"
+                )
+            if found != ident:
                 raise MintError(
                     f"{self.out_dir} already holds a different drop (its manifest has another config, "
                     "model, format or shard); choose a new --out"
@@ -110,7 +123,7 @@ class Journal:
                 )
         elif manifest_path.exists() or any(
             (self.out_dir / sub).is_dir() and any((self.out_dir / sub).iterdir())
-            for sub in ("images", "metadata")
+            for sub in self.layout.folders
         ):
             strays = None if repair_ids is None else self._strays(repair_ids)
             if strays is None or strays or manifest_path.exists():
@@ -122,9 +135,13 @@ class Journal:
         self._clean_temp_files()
         if not (self.folder / "state.json").exists():
             write_bytes_atomic(self.folder / "state.json", stable_json(ident))
-        (self.out_dir / "images").mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "metadata").mkdir(parents=True, exist_ok=True)
+        for sub in self.layout.folders:
+            (self.out_dir / sub).mkdir(parents=True, exist_ok=True)
         return manifest is not None
+
+    def _has_files(self, sub: str) -> bool:
+        folder = self.out_dir / sub
+        return folder.is_dir() and any(folder.iterdir())
 
     def _strays(self, ids: range) -> list[str]:
         """Files in images/ and metadata/ that are not token files of `ids` (nor our temporaries)."""
@@ -145,7 +162,7 @@ class Journal:
 
     def _clean_temp_files(self) -> None:
         """Remove half-written temporaries a killed run of ours left behind, and nothing else."""
-        for folder in (self.out_dir, self.out_dir / "images", self.out_dir / "metadata", self.folder):
+        for folder in (self.out_dir, *(self.out_dir / sub for sub in self.layout.folders), self.folder):
             if folder.is_dir():
                 for tmp in folder.glob(".*.tmp"):
                     if _OUR_TEMP.match(tmp.name):

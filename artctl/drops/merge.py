@@ -13,10 +13,10 @@ from typing import Any
 
 from artctl.collection import ConfigError, parse_collection
 from artctl.drops import MintError
-from artctl.drops.files import DropTally, MintResult, finalize, manifest_doc
+from artctl.drops.files import DropTally, MintResult, directory_cids, finalize, manifest_doc
 from artctl.drops.journal import Journal, identity, read_manifest_head
-from artctl.drops.mint import ProgressFn
-from artctl.drops.tokens import DropContext, image_path, metadata_path
+from artctl.drops.mint import ProgressFn, placeholder_notes
+from artctl.drops.tokens import DropContext
 from artctl.fileio import write_bytes_atomic
 from artctl.jsonstream import iter_array
 from artctl.metadata import stable_json
@@ -96,7 +96,7 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | N
     fmt = first["metadata_format"]
     plan = TraitPlan(order=list(first["traits"]["active"]), skipped=list(first["traits"]["skipped"]))
     ctx = DropContext(config, plan, model_sha, fmt, dict(first.get("inputs") or {}))
-    journal = Journal(out_dir)
+    journal = Journal(out_dir, ctx.layout)
     journal.claim(identity(config, model_sha, fmt))  # refuses a folder holding another drop
     tally = DropTally(plan.order)
     want = iter(config.token_ids())
@@ -104,9 +104,10 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | N
     for _, path in shards:
         for entry in iter_array(path / "manifest.json", "tokens"):
             token = entry["id"]
-            _copy_checked(image_path(path, token), image_path(out_dir, token), None, entry["file_sha256"])
+            layout = ctx.layout
+            _copy_checked(layout.image(path, token), layout.image(out_dir, token), None, entry["file_sha256"])
             expected = stable_json(ctx.metadata(entry))
-            _copy_checked(metadata_path(path, token), metadata_path(out_dir, token), expected, None)
+            _copy_checked(layout.metadata(path, token), layout.metadata(out_dir, token), expected, None)
             copied += 1
             in_order = in_order and token == next(want, None)
             if in_order:
@@ -116,8 +117,11 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | N
     if not in_order or next(want, None) is not None:
         raise MintError("the shards' tokens are not exactly the collection's token ids in order")
     paths = [path for _, path in shards]
-    header = manifest_doc(config, fmt, card, first["render_profile"], plan, tally, inputs=ctx.inputs)
+    directories = directory_cids(out_dir, ctx.layout, config.token_ids())
+    header = manifest_doc(
+        config, fmt, card, first["render_profile"], plan, tally, None, ctx.inputs, directories
+    )
     result = finalize(out_dir, config, header, tally, lambda: _shard_entries(paths))
     journal.remove()
-    result.notes = list(plan.skipped)
+    result.notes = list(plan.skipped) + placeholder_notes(config, fmt, directories)
     return result

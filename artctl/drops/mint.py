@@ -10,9 +10,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from artctl.collection import CollectionConfig
-from artctl.drops.files import DropTally, MintResult, finalize, manifest_doc, write_shard_manifest
+from artctl.drops.files import (
+    DropTally,
+    MintResult,
+    directory_cids,
+    finalize,
+    manifest_doc,
+    write_shard_manifest,
+)
 from artctl.drops.journal import FinishedEntries, Journal, identity
 from artctl.drops.render import Renderer
 from artctl.drops.shard import Shard
@@ -53,7 +61,7 @@ def mint(
     plan = plan_traits(config, card)
     ctx = DropContext(config, plan, model_sha, fmt, render_inputs(config, card))
     ids = shard.ids(config) if shard else config.token_ids()
-    journal = Journal(out_dir)
+    journal = Journal(out_dir, ctx.layout)
     part = None if shard is None else (shard.index, shard.count)
     has_manifest = journal.claim(identity(config, model_sha, fmt, part), ids if repair else None)
     finished = FinishedEntries(journal, has_manifest)
@@ -82,7 +90,10 @@ def mint(
         finished.close()
 
     shard_doc = shard.describe(config) if shard else None
-    header = manifest_doc(config, fmt, card, renderer.profile(), plan, tally, shard_doc, ctx.inputs)
+    directories = None if shard else directory_cids(out_dir, ctx.layout, ids)
+    header = manifest_doc(
+        config, fmt, card, renderer.profile(), plan, tally, shard_doc, ctx.inputs, directories
+    )
     streamed = functools.partial(journal.entries, ids, chunk)
     if shard is None:
         result = finalize(out_dir, config, header, tally, streamed)
@@ -90,5 +101,18 @@ def mint(
         result = write_shard_manifest(out_dir, header, streamed)
     journal.remove()
     result.rendered = rendered
-    result.notes = list(plan.skipped)
+    result.notes = list(plan.skipped) + placeholder_notes(config, fmt, directories)
     return result
+
+
+def placeholder_notes(config: CollectionConfig, fmt: str, directories: dict[str, Any] | None) -> list[str]:
+    """A word when token metadata points at a placeholder instead of real image URIs."""
+    base = config.image_uri(config.start_index, "").removesuffix(f"{config.start_index}.png")
+    if fmt != "erc721" or config.ipfs or "<" not in base:
+        return []
+    images = (directories or {}).get("images")
+    where = f" (its directory CID will be {images})" if images else ""
+    return [
+        f"image URIs use the placeholder {base!r}: upload images/{where}, then "
+        "`artctl rebase DROP --images-cid` points every token at it, without rendering again"
+    ]

@@ -1,6 +1,7 @@
 """One token: its seed, traits and label, rendered into a manifest entry and two files.
 
-token seed = token_seed(salt, id) -> image from the model -> images/{id}.png and metadata/{id}.json.
+token seed = token_seed(salt, id) -> image from the model -> its image and metadata files (where they
+live is the drop's Layout: images/ and metadata/, or Sugar's assets/).
 The entry records the seed, traits, pixel_sha256 (encoder-independent), file_sha256 and IPFS CID.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 from artctl.cid import cid_of_bytes
 from artctl.collection import CollectionConfig
 from artctl.drops import MintError
+from artctl.drops.layout import Layout
 from artctl.drops.render import Rendered, Renderer
 from artctl.fileio import write_bytes_atomic
 from artctl.imaging import decode_png
@@ -36,14 +38,6 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def image_path(out_dir: Path, token_id: Any) -> Path:
-    return Path(out_dir) / "images" / f"{token_id}.png"
-
-
-def metadata_path(out_dir: Path, token_id: Any) -> Path:
-    return Path(out_dir) / "metadata" / f"{token_id}.json"
 
 
 def shortest_float32(value: float) -> float:
@@ -72,6 +66,10 @@ class DropContext:
     model_sha256: str
     fmt: str
     inputs: dict[str, Any] = field(default_factory=dict)  # render_inputs(): psi, labels, ...
+
+    @property
+    def layout(self) -> Layout:
+        return Layout.of(self.fmt, self.config)
 
     def metadata(self, entry: dict[str, Any]) -> dict[str, Any]:
         return token_metadata(
@@ -106,7 +104,7 @@ def render_chunk(
             "pixel_sha256": pix,
             "file_sha256": sha256_hex(item.png),
             "cid": cid,
-            "image": config.image_uri(token_id, cid),
+            "image": ctx.layout.image_uri(config, token_id, cid),
         }
         if pair is not None:
             entry["label"] = pair[1]
@@ -126,8 +124,8 @@ def write_token_files(
     left alone, and anything else is refused rather than overwritten.
     """
     files = (
-        (image_path(out_dir, entry["id"]), png),
-        (metadata_path(out_dir, entry["id"]), stable_json(ctx.metadata(entry))),
+        (ctx.layout.image(out_dir, entry["id"]), png),
+        (ctx.layout.metadata(out_dir, entry["id"]), stable_json(ctx.metadata(entry))),
     )
     for path, data in files:
         if keep_existing and path.exists():
@@ -143,8 +141,8 @@ def write_token_files(
 def token_files_ok(out_dir: Path, ctx: DropContext, entry: dict[str, Any]) -> bool:
     """A finished token is kept only if its image and metadata on disk are exactly what it recorded."""
     try:
-        if sha256_hex(image_path(out_dir, entry["id"]).read_bytes()) != entry["file_sha256"]:
+        if sha256_hex(ctx.layout.image(out_dir, entry["id"]).read_bytes()) != entry["file_sha256"]:
             return False
-        return metadata_path(out_dir, entry["id"]).read_bytes() == stable_json(ctx.metadata(entry))
+        return ctx.layout.metadata(out_dir, entry["id"]).read_bytes() == stable_json(ctx.metadata(entry))
     except (OSError, KeyError, TypeError):
         return False

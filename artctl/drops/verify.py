@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,16 +28,14 @@ import numpy.typing as npt
 
 from artctl.cid import cid_of_bytes
 from artctl.collection import CollectionConfig, ConfigError, parse_collection
-from artctl.drops import MintError
-from artctl.drops.files import DropTally, final_files
+from artctl.drops import MintError, sugar
+from artctl.drops.files import DropTally, directory_cids, final_files
 from artctl.drops.journal import read_manifest_head
 from artctl.drops.render import Renderer
 from artctl.drops.tokens import (
     CHUNK,
     DropContext,
     chunks,
-    image_path,
-    metadata_path,
     render_chunk,
     render_inputs,
 )
@@ -114,45 +111,44 @@ def _check_token(
         if entry.get(key) != fresh.get(key):
             what = {"pixel_sha256": "re-rendered pixels"}.get(key, key)
             add(f"token {tid}: {what} differ from manifest.json ({fresh.get(key)!r} != {entry.get(key)!r})")
-    image = image_path(drop, tid)
+    layout = ctx.layout
+    token_id = int(str(tid))
+    image_name, metadata_name = layout.image_name(token_id), layout.metadata_name(token_id)
     try:
-        data = image.read_bytes()
+        data = layout.image(drop, token_id).read_bytes()
     except OSError:
-        add(f"images/{tid}.png: missing")
+        add(f"{image_name}: missing")
     else:
         if hashlib.sha256(data).hexdigest() != entry.get("file_sha256"):
-            add(f"images/{tid}.png: file SHA-256 does not match manifest.json (swapped or edited image)")
+            add(f"{image_name}: file SHA-256 does not match manifest.json (swapped or edited image)")
         try:
             stored = decode_png(data)
             if pixel_sha256(stored) != fresh["pixel_sha256"]:
-                add(f"images/{tid}.png: its pixels are not token {tid}'s re-rendered image")
+                add(f"{image_name}: its pixels are not token {tid}'s re-rendered image")
         except (OSError, ValueError):
-            add(f"images/{tid}.png: not a readable PNG")
+            add(f"{image_name}: not a readable PNG")
         cid = cid_of_bytes(data)
         if cid != entry.get("cid"):
-            add(f"images/{tid}.png: IPFS CID {cid} does not match manifest.json ({entry.get('cid')})")
+            add(f"{image_name}: IPFS CID {cid} does not match manifest.json ({entry.get('cid')})")
     kind, near = classify(pixels, stored)
     report.classes[kind] += 1
     report.near_pixels += near
-    expected_uri = ctx.config.image_uri(int(str(tid)), str(entry.get("cid")))
+    expected_uri = layout.image_uri(ctx.config, token_id, str(entry.get("cid")))
     if entry.get("image") != expected_uri:
         add(f"token {tid}: image URI {entry.get('image')!r} should be {expected_uri!r}")
-    meta_path = metadata_path(drop, tid)
+    meta_path = layout.metadata(drop, token_id)
     expected = ctx.metadata(entry)
     try:
         raw = meta_path.read_bytes()
     except OSError:
-        add(f"metadata/{tid}.json: missing")
+        add(f"{metadata_name}: missing")
         return
     if raw != stable_json(expected):
         try:
             actual = json.loads(raw)
         except ValueError:
             actual = None
-        add(
-            f"metadata/{tid}.json: differs from the metadata the manifest gives "
-            f"({_diff_keys(expected, actual)})"
-        )
+        add(f"{metadata_name}: differs from the metadata the manifest gives ({_diff_keys(expected, actual)})")
 
 
 def verify(
@@ -204,17 +200,19 @@ def verify(
         report.tokens = done
         if on_progress:
             on_progress(done, len(want_ids))
-    for sub, suffix in (("images", ".png"), ("metadata", ".json")):
+    for sub in ctx.layout.folders:
         folder = drop / sub
-        strays = (
-            [e.name for e in os.scandir(folder) if not _is_token_file(e.name, suffix, want_ids)]
-            if folder.is_dir()
-            else []
-        )
-        for name in sorted(strays):
-            add(f"{sub}/{name}: not a token of this drop")
+        names = [e.name for e in os.scandir(folder)] if folder.is_dir() else []
+        for name in sorted(n for n in names if not ctx.layout.is_drop_file(sub, n, want_ids)):
+            add(f"{sub}/{name}: not a file of this drop")
     if shard is None:
         _check_drop_files(drop, config, doc, report.problems)
+        if "ipfs_directories" in doc:  # recorded since artctl-manifest-v3
+            found = directory_cids(drop, ctx.layout, want_ids)
+            if doc["ipfs_directories"] != found:
+                add(f"manifest.json: ipfs_directories {doc['ipfs_directories']} should be {found}")
+        if ctx.layout.sugar:
+            report.problems += sugar.check_assets(drop / "assets")
     report.profile_differences = profile_differences(doc.get("render_profile") or {}, renderer.profile())
     return report
 
@@ -227,12 +225,6 @@ def _ids_are(manifest: Path, want: range) -> bool:
             return False
         count += 1
     return count == len(want)
-
-
-def _is_token_file(name: str, suffix: str, want: range) -> bool:
-    """name == f"{i}{suffix}" for a token id i of the drop (without a set of every such name)."""
-    stem = name[: -len(suffix)] if name.endswith(suffix) else ""
-    return bool(re.fullmatch(r"-?[0-9]+", stem)) and str(int(stem)) == stem and int(stem) in want
 
 
 def _check_drop_files(drop: Path, config: CollectionConfig, doc: dict[str, Any], problems: list[str]) -> None:
@@ -261,7 +253,9 @@ def _check_drop_files(drop: Path, config: CollectionConfig, doc: dict[str, Any],
     except (OSError, ValueError) as exc:
         add(f"contact-sheet.png: cannot rebuild it ({exc})")
         return
-    for name in ("manifest.json", "collection.json", "rarity.json", "contact-sheet.png"):
+    for name in fills:
+        if name == "provenance.txt":
+            continue  # checked above, with its own message
         try:
             ok = sha256_of_file(drop / name) == expected[name]
         except OSError:

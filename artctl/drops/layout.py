@@ -1,0 +1,71 @@
+"""Where a drop's files live, by metadata format.
+
+- erc721: `images/{id}.png` and `metadata/{id}.json` by token id, `collection.json` beside them
+  (upload each folder to IPFS; token URIs are `base_uri + id`).
+- metaplex: Solana Sugar's (and `mplx`'s) asset folder, ready for `sugar upload`: `assets/{n}.png`
+  and `assets/{n}.json` numbered from 0 without gaps whatever the collection's first token id,
+  plus `assets/collection.png` and `assets/collection.json` for the collection NFT. Each JSON
+  names its image by file name; Sugar uploads the files and writes the final links itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from artctl.collection import CollectionConfig
+
+ASSETS = "assets"
+
+
+@dataclass(frozen=True)
+class Layout:
+    sugar: bool  # metaplex: Sugar's numbered asset folder
+    start_index: int  # the collection's first token id (asset 0 in Sugar's folder)
+
+    @classmethod
+    def of(cls, fmt: str, config: CollectionConfig) -> Layout:
+        return cls(sugar=fmt == "metaplex", start_index=config.start_index)
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """The folders holding token files (relative to the drop)."""
+        return (ASSETS,) if self.sugar else ("images", "metadata")
+
+    def _name(self, token_id: int) -> str:
+        return str(int(token_id) - self.start_index) if self.sugar else str(token_id)
+
+    def image_name(self, token_id: int) -> str:
+        """A token's image, relative to the drop (as messages name it)."""
+        folder = ASSETS if self.sugar else "images"
+        return f"{folder}/{self._name(token_id)}.png"
+
+    def metadata_name(self, token_id: int) -> str:
+        folder = ASSETS if self.sugar else "metadata"
+        return f"{folder}/{self._name(token_id)}.json"
+
+    def image(self, drop: Path, token_id: int) -> Path:
+        return Path(drop) / self.image_name(token_id)
+
+    def metadata(self, drop: Path, token_id: int) -> Path:
+        return Path(drop) / self.metadata_name(token_id)
+
+    def image_uri(self, config: CollectionConfig, token_id: int, cid: str) -> str:
+        """The `image` a token's metadata names: Sugar's file name, else the config's URI scheme."""
+        return f"{self._name(token_id)}.png" if self.sugar else config.image_uri(token_id, cid)
+
+    @property
+    def collection_json(self) -> str:
+        return f"{ASSETS}/collection.json" if self.sugar else "collection.json"
+
+    def is_drop_file(self, folder: str, name: str, ids: range) -> bool:
+        """Whether `folder/name` is one of the drop's files for token `ids` (without listing them all:
+        a collection may hold millions)."""
+        if self.sugar and name in ("collection.json", "collection.png"):
+            return folder == ASSETS
+        suffixes = {"images": (".png",), "metadata": (".json",), ASSETS: (".png", ".json")}.get(folder, ())
+        stem, dot, suffix = name.rpartition(".")
+        if not dot or f".{suffix}" not in suffixes or not stem.isdigit() or str(int(stem)) != stem:
+            return False
+        token_id = int(stem) + self.start_index if self.sugar else int(stem)
+        return token_id in ids
