@@ -13,12 +13,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from artctl.evm import EVM_ADDRESS, checksum_problem
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 SOLANA_ADDRESS = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")  # base58, 32-byte public key
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -62,6 +63,9 @@ class Royalties(_Strict):
     def _address(cls, value: str) -> str:
         if not (EVM_ADDRESS.match(value) or SOLANA_ADDRESS.match(value)):
             raise ValueError("must be an EVM address (0x + 40 hex digits) or a Solana base58 address")
+        problem = checksum_problem(value) if EVM_ADDRESS.match(value) else None
+        if problem:
+            raise ValueError(problem)
         return value
 
 

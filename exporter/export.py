@@ -11,6 +11,7 @@ graphs beside the main file, for style mixing and interpolation in w space:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,7 @@ def export_checkpoint(
     companions: bool = True,
     precision: str = "fp32",
     optimize: str = "basic",
+    on_step: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export a checkpoint (or a run's latest) to `out`, plus the sidecar model.json.
 
@@ -155,7 +157,12 @@ def export_checkpoint(
         raise ExportError(f"unknown precision {precision!r}; choose {' or '.join(TOLERANCES)}")
     if optimize not in ("none", "basic", "extended"):
         raise ExportError(f"unknown optimisation level {optimize!r}; choose none, basic or extended")
-    ck = load_checkpoint(checkpoint)
+
+    def step(message: str) -> None:
+        if on_step is not None:
+            on_step(message)
+
+    ck = load_checkpoint(checkpoint)  # the usual mistakes end here, before any step is reported
     net = ck.config.network
     G = build_generator(net)
     weights = ck.tensors("G_ema.safetensors" if use_ema else "G.safetensors")
@@ -168,16 +175,19 @@ def export_checkpoint(
     has_label = net.num_classes > 0
     inputs = ["z"] + (["psi"] if has_psi else []) + (["label"] if has_label else [])
 
+    step("tracing the generator into ONNX")
     model = export_graph(
         MainGraph(G, has_psi, has_label), example_inputs(inputs, net.z_dim), FLOAT_OUTPUT, opset
     )
     shape = (net.resolution, net.resolution, net.channels)
     append_quantisation(model, *shape)
     model = finish_graph(model, optimize, precision)
+    step(f"checking parity with PyTorch ({parity_seeds} seeds, batches 1, 7 and 64)")
     parity = parity_check(G, model, net.z_dim, shape, n_seeds=parity_seeds, tolerance=TOLERANCES[precision])
     parity.update(precision=precision, optimization=optimize)
     extra_graphs: dict[str, onnx.ModelProto] = {}
     if has_psi and companions and hasattr(G, "map"):
+        step("exporting and checking the mapping and synthesis graphs")
         extra_graphs, companion_parity = _companions(
             G, inputs, net.z_dim, shape, opset, parity_seeds, optimize, precision
         )
@@ -218,6 +228,7 @@ def export_checkpoint(
         graph_name: stamp(graph, ModelCard(**{**card.to_json(), "extra": {**extra, "graph": graph_name}}))
         for graph_name, graph in extra_graphs.items()
     }
+    step(f"writing {out}")
     write_bytes_atomic(out, main_bytes, fsync=True)
     sha = file_sha256(out)
     companion_files: dict[str, dict[str, str]] = {}

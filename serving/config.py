@@ -1,7 +1,8 @@
-"""Server options as data: defaults, then a TOML config file, then command-line flags.
+"""Server options as data, layered: defaults <- a TOML config file <- ARTCTL_SERVE_* environment
+variables <- command-line flags (12-factor: a container sets `ARTCTL_SERVE_PORT=9000`).
 
 Each field's description is its help text, so `artctl serve`'s flags are generated from this class
-(artctl/cli/serve.py) and the option list exists once.
+(artctl/cli/serve.py) and the option list exists once. pydantic-settings does the layering.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from artctl.profile import GRAPH_LEVELS, SERVING_LEVEL
 
@@ -31,8 +33,11 @@ def _flag(name: str) -> Any:
     return {"flag": name}
 
 
-class ServerOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+ENV_PREFIX = "ARTCTL_SERVE_"  # not ARTCTL_TLS_*: those are the client's (artctl.client.Security)
+
+
+class ServerOptions(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 for all interfaces.")
     port: int = Field(8001, description="gRPC port; 0 picks a free one.")
@@ -190,10 +195,23 @@ def _one_line(exc: ValidationError) -> str:
 PATH_FIELDS = {"tls_cert", "tls_key", "tls_client_ca", "auth_token_file"}
 
 
-def load_options(config_file: Path | None, overrides: dict[str, Any]) -> ServerOptions:
-    """Defaults <- config file (keys = ServerOptions fields) <- overrides that are not None."""
+def load_options(
+    config_file: Path | None, overrides: dict[str, Any], env: dict[str, str] | None = None
+) -> ServerOptions:
+    """Defaults <- config file (keys = ServerOptions fields) <- ARTCTL_SERVE_* variables of `env`
+    (default: the process environment) <- overrides that are not None."""
+    import os
+
     values: dict[str, Any] = {}
     known = set(ServerOptions.model_fields)
+    environ = dict(os.environ if env is None else env)
+    unknown = sorted(
+        k for k in environ if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX) :].lower() not in known
+    )
+    if unknown:
+        raise ServeConfigError(
+            f"unknown environment variable {unknown[0]} (the options are {ENV_PREFIX}<OPTION>)"
+        )
     if config_file is not None:
         try:
             raw = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
@@ -209,5 +227,19 @@ def load_options(config_file: Path | None, overrides: dict[str, Any]) -> ServerO
             if key == "models":
                 value = [(Path(config_file).parent / v).resolve() for v in value]
             values[key] = value
-    values.update({k: v for k, v in overrides.items() if v is not None and v != []})
-    return ServerOptions(**values)
+    flags = {k: v for k, v in overrides.items() if v is not None and v != []}
+    file_values = values
+
+    class Layered(ServerOptions):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[Any, ...]:
+            return (init_settings, env_settings, lambda: file_values)
+
+    return Layered(**flags)

@@ -7,6 +7,7 @@ batcher), so a Mix RPC returns the CLI's pixels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,8 +137,10 @@ def walk_frames(
     loop: bool,
     psi: float | None,
     label: str | None,
+    on_progress: Callable[[int, int], None] | None = None,
+    chunk: int = 64,
 ) -> npt.NDArray[np.uint8]:
-    """Every frame of a walk through `keys`, rendered in this process."""
+    """Every frame of a walk through `keys`, rendered in this process `chunk` frames at a time."""
     check_walk_size(graphs, frames)
     psi_arr, labels = _psi_and_label(graphs, psi, label, 1)
     plan = walk_ws(
@@ -149,4 +152,9 @@ def walk_frames(
         None if psi_arr is None else float(psi_arr[0]),
         None if labels is None else int(labels[0]),
     )
-    return graphs.synthesize(plan.ws)
+    parts = []
+    for start in range(0, frames, chunk):
+        parts.append(graphs.synthesize(plan.ws[start : start + chunk]))
+        if on_progress:
+            on_progress(min(start + chunk, frames), frames)
+    return np.concatenate(parts)

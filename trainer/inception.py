@@ -180,7 +180,9 @@ def _to_rgb_299(image_hwc: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.asarray(img.resize((INCEPTION_SIZE, INCEPTION_SIZE), Image.Resampling.BICUBIC))
 
 
-def inception_features(images_nhwc: npt.NDArray[np.uint8], batch: int = 32) -> npt.NDArray[np.float64]:
+def inception_features(
+    images_nhwc: npt.NDArray[np.uint8], batch: int = 32, on_progress: Callable[[int, int], None] | None = None
+) -> npt.NDArray[np.float64]:
     """Pool3 features [N, 2048] of uint8 images [N, H, W, C] (C = 1, 3 or 4)."""
     run = feature_runner()
     out = []
@@ -188,6 +190,8 @@ def inception_features(images_nhwc: npt.NDArray[np.uint8], batch: int = 32) -> n
         rgb = np.stack([_to_rgb_299(img) for img in images_nhwc[start : start + batch]])
         x = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(128.0) - 1.0
         out.append(run(x).astype(np.float64))
+        if on_progress:
+            on_progress(min(start + batch, len(images_nhwc)), len(images_nhwc))
     if not out:
         raise MetricsError("no images to measure")
     return np.concatenate(out)

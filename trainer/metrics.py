@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +22,8 @@ from artctl.fileio import publish_mode
 from trainer.inception import INCEPTION_FILE, MetricsError, cache_root, inception_features
 
 __all__ = ["MetricsError", "inception_features"]
+ProgressFn = Callable[[int, int], None]  # (done, total)
+StageProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,15 @@ def kernel_inception_distance(
 
 
 def cached_real_features(
-    images: npt.NDArray[np.uint8], fingerprint: str, cache_dir: Path | None = None
+    images: npt.NDArray[np.uint8],
+    fingerprint: str,
+    cache_dir: Path | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> npt.NDArray[np.float64]:
-    """Features of a real set, cached by the data set's fingerprint (the real set rarely changes)."""
+    """Features of a real set, cached by the data set's fingerprint (the real set rarely changes).
+
+    on_progress(done, total) is called while they are computed (not when they come from the cache).
+    """
     cache_dir = Path(cache_dir or cache_root())
     key = hashlib.sha256(f"{fingerprint}:{images.shape}:{INCEPTION_FILE}".encode()).hexdigest()[:32]
     path = cache_dir / f"{key}.npy"
@@ -90,7 +99,7 @@ def cached_real_features(
             return np.load(path)
         except (OSError, ValueError):  # a damaged cache entry is rebuilt, not fatal forever
             path.unlink(missing_ok=True)
-    features = inception_features(images)
+    features = inception_features(images, on_progress=on_progress)
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.", suffix=".npy")  # one per process
     publish_mode(fd)
@@ -145,12 +154,16 @@ class QualityReport:
     real: int
 
 
-def generated_features(generate: Generate, real: RealSet, n: int, batch: int = 64) -> npt.NDArray[np.float64]:
+def generated_features(
+    generate: Generate, real: RealSet, n: int, batch: int = 64, on_progress: ProgressFn | None = None
+) -> npt.NDArray[np.float64]:
     """Features of generated images 0..n-1, labelled after the real set's label plan."""
     chunks = []
     for start in range(0, n, batch):
         count = min(batch, n - start)
         chunks.append(inception_features(generate(start, count, real.labels_for(start, count))))
+        if on_progress:
+            on_progress(start + count, n)
     return np.concatenate(chunks)
 
 
@@ -161,10 +174,22 @@ def measure(
     batch: int = 64,
     cache_dir: Path | None = None,
     kid_subsets: int = 50,
+    on_progress: StageProgressFn | None = None,
 ) -> QualityReport:
-    """FID and KID of n generated images against a real set."""
-    fake = generated_features(generate, real, n, batch)
-    real_feats = cached_real_features(real.images, real.fingerprint, cache_dir)
+    """FID and KID of n generated images against a real set.
+
+    on_progress(stage, done, total) reports the two long stages: "real" (the real set's features,
+    computed once and cached) and "generated".
+    """
+    real_feats = cached_real_features(
+        real.images,
+        real.fingerprint,
+        cache_dir,
+        None if on_progress is None else partial(on_progress, "real"),
+    )
+    fake = generated_features(
+        generate, real, n, batch, None if on_progress is None else partial(on_progress, "generated")
+    )
     kid, kid_std = kernel_inception_distance(
         fake, real_feats, subsets=kid_subsets, subset_size=min(1000, n, len(real_feats))
     )

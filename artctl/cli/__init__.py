@@ -11,7 +11,7 @@ import typer
 
 from artctl import __version__
 from artctl.cli import creative, data, demo, drops, export, metrics, serve, train
-from artctl.cli.common import CliError, wait_for_server
+from artctl.cli.common import TYPER_SETTINGS, CliError, wait_for_server
 
 __all__ = ["CliError", "app", "main", "wait_for_server"]
 
@@ -19,8 +19,9 @@ app = typer.Typer(
     name="artctl",
     help="Train a GAN on your artwork, export it to ONNX, serve it over gRPC and mint reproducible drops.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
+    **TYPER_SETTINGS,
 )
 
 

@@ -11,37 +11,56 @@ from typing import Any, TypeVar
 import typer
 
 T = TypeVar("T")
+# Every Typer of the CLI: -h as well as --help, and help text shown as written (rich markup would
+# swallow "[default: ...]" brackets and print <bool> beside every flag).
+TYPER_SETTINGS: dict[str, Any] = {
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+    "rich_markup_mode": None,
+}
+UNVERIFIABLE = 2  # exit code of a check that could not run at all (1 is a check that failed)
 
 
 class CliError(Exception):
     """An error to print as one line (exit code 1)."""
 
 
-def fail(message: str) -> typer.Exit:
+def fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"artctl: error: {message}", err=True)
-    return typer.Exit(code=1)
+    return typer.Exit(code=code)
 
 
-def run_command(fn: Callable[[], T]) -> T:
-    """Run a command body; expected failures become one readable line and exit code 1."""
+def run_command(fn: Callable[[], T], error_code: int = 1) -> T:
+    """Run a command body; expected failures become one readable line and `error_code`."""
     import grpc
 
     try:
         return fn()
+    except typer.Exit:  # a command's own exit code (click's Exit is a RuntimeError)
+        raise
     except (CliError, ValueError, RuntimeError, OSError, LookupError, ArithmeticError) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
-        raise fail(text) from None
+        raise fail(text, error_code) from None
     except grpc.RpcError as exc:
-        raise fail(f"server said {exc.code().name}: {exc.details()}") from None  # type: ignore[attr-defined]
+        details = f"server said {exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
+        raise fail(details, error_code) from None
+
+
+def echo_json(doc: Any) -> None:
+    """A command's result for --json: one JSON document on stdout, nothing else there."""
+    import json
+
+    typer.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
 
 
 class LazyProgress:
     """A rich progress bar that appears with the first progress report, not before: an error found
     while checking the inputs is then one line, with no empty bar above it."""
 
-    def __init__(self, label: str, total: int, unit: str) -> None:
+    def __init__(self, label: str, total: int, unit: str, enabled: bool = True) -> None:
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        self.enabled = enabled
         self.progress = Progress(
             TextColumn(f"[bold]{label}"),
             BarColumn(),
@@ -49,6 +68,7 @@ class LazyProgress:
             TextColumn("{task.fields[rate]}"),
             TextColumn("ETA"),
             TimeRemainingColumn(),
+            console=Console(stderr=True),  # stdout stays for results (and --json)
         )
         self.task = self.progress.add_task(label, total=total, rate="")
         self.unit = unit
@@ -56,6 +76,8 @@ class LazyProgress:
         self.shown = False
 
     def update(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
         if not self.shown:
             self.progress.start()
             self.shown = True
@@ -70,9 +92,11 @@ class LazyProgress:
             self.progress.stop()
 
 
-def progress_bar(label: str, total: int, unit: str = "tokens") -> tuple[Any, Callable[[int, int], None]]:
-    """A progress bar with a rate and an ETA; returns (context manager, callback(done, total))."""
-    bar = LazyProgress(label, total, unit)
+def progress_bar(
+    label: str, total: int, unit: str = "tokens", enabled: bool = True
+) -> tuple[Any, Callable[[int, int], None]]:
+    """A progress bar on stderr with a rate and an ETA; returns (context manager, callback(done, total))."""
+    bar = LazyProgress(label, total, unit, enabled)
     return bar, bar.update
 
 

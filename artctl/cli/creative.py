@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from artctl.cli.common import CliError, run_command, seed_list
+from artctl.cli.common import CliError, progress_bar, run_command, seed_list
 
 PSI_HELP = "Truncation psi in [0, 2] [the card's default]."
 LABEL_HELP = "Label name or index (conditional models) [0]."
@@ -82,7 +82,9 @@ def interpolate(
         keys = seed_list(seeds, "--seeds")
         graphs = open_style_graphs(model)
         started = time.perf_counter()
-        images = walk_frames(graphs, keys, frames, space, loop, psi, label)
+        progress, update = progress_bar("interpolate", frames, unit="frames")
+        with progress:
+            images = walk_frames(graphs, keys, frames, space, loop, psi, label, on_progress=update)
         seconds = time.perf_counter() - started
         write_animation(out, images, fps)
         typer.echo(

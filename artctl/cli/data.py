@@ -7,9 +7,9 @@ from typing import Literal
 
 import typer
 
-from artctl.cli.common import run_command
+from artctl.cli.common import TYPER_SETTINGS, run_command
 
-data_app = typer.Typer(help="Make training data sets.", no_args_is_help=True)
+data_app = typer.Typer(**TYPER_SETTINGS, help="Make training data sets.", no_args_is_help=True)
 
 
 @data_app.command("emoji")

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from artctl.cli.common import CliError, progress_bar, run_command
+from artctl.cli.common import UNVERIFIABLE, echo_json, progress_bar, run_command
 from artctl.client import Security
 from artctl.drops.render import Renderer, RenderError
 
@@ -21,6 +21,7 @@ CERT_OPTION = typer.Option(
     None, "--tls-cert", help="Client certificate (PEM), for mTLS [env ARTCTL_TLS_CERT]."
 )
 KEY_OPTION = typer.Option(None, "--tls-key", help="Client private key (PEM), for mTLS [env ARTCTL_TLS_KEY].")
+JSON_OPTION = typer.Option(False, "--json", help="Print the result as one JSON document (no progress bar).")
 NAME_OPTION = typer.Option(
     None,
     "--tls-server-name",
@@ -42,6 +43,13 @@ def open_renderer(
     if local == bool(servers):
         raise RenderError("choose where to render: --server HOST:PORT (one or more) or --local")
     if local:
+        if model in ("", "default"):  # as a server resolves it: the model this install ships
+            from artctl.models import embedded_default
+
+            shipped = embedded_default()
+            if shipped is None:
+                raise RenderError("--local: this install ships no default model; set model to an .onnx path")
+            model = str(shipped)
         path = Path(model)
         if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
             path = base_dir / path
@@ -81,6 +89,7 @@ def mint(
         "--repair",
         help="The folder holds this drop without its manifest: re-render and check, then finish it.",
     ),
+    as_json: bool = JSON_OPTION,
     auth_token_file: Path | None = TOKEN_OPTION,
     tls_ca: Path | None = CA_OPTION,
     tls_cert: Path | None = CERT_OPTION,
@@ -104,9 +113,23 @@ def mint(
         security = Security.from_options(auth_token_file, tls_ca, tls_cert, tls_key, tls_server_name)
         renderer = open_renderer(model or cfg.model, server or [], local, collection.parent, security)
         total = len(part.ids(cfg)) if part else cfg.size
-        progress, update = progress_bar("mint", total)
+        progress, update = progress_bar("mint", total, enabled=not as_json)
         with progress:
             result = run_mint(cfg, out, renderer, fmt=fmt, shard=part, on_progress=update, repair=repair)
+        if as_json:
+            echo_json(
+                {
+                    "out": result.out_dir,
+                    "tokens": result.tokens,
+                    "rendered": result.rendered,
+                    "provenance": result.provenance or None,
+                    "manifest": result.manifest,
+                    "contact_sheet": result.contact_sheet,
+                    "shard": [part.index, part.count] if part else None,
+                    "notes": result.notes,
+                }
+            )
+            return
         for note in result.notes:
             typer.echo(f"note: {note}")
         kept = result.tokens - result.rendered
@@ -142,6 +165,35 @@ def merge(
     run_command(body)
 
 
+def rebase(
+    drop: Path = typer.Argument(..., help="A finished ERC-721 drop."),
+    base_uri: str | None = typer.Option(
+        None, "--base-uri", help="The new prefix of every image URI (+ '{id}.png')."
+    ),
+    images_cid: bool = typer.Option(
+        False, "--images-cid", help="Use ipfs://<the images folder's CID>/, which the manifest records."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Point a drop's image URIs somewhere new (e.g. after uploading images/), without re-rendering."""
+
+    def body() -> None:
+        from artctl.drops.journal import read_manifest_head
+        from artctl.drops.rebase import rebase as run_rebase
+
+        result = run_rebase(drop, base_uri, images_cid)
+        head = read_manifest_head(drop, "drop")
+        directories, base = head.get("ipfs_directories", {}), head["collection"]["base_uri"]
+        if as_json:
+            echo_json({"drop": drop, "base_uri": base, "ipfs_directories": directories})
+            return
+        typer.echo(f"rebased {result.tokens} tokens in {drop} onto {base}")
+        if directories.get("metadata"):
+            typer.echo(f"  metadata/ directory CID: {directories['metadata']} (token URI base ipfs://<it>/)")
+
+    run_command(body)
+
+
 def verify(
     drop: Path = typer.Argument(..., help="A drop folder written by `artctl mint` (or `merge`)."),
     server: list[str] = typer.Option(None, "--server", help=SERVER_HELP),
@@ -154,8 +206,13 @@ def verify(
     tls_cert: Path | None = CERT_OPTION,
     tls_key: Path | None = KEY_OPTION,
     tls_server_name: str | None = NAME_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Re-render every token; check pixels, files, CIDs, metadata, provenance. Exit 1 on any mismatch."""
+    """Re-render every token; check pixels, files, CIDs, metadata, provenance.
+
+    Exit 0: everything checks out; 1: a mismatch (listed); 2: the drop could not be checked at all
+    (no manifest, no such model, server unreachable).
+    """
 
     def body() -> None:
         from artctl.drops.verify import load_manifest
@@ -166,9 +223,25 @@ def verify(
         # In this process the drop's own profile can be followed: re-render at its recorded level.
         level = (doc.get("render_profile") or {}).get("graph_optimization")
         renderer = open_renderer(model or cfg.model, server or [], local, None, security, level)
-        progress, update = progress_bar("verify", cfg.size)
+        progress, update = progress_bar("verify", cfg.size, enabled=not as_json)
         with progress:
             report = run_verify(drop, renderer, on_progress=update)
+        if as_json:
+            differences = report.profile_differences.items()
+            echo_json(
+                {
+                    "drop": drop,
+                    "tokens": report.tokens,
+                    "ok": report.ok,
+                    "problems": report.problems,
+                    "pixels": dict(report.classes),
+                    "values_within_1_lsb": report.near_pixels,
+                    "profile_differences": {k: {"drop": a, "here": b} for k, (a, b) in differences},
+                }
+            )
+            if not report.ok:
+                raise typer.Exit(1)
+            return
         for problem in report.problems:
             typer.echo(f"MISMATCH {problem}")
         for name, (recorded, here) in report.profile_differences.items():
@@ -176,10 +249,14 @@ def verify(
         if report.problems or report.profile_differences:
             typer.echo(f"pixels: {report.summary()}")
         if report.problems:
-            raise CliError(f"{drop}: {len(report.problems)} mismatches in {report.tokens} tokens")
+            typer.echo(
+                f"artctl: error: {drop}: {len(report.problems)} mismatches in {report.tokens} tokens",
+                err=True,
+            )
+            raise typer.Exit(1)
         typer.echo(f"verified {report.tokens} tokens in {drop}: pixels, files, CIDs, metadata, provenance")
 
-    run_command(body)
+    run_command(body, error_code=UNVERIFIABLE)
 
 
-COMMANDS = (mint, merge, verify)
+COMMANDS = (mint, merge, rebase, verify)

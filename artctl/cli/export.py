@@ -57,6 +57,7 @@ def export(
             companions=companions,
             precision=precision,
             optimize=optimize,
+            on_step=lambda message: typer.echo(f"export: {message}", err=True),
         )
         p = result.parity
         typer.echo(f"model:   {result.path}  (sha256 {result.sha256})")

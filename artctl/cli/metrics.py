@@ -10,9 +10,9 @@ import numpy as np
 import numpy.typing as npt
 import typer
 
-from artctl.cli.common import CliError, run_command
+from artctl.cli.common import TYPER_SETTINGS, CliError, LazyProgress, echo_json, run_command
 
-metrics_app = typer.Typer(help="Measure a model's quality.", no_args_is_help=True)
+metrics_app = typer.Typer(**TYPER_SETTINGS, help="Measure a model's quality.", no_args_is_help=True)
 
 
 def generator_source(model: Path, psi: float | None = None) -> tuple[Any, Any]:
@@ -53,6 +53,7 @@ def metrics_fid(
         None, help="Truncation psi for models with one [the card's default / 1]."
     ),
     out: Path | None = typer.Option(None, "--out", help="Also write the report as JSON here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON document."),
 ) -> None:
     """FID and KID (Inception pool3 features) of a model's images against a real set (needs `train`)."""
 
@@ -62,12 +63,27 @@ def metrics_fid(
         if n < 2:
             raise CliError("--n must be at least 2")
         generate, info = generator_source(model, psi)
-        report = measure(generate, real_images(data, info.resolution, info.channels), n)
+        real = real_images(data, info.resolution, info.channels)
+        labels = {
+            "real": f"features of {len(real.images)} real images (once; cached)",
+            "generated": "generated",
+        }
+        bars = {stage: LazyProgress(label, 0, "img", enabled=not as_json) for stage, label in labels.items()}
+        try:
+            report = measure(
+                generate, real, n, on_progress=lambda stage, done, total: bars[stage].update(done, total)
+            )
+        finally:
+            for bar in bars.values():
+                bar.__exit__()
         doc = {"model": str(model), "data": data, "psi": psi, **report.__dict__}
-        typer.echo(
-            f"FID {report.fid:.2f}   KID {report.kid * 1000:.2f} ± {report.kid_std * 1000:.2f} (x1e-3)   "
-            f"{report.generated} generated vs {report.real} real"
-        )
+        if as_json:
+            echo_json(doc)
+        else:
+            typer.echo(
+                f"FID {report.fid:.2f}   KID {report.kid * 1000:.2f} ± {report.kid_std * 1000:.2f} (x1e-3)   "
+                f"{report.generated} generated vs {report.real} real"
+            )
         if out is not None:
             from artctl.fileio import write_json_atomic
 

@@ -1,0 +1,140 @@
+"""What a shell user takes for granted: completion, -h, help text as written, --json, exit codes
+that tell a mismatch from a failure, environment configuration, progress on long commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from artctl.collection import ConfigError, parse_collection
+from serving.config import ServeConfigError, load_options
+from tests.helpers import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def artctl(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "artctl", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+        env={**os.environ, **(env or {}), "COLUMNS": "200"},
+    )
+
+
+def test_help_completion_and_short_help() -> None:
+    top = artctl("-h")
+    assert top.returncode == 0 and "--install-completion" in top.stdout and "--show-completion" in top.stdout
+    installed = Path(sys.executable).parent / "artctl"  # the console script a shell completes
+    script = subprocess.run(
+        [str(installed), "--show-completion", "bash"], capture_output=True, text=True, timeout=60
+    )
+    assert script.returncode == 0 and "_ARTCTL_COMPLETE=complete_bash" in script.stdout
+    train = artctl("train", "-h")
+    assert train.returncode == 0
+    assert "[runs/dcgan, or the resumed run]" in train.stdout  # brackets survive
+    serve = " ".join(artctl("serve", "-h").stdout.split())
+    assert "(default: 8001)" in serve and "<bool>" not in serve
+    assert "--mirror / --no-mirror" in " ".join(train.stdout.split())
+
+
+def test_the_server_reads_artctl_serve_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    toml = tmp_path / "serve.toml"
+    toml.write_text("port = 9000\nmax_batch = 8\n")
+    monkeypatch.setenv("ARTCTL_SERVE_PORT", "9100")
+    monkeypatch.setenv("ARTCTL_SERVE_QUEUE_SIZE", "2048")
+    options = load_options(toml, {})
+    assert (options.port, options.max_batch, options.queue_size) == (9100, 8, 2048)  # env over file
+    assert load_options(toml, {"port": 9200}).port == 9200  # flags over env
+    monkeypatch.setenv("ARTCTL_SERVE_QUEUE_SIZ", "1")
+    with pytest.raises(ServeConfigError, match="unknown environment variable ARTCTL_SERVE_QUEUE_SIZ"):
+        load_options(None, {})
+
+
+def test_the_cli_server_takes_its_port_from_the_environment(tiny_model: Path) -> None:
+    from artctl.cli.common import wait_for_server
+
+    port = free_port()
+    env = {**os.environ, "ARTCTL_SERVE_PORT": str(port), "ARTCTL_SERVE_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen([sys.executable, "-m", "artctl", "serve", str(tiny_model)], env=env, cwd=REPO)
+    try:
+        wait_for_server(f"127.0.0.1:{port}", timeout=60, proc=proc)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+
+
+def test_json_output_and_verify_exit_codes(tiny_model: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'name = "J"\nsize = 3\nsalt = "s"\nmodel = "{tiny_model}"\n')
+    drop = tmp_path / "drop"
+    minted = artctl("mint", str(config), "--out", str(drop), "--local", "--json")
+    assert minted.returncode == 0, minted.stderr
+    doc = json.loads(minted.stdout)
+    assert doc["tokens"] == 3 and doc["provenance"] == (drop / "provenance.txt").read_text().strip()
+    verified = artctl("verify", str(drop), "--local", "--model", str(tiny_model), "--json")
+    assert verified.returncode == 0 and json.loads(verified.stdout)["ok"] is True
+    (drop / "images" / "1.png").write_bytes((drop / "images" / "0.png").read_bytes())  # a swapped image
+    mismatch = artctl("verify", str(drop), "--local", "--model", str(tiny_model), "--json")
+    assert mismatch.returncode == 1 and json.loads(mismatch.stdout)["problems"]
+    unreachable = artctl("verify", str(drop), "--server", f"127.0.0.1:{free_port()}")
+    assert unreachable.returncode == 2 and unreachable.stderr.startswith("artctl: error: ")
+
+
+def test_local_mint_resolves_default_to_the_embedded_model(tmp_path: Path) -> None:
+    example = (REPO / "examples" / "collection.toml").read_text().replace("size = 100", "size = 2")
+    config = tmp_path / "collection.toml"
+    config.write_text(example)
+    out = artctl("mint", str(config), "--out", str(tmp_path / "drop"), "--local", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["tokens"] == 2
+
+
+@pytest.mark.parametrize(
+    ("recipient", "ok"),
+    [
+        ("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", True),  # EIP-55 test vectors
+        ("0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", True),
+        ("0x52908400098527886E0F7030069857D2E4169EE7", True),  # all caps: no checksum to check
+        ("0xde709f2102306220921060314715629080e2fb77", True),  # all lower: no checksum to check
+        ("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1Beaed", False),  # one letter's case off
+        ("0xFB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", False),
+    ],
+)
+def test_royalty_recipients_pass_eip55(recipient: str, ok: bool) -> None:
+    raw = {"name": "x", "size": 1, "salt": "s", "royalties": {"basis_points": 5, "recipient": recipient}}
+    if ok:
+        assert parse_collection(raw).royalties is not None
+    else:
+        with pytest.raises(ConfigError, match="EIP-55 checksum is wrong"):
+            parse_collection(raw)
+
+
+def test_long_commands_report_progress(tiny_run: Path, tmp_path: Path) -> None:
+    exported = artctl("export", str(tiny_run), "--out", str(tmp_path / "m.onnx"), "--parity-seeds", "8")
+    assert exported.returncode == 0, exported.stderr
+    assert "export: checking parity with PyTorch (8 seeds" in exported.stderr
+    import numpy as np
+    from PIL import Image
+
+    real = tmp_path / "real"
+    real.mkdir()
+    for i in range(10):
+        pixels = np.random.default_rng(i).integers(0, 256, (16, 16, 4), dtype=np.uint8)
+        Image.fromarray(pixels, "RGBA").save(real / f"{i}.png")
+    fid = ["metrics", "fid", "--model", str(tmp_path / "m.onnx"), "--data", str(real), "--n", "16"]
+    cold = {"HOME": str(tmp_path)}  # an empty feature cache: the real set's features are computed
+    scored = artctl(*fid, env=cold)
+    assert scored.returncode == 0, scored.stderr
+    assert "10 real images" in scored.stderr and "generated" in scored.stderr and "FID" in scored.stdout
+    as_json = artctl(*fid, "--json", env=cold)
+    assert json.loads(as_json.stdout)["generated"] == 16 and as_json.stderr == ""
