@@ -11,7 +11,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PROTO_DIR = REPO / "proto"
-PROTO_FILES = ("artctl/v1/generator.proto", "artctl/kserve/v2/grpc_service.proto")
+PROTO_FILES = (
+    "artctl/v1/generator.proto",
+    "artctl/kserve/v2/grpc_service.proto",
+    "artctl/kserve/v2/model_config.proto",
+)
 
 
 def generated_files(out_dir: Path) -> list[Path]:

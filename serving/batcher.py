@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -72,7 +72,7 @@ class DynamicBatcher:
         max_batch: int = 64,
         max_delay_s: float = 0.002,
         queue_size: int = 4096,
-        on_batch: BatchObserver | None = None,
+        observers: Sequence[BatchObserver] = (),
         max_queue_s: float | None = None,
     ) -> None:
         if max_batch < 1 or queue_size < 1 or max_delay_s < 0:
@@ -84,7 +84,7 @@ class DynamicBatcher:
         self.queue_size = queue_size
         self.max_queue_s = max_queue_s
         self.rows_per_s: float | None = None  # measured render rate (moving average)
-        self._on_batch = on_batch
+        self._observers = tuple(observers)  # each told of every batch: size, seconds, waits
         self._queue: asyncio.Queue[_Chunk] = asyncio.Queue()
         self._pending_rows = 0
         self._worker: asyncio.Task[None] | None = None
@@ -274,8 +274,8 @@ class DynamicBatcher:
                     rate = rows / seconds
                     last = self.rows_per_s
                     self.rows_per_s = rate if last is None else last + RATE_WEIGHT * (rate - last)
-                if self._on_batch:
-                    self._on_batch(rows, time.perf_counter() - started, waits)
+                for observe in self._observers:
+                    observe(rows, seconds, waits)
             finally:
                 for c in batch:
                     self._settle(c)

@@ -112,11 +112,12 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> pb.GenerateResponse:
         model = self.registry.get(request.model)
-        rows = generate_inputs(request, model.runtime.card, model.name, self.limits)
-        fmt = image_format(request.format)
-        encoded = await self.pipeline.images(
-            model.name, model.batcher, rows.columns(), fmt, deadline_of(context)
-        )
+        with model.tally.timed():
+            rows = generate_inputs(request, model.runtime.card, model.name, self.limits)
+            fmt = image_format(request.format)
+            encoded = await self.pipeline.images(
+                model.name, model.batcher, rows.columns(), fmt, deadline_of(context)
+            )
         return pb.GenerateResponse(
             model=model.name,
             profile=profile_message(model.runtime.profile),
@@ -127,15 +128,18 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Artwork]:
         model = self.registry.get(request.model)
-        rows = generate_inputs(request, model.runtime.card, model.name, self.limits, streamed=True)
-        fmt = image_format(request.format)
-        offset = 0
-        stream = self.pipeline.stream(model.name, model.batcher, rows.columns(), fmt, deadline_of(context))
-        async with contextlib.aclosing(stream) as parts:
-            async for encoded in parts:
-                for artwork in self._artworks(request, model, rows, encoded, offset):
-                    yield artwork
-                offset += len(encoded)
+        with model.tally.timed():
+            rows = generate_inputs(request, model.runtime.card, model.name, self.limits, streamed=True)
+            fmt = image_format(request.format)
+            offset = 0
+            stream = self.pipeline.stream(
+                model.name, model.batcher, rows.columns(), fmt, deadline_of(context)
+            )
+            async with contextlib.aclosing(stream) as parts:
+                async for encoded in parts:
+                    for artwork in self._artworks(request, model, rows, encoded, offset):
+                        yield artwork
+                    offset += len(encoded)
 
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext

@@ -19,13 +19,14 @@ import numpy as np
 
 from artctl.modelcard import file_sha256
 from artctl.models import embedded_default
-from serving.batcher import DynamicBatcher, RenderFn
+from serving.batcher import BatchObserver, DynamicBatcher, RenderFn
 from serving.config import ServerOptions
 from serving.errors import ModelLoadError, NoStyleGraphsError
 from serving.metrics import ServerMetrics
 from serving.registry import ModelRegistry, ServedModel, StyleServed
 from serving.runtime import Engine, ModelRuntime, load_model
 from serving.styles import StyleGraphs, load_style_graphs
+from serving.tally import Tally
 
 log = logging.getLogger("artctl.serving")
 
@@ -114,9 +115,14 @@ class ModelHost:
 
     # -- serving ------------------------------------------------------------------------------------
 
-    def _batcher(self, render: RenderFn, label: str) -> DynamicBatcher:
-        """A started batcher with the server's limits, on the shared inference thread."""
+    def _batcher(self, render: RenderFn, label: str, tally: Tally | None = None) -> DynamicBatcher:
+        """A started batcher with the server's limits, on the shared inference thread; every batch
+        is observed by the metrics (and the model's tally, for Triton's statistics)."""
         opts = self.options
+        observers: list[BatchObserver] = [partial(self.metrics.observe_batch, label)]
+        if tally is not None:
+            observers.append(tally.batch)
+
         batcher = DynamicBatcher(
             render,
             self.infer_pool,
@@ -124,7 +130,7 @@ class ModelHost:
             max_delay_s=opts.max_delay_ms / 1000.0,
             queue_size=opts.queue_size,
             max_queue_s=opts.queue_seconds,
-            on_batch=partial(self.metrics.observe_batch, label),
+            observers=observers,
         )
         batcher.start()
         return batcher
@@ -132,7 +138,8 @@ class ModelHost:
     def _serve(self, loaded: Loaded) -> ServedModel:
         runtime, graphs = loaded
         name = runtime.name
-        model = ServedModel(runtime, self._batcher(runtime.render_rows, name))
+        tally = Tally()
+        model = ServedModel(runtime, self._batcher(runtime.render_rows, name, tally), tally=tally)
         if graphs is not None:
             model.styles = StyleServed(graphs, self._batcher(graphs.render_rows, f"{name}.synthesis"))
         self.metrics.model_info.labels(name, runtime.sha256, runtime.profile.provider).set(1)

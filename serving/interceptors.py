@@ -22,6 +22,22 @@ from serving.metrics import ServerMetrics
 log = logging.getLogger("artctl.serving")
 MODEL_FIELDS = ("model", "model_name", "name")  # where each request names its model
 DEFAULT_LABEL, UNKNOWN_LABEL = "default", "unknown"
+# Triton's RPCs that artctl does not serve: a call to one is counted under its own name (tools probe
+# them), any other unknown method under "unknown", so made-up paths never become series of their own.
+TRITON_ONLY = frozenset(
+    {
+        "RepositoryModelLoad",
+        "RepositoryModelUnload",
+        "SystemSharedMemoryStatus",
+        "SystemSharedMemoryRegister",
+        "SystemSharedMemoryUnregister",
+        "CudaSharedMemoryStatus",
+        "CudaSharedMemoryRegister",
+        "CudaSharedMemoryUnregister",
+        "TraceSetting",
+        "LogSettings",
+    }
+)
 
 
 class UndecodableRequest(InvalidRequestError):
@@ -65,7 +81,9 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method  # type: ignore[attr-defined]
-        if handler is None or not method.startswith(self.prefixes):
+        if handler is None:
+            return self._unimplemented(method)
+        if not method.startswith(self.prefixes):
             return handler
         rpc = method.rsplit("/", 1)[-1]
         kw = {
@@ -76,7 +94,22 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
             return grpc.unary_unary_rpc_method_handler(self._unary(rpc, handler.unary_unary), **kw)
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(self._stream(rpc, handler.unary_stream), **kw)
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(self._bidi(rpc, handler.stream_stream), **kw)
         return handler  # artctl has no client-streaming methods
+
+    def _unimplemented(self, method: str) -> grpc.RpcMethodHandler:
+        """A method no servicer has: UNIMPLEMENTED, as gRPC would answer, but counted."""
+        service, _, rpc = method.lstrip("/").rpartition("/")
+        known = service == "inference.GRPCInferenceService" and rpc in TRITON_ONLY
+        label = rpc if known else UNKNOWN_LABEL
+
+        async def refuse(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            self.metrics.requests.labels(UNKNOWN_LABEL, label, grpc.StatusCode.UNIMPLEMENTED.name).inc()
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"artctl does not serve {method[:96]}")
+            return b""  # not reached: abort raises
+
+        return grpc.unary_unary_rpc_method_handler(refuse)
 
     def _counter(self, rpc: str, request: Any) -> Callable[[grpc.StatusCode], None]:
         started = time.perf_counter()
@@ -85,7 +118,7 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
 
         def count(code: grpc.StatusCode) -> None:
             self.metrics.requests.labels(model, rpc, code.name).inc()
-            self.metrics.request_duration.labels(rpc).observe(time.perf_counter() - started)
+            self.metrics.request_duration.labels(model, rpc, code.name).observe(time.perf_counter() - started)
 
         return count
 
@@ -128,6 +161,41 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
                 if isinstance(request, UndecodableRequest):
                     raise request
                 async for item in behaviour(request, context):
+                    yield item
+            except asyncio.CancelledError:
+                count(grpc.StatusCode.CANCELLED)
+                raise
+            except Exception as exc:
+                await self._fail(exc, rpc, context, count)
+            count(grpc.StatusCode.OK)
+
+        return call
+
+    def _bidi(self, rpc: str, behaviour: Any) -> Any:
+        """A bidirectional stream is one call, counted once under the model its first request
+        names; a request in it that does not decode ends the stream with INVALID_ARGUMENT."""
+
+        async def call(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            first: list[Any] = []
+
+            async def checked() -> AsyncIterator[Any]:
+                async for request in requests:
+                    if not first:
+                        first.append(request)
+                    if isinstance(request, UndecodableRequest):
+                        raise request
+                    yield request
+
+            started = time.perf_counter()
+
+            def count(code: grpc.StatusCode) -> None:
+                model = self.model_label(str(getattr(first[0], "model_name", ""))) if first else DEFAULT_LABEL
+                self.metrics.requests.labels(model, rpc, code.name).inc()
+                elapsed = time.perf_counter() - started
+                self.metrics.request_duration.labels(model, rpc, code.name).observe(elapsed)
+
+            try:
+                async for item in behaviour(checked(), context):
                     yield item
             except asyncio.CancelledError:
                 count(grpc.StatusCode.CANCELLED)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -18,30 +26,39 @@ class ServerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        histograms = {  # attribute: (metric name, help, label, buckets)
-            "request_duration": ("artctl_request_duration_seconds", "Whole RPC time", "rpc", LATENCY_BUCKETS),
+        if registry is None:  # a registry of its own gets the process metrics the default one has
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            GCCollector(registry=r)
+        histograms = {  # attribute: (metric name, help, labels, buckets)
+            "request_duration": (
+                "artctl_request_duration_seconds",
+                "Whole RPC time, by model, method and status code",
+                ("model", "rpc", "code"),
+                LATENCY_BUCKETS,
+            ),
             "queue_wait": (
                 "artctl_queue_wait_seconds",
                 "Time from admission to inference start",
-                "model",
+                ("model",),
                 LATENCY_BUCKETS,
             ),
-            "batch_size": ("artctl_batch_size", "Images per inference call", "model", BATCH_BUCKETS),
+            "batch_size": ("artctl_batch_size", "Images per inference call", ("model",), BATCH_BUCKETS),
             "inference_duration": (
                 "artctl_inference_duration_seconds",
                 "ONNX Runtime time per batch",
-                "model",
+                ("model",),
                 LATENCY_BUCKETS,
             ),
             "encode_duration": (
                 "artctl_encode_duration_seconds",
                 "Image encoding time per image",
-                "format",
+                ("format",),
                 LATENCY_BUCKETS,
             ),
         }
-        for attr, (name, doc, label, buckets) in histograms.items():
-            setattr(self, attr, Histogram(name, doc, [label], buckets=buckets, registry=r))
+        for attr, (name, doc, labels, buckets) in histograms.items():
+            setattr(self, attr, Histogram(name, doc, list(labels), buckets=buckets, registry=r))
         self.requests = Counter(
             "artctl_requests", "RPCs by model, method and status code", ["model", "rpc", "code"], registry=r
         )

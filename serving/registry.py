@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from serving.batcher import DynamicBatcher
 from serving.errors import InvalidRequestError, ModelNotFoundError
 from serving.runtime import ModelRuntime
 from serving.styles import StyleGraphs
+from serving.tally import Tally
 
 DEFAULT_ALIAS = "default"
 
@@ -26,6 +27,7 @@ class ServedModel:
     runtime: ModelRuntime
     batcher: DynamicBatcher
     styles: StyleServed | None = None
+    tally: Tally = field(default_factory=Tally)
 
     @property
     def name(self) -> str:

@@ -28,7 +28,7 @@ from serving.config import ServerOptions
 from serving.generator_service import GeneratorServicer
 from serving.hosting import ModelHost
 from serving.interceptors import StatusInterceptor
-from serving.kserve_service import InferenceServicer
+from serving.kserve_service import Batching, InferenceServicer
 from serving.metrics import ServerMetrics
 from serving.pipeline import Pipeline
 from serving.requests import Limits
@@ -151,7 +151,8 @@ class ArtServer:
         generator_pb2_grpc.add_GeneratorServicer_to_server(
             GeneratorServicer(self.registry, self.pipeline, limits), server
         )
-        self.inference = InferenceServicer(self.registry, self.pipeline, limits)
+        batching = Batching(opts.max_batch, opts.max_delay_ms, gpu=self.host.engine.kind == "cuda")
+        self.inference = InferenceServicer(self.registry, self.pipeline, limits, batching)
         grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(self.inference, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

@@ -46,7 +46,7 @@ def test_cli_help_does_not_import_torch_or_onnxruntime() -> None:
 def test_committed_stubs_match_a_fresh_generation(tmp_path: Path) -> None:
     fresh = protogen.generate(tmp_path)
     committed = protogen.generated_files(REPO)
-    assert len(fresh) == len(committed) == 6
+    assert len(fresh) == len(committed) == 9
     for new, old in zip(fresh, committed):
         assert old.is_file(), f"{old} is not committed; run `make proto`"
         assert new.read_bytes() == old.read_bytes(), f"{old.relative_to(REPO)} is stale; run `make proto`"
@@ -65,6 +65,10 @@ def test_stubs_describe_the_services_we_serve() -> None:
         "ServerMetadata",
         "ModelMetadata",
         "ModelInfer",
+        "ModelStreamInfer",
+        "ModelConfig",
+        "ModelStatistics",
+        "RepositoryIndex",
     }
     # Field numbers tritonclient relies on.
     req = grpc_service_pb2.ModelInferRequest.DESCRIPTOR
