@@ -21,7 +21,7 @@ from serving.metrics import ServerMetrics
 
 log = logging.getLogger("artctl.serving")
 MODEL_FIELDS = ("model", "model_name", "name")  # where each request names its model
-DEFAULT_LABEL, UNKNOWN_LABEL = "default", "unknown"
+UNKNOWN_LABEL = "unknown"
 # Triton's RPCs that artctl does not serve: a call to one is counted under its own name (tools probe
 # them), any other unknown method under "unknown", so made-up paths never become series of their own.
 TRITON_ONLY = frozenset(
@@ -61,18 +61,20 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
     """Wraps the handlers of `services` (full service names); others pass through untouched."""
 
     def __init__(
-        self, metrics: ServerMetrics, services: tuple[str, ...], loaded: Callable[[], list[str]]
+        self,
+        metrics: ServerMetrics,
+        services: tuple[str, ...],
+        resolve: Callable[[str], str | None],
     ) -> None:
         self.metrics = metrics
         self.prefixes = tuple(f"/{s}/" for s in services)
-        self.loaded = loaded
+        self.resolve = resolve  # the name a request asks for -> the loaded model it reaches, or None
 
     def model_label(self, name: str) -> str:
-        """The `model` label of a call's metrics: the name asked for when it names a loaded model,
+        """The `model` label of a call's metrics: the model that serves it (the default model's own
+        name when the request names none, as artctl_model_info and artctl_images_total have it),
         else one fixed value, so names made up by clients never become series of their own."""
-        if name in ("", DEFAULT_LABEL):
-            return DEFAULT_LABEL
-        return name if name in self.loaded() else UNKNOWN_LABEL
+        return self.resolve(name) or UNKNOWN_LABEL
 
     async def intercept_service(
         self,
@@ -189,7 +191,7 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
 
             def count(code: grpc.StatusCode) -> None:
-                model = self.model_label(str(getattr(first[0], "model_name", ""))) if first else DEFAULT_LABEL
+                model = self.model_label(str(getattr(first[0], "model_name", ""))) if first else UNKNOWN_LABEL
                 self.metrics.requests.labels(model, rpc, code.name).inc()
                 elapsed = time.perf_counter() - started
                 self.metrics.request_duration.labels(model, rpc, code.name).observe(elapsed)

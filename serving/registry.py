@@ -86,6 +86,13 @@ class ModelRegistry:
     def names(self) -> list[str]:
         return list(self._models)
 
+    def resolve(self, name: str) -> str | None:
+        """The name of the loaded model a request for `name` reaches ("" and `default` mean the
+        default model), or None."""
+        if name in ("", DEFAULT_ALIAS):
+            return self.default_name
+        return name if name in self._models else None
+
     def get(self, name: str) -> ServedModel:
         if name in ("", DEFAULT_ALIAS):
             if self.default_name is None:

@@ -168,7 +168,7 @@ class ArtServer:
         opts = self.options
         self.loop = asyncio.get_running_loop()
         interceptors: list[grpc.aio.ServerInterceptor] = [
-            StatusInterceptor(self.metrics, SERVICE_NAMES, self.registry.names)
+            StatusInterceptor(self.metrics, SERVICE_NAMES, self.registry.resolve)
         ]
         if opts.auth_token_file is not None:
             interceptors.append(BearerTokenInterceptor(read_token(opts.auth_token_file)))

@@ -329,7 +329,7 @@ def test_unknown_names_create_no_series_and_are_escaped_in_errors(tiny_model: Pa
     assert "\x00" not in details and "\x1b" not in details and "\\x00" in details and len(details) < 200
     assert len(after.splitlines()) == len(before.splitlines()), "unknown names must not become series"
     assert 'artctl_requests_total{code="NOT_FOUND",model="unknown",rpc="Generate"} 302.0' in after
-    assert 'artctl_requests_total{code="OK",model="default",rpc="GenerateStream"} 1.0' in after
+    assert 'artctl_requests_total{code="OK",model="tiny",rpc="GenerateStream"} 1.0' in after
     assert "made-up" not in after
 
 

@@ -209,8 +209,8 @@ def test_metrics_scrape_and_queue_full(tiny_model: Path) -> None:
             assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "queue full" in err.details()
             assert len(busy.result(timeout=30).artworks) == 4
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    assert 'artctl_requests_total{code="OK",model="default",rpc="Generate"} 2.0' in text
-    assert 'artctl_requests_total{code="RESOURCE_EXHAUSTED",model="default",rpc="Generate"} 1.0' in text
+    assert 'artctl_requests_total{code="OK",model="tiny",rpc="Generate"} 2.0' in text
+    assert 'artctl_requests_total{code="RESOURCE_EXHAUSTED",model="tiny",rpc="Generate"} 1.0' in text
     assert 'artctl_images_total{model="tiny"} 7.0' in text
     for name in (
         "request_duration_seconds",
