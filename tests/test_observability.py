@@ -98,7 +98,7 @@ def scraped(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 for i in range(12):  # about 6 scrapes of traffic
                     client.generate(list(range(i, i + 4)))
                     if i % 4 == 0:
-                        with pytest.raises(Exception):
+                        with pytest.raises(grpc.RpcError, match="unknown model"):
                             client.generate([1], model="missing")
                         with pytest.raises(grpc.RpcError):
                             unserved(b"")
