@@ -42,11 +42,11 @@ class Batching:
 def _signature(model: ServedModel) -> tuple[list[pb.ModelMetadataResponse.TensorMetadata], list[Any]]:
     card = model.runtime.card
     meta = pb.ModelMetadataResponse.TensorMetadata
-    inputs = [meta(name=SEED, datatype="UINT64", shape=[-1])]
+    inputs = [meta(name=SEED, datatype="UINT64", shape=[-1, 1])]
     if card.has_psi:
-        inputs.append(meta(name=PSI, datatype="FP32", shape=[-1]))
+        inputs.append(meta(name=PSI, datatype="FP32", shape=[-1, 1]))
     if card.has_label:
-        inputs.append(meta(name=LABEL, datatype="INT64", shape=[-1]))
+        inputs.append(meta(name=LABEL, datatype="INT64", shape=[-1, 1]))
     h, w, c = model.runtime.image_shape
     outputs = [meta(name=IMAGE, datatype="UINT8", shape=[-1, h, w, c])]
     return inputs, outputs
@@ -61,10 +61,10 @@ def _check_version(name: str, version: str) -> None:
 def _config(model: ServedModel, limits: Limits, batching: Batching) -> mc.ModelConfig:
     card = model.runtime.card
     optional = {PSI: not card.has_psi, LABEL: not card.has_label}
-    inputs = [mc.ModelInput(name=SEED, data_type=mc.TYPE_UINT64, dims=[])]
+    inputs = [mc.ModelInput(name=SEED, data_type=mc.TYPE_UINT64, dims=[1])]
     for name, absent in optional.items():
         if not absent:
-            inputs.append(mc.ModelInput(name=name, data_type=TENSORS[name], dims=[], optional=True))
+            inputs.append(mc.ModelInput(name=name, data_type=TENSORS[name], dims=[1], optional=True))
     kind = mc.ModelInstanceGroup.KIND_GPU if batching.gpu else mc.ModelInstanceGroup.KIND_CPU
     profile = model.runtime.profile
     return mc.ModelConfig(
@@ -100,7 +100,11 @@ def _statistics(model: ServedModel) -> pb.ModelStatistics:
             success=d(count=t.success, ns=t.success_ns),
             fail=d(count=t.fail, ns=t.fail_ns),
             queue=d(count=t.queue, ns=t.queue_ns),
+            # Triton's tools (perf_analyzer) require the three compute counts to agree; the
+            # model call's time is all in compute_infer.
+            compute_input=d(count=t.executions, ns=0),
             compute_infer=d(count=t.executions, ns=t.compute_ns),
+            compute_output=d(count=t.executions, ns=0),
         ),
         batch_stats=[
             pb.InferBatchStatistics(batch_size=size, compute_infer=d(count=count, ns=ns))
@@ -141,7 +145,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ServerMetadata(
         self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name="artctl", version=__version__, extensions=[])
+        return pb.ServerMetadataResponse(
+            name="artctl", version=__version__, extensions=["model_configuration", "statistics"]
+        )
 
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext

@@ -264,8 +264,8 @@ def _kserve_tensor(request: kpb.ModelInferRequest, index: int) -> np.ndarray:
             f"input {tensor.name} must have datatype {datatype}, got {tensor.datatype!r}"
         )
     shape = list(tensor.shape)
-    if len(shape) != 1 or shape[0] < 0:
-        raise InvalidRequestError(f"input {tensor.name} must have shape [N], got {shape}")
+    if len(shape) not in (1, 2) or shape[0] < 0 or shape[1:] not in ([], [1]):
+        raise InvalidRequestError(f"input {tensor.name} must have shape [N] or [N, 1], got {shape}")
     values = getattr(tensor.contents, field)
     if request.raw_input_contents:
         if tensor.HasField("contents"):

@@ -129,7 +129,7 @@ def test_kserve_health_and_metadata(server: tuple[Any, str]) -> None:
         assert not stub.ModelReady(kpb.ModelReadyRequest(name="nope")).ready
         assert stub.ServerMetadata(kpb.ServerMetadataRequest()).name == "artctl"
         meta = stub.ModelMetadata(kpb.ModelMetadataRequest(name="tiny"))
-    assert [(t.name, t.datatype, list(t.shape)) for t in meta.inputs] == [("SEED", "UINT64", [-1])]
+    assert [(t.name, t.datatype, list(t.shape)) for t in meta.inputs] == [("SEED", "UINT64", [-1, 1])]
     assert [(t.name, t.datatype, list(t.shape)) for t in meta.outputs] == [
         ("IMAGE", "UINT8", [-1, 16, 16, 4])
     ]
@@ -163,7 +163,7 @@ def test_generate_bad_input(
     ("mutate", "text"),
     [
         (lambda r: setattr(r.inputs[0], "datatype", "INT64"), "datatype UINT64"),
-        (lambda r: r.inputs[0].shape.append(1), "shape [N]"),
+        (lambda r: r.inputs[0].shape.append(2), "shape [N] or [N, 1]"),
         (lambda r: r.raw_input_contents.__setitem__(0, b"123"), "do not match shape"),
         (lambda r: setattr(r.inputs[0], "name", "SEEDS"), "unexpected input"),
         (lambda r: r.outputs.add(name="MASK"), "unknown output"),

@@ -74,7 +74,7 @@ def test_tritonclient_grpc_talks_to_artctl(server: tuple[Any, str], tiny_model: 
     assert report["live"] and report["ready"] and report["model_ready"]
     assert report["server"]["name"] == "artctl"
     meta = report["metadata"]
-    assert meta["inputs"] == [{"name": "SEED", "datatype": "UINT64", "shape": ["-1"]}]
+    assert meta["inputs"] == [{"name": "SEED", "datatype": "UINT64", "shape": ["-1", "1"]}]
     assert meta["outputs"] == [{"name": "IMAGE", "datatype": "UINT8", "shape": ["-1", "16", "16", "4"]}]
     assert report["id"] == "abc"
     assert report["bad_status"] == "StatusCode.INVALID_ARGUMENT" and "UINT64" in report["bad_message"]
@@ -151,7 +151,7 @@ def test_triton_extensions_config_statistics_index_and_stream(
     config = report["config"]
     assert config["name"] == "tiny" and config["platform"] == "onnxruntime_onnx"
     assert config["max_batch_size"] == 256  # the server's max_seeds_per_request
-    assert config["input"] == [{"name": "SEED", "data_type": "TYPE_UINT64"}]  # dims [] = one seed a row
+    assert config["input"] == [{"name": "SEED", "data_type": "TYPE_UINT64", "dims": ["1"]}]  # a seed a row
     assert config["output"] == [{"name": "IMAGE", "data_type": "TYPE_UINT8", "dims": ["16", "16", "4"]}]
     assert config["dynamic_batching"]["preferred_batch_size"] == [16]
     assert config["parameters"]["artctl_graph_optimization"]["string_value"] == "ORT_ENABLE_ALL"
