@@ -1,10 +1,12 @@
-"""Trainer throughput: images per second of the training loop for dcgan-64 and stylegan-64.
+"""Trainer throughput: images per second of the training loop, per model or per preset.
 
 Not a timed test: it prints a table and writes JSON. Each model trains on synthetic shapes with the
 network of its preset (dcgan64, emoji64-stylegan) and the whole loop (G and D steps, EMA, lazy R1,
-augmentation); the first `--warmup` steps are left out of the rate.
+augmentation); the first `--warmup` steps are left out of the rate. `--presets` measures every
+preset (or the ones named) at its own batch size instead.
 
     .venv/bin/python bench/train.py --steps 12 --out bench/results/train-cpu.json
+    .venv/bin/python bench/train.py --presets all --out bench/results/train-presets-cpu.json
     .venv/bin/python bench/train.py --device cuda --steps 50 --warmup 10 --out bench/results/train-gpu.json
 
 On a GPU the loop syncs every step (it checks the losses are finite), so the rate is wall-clock true.
@@ -30,9 +32,11 @@ MODELS = {"dcgan-64": "dcgan64", "stylegan-64": "emoji64-stylegan"}
 
 
 def measure(
-    name: str, steps: int, warmup: int, batch: int, device: str, precision: str, device_note: str
+    name: str, steps: int, warmup: int, batch: int | None, device: str, precision: str, device_note: str
 ) -> dict[str, Any]:
-    base = preset(MODELS[name]).model_dump()
+    recipe = MODELS.get(name, name)
+    base = preset(recipe).model_dump()
+    batch = batch or int(base["batch"])
     base.update(
         steps=steps,
         batch=batch,
@@ -57,7 +61,8 @@ def measure(
     G_params = sum(p.numel() for p in _generator(cfg).parameters())
     return {
         "model": name,
-        "preset": MODELS[name],
+        "preset": recipe,
+        "resolution": cfg.network.resolution,
         "batch": batch,
         "steps_timed": steps - warmup,
         "img_per_s": round(rate, 2),
@@ -98,6 +103,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--presets", nargs="+", default=None, help="preset names, or all (each at its batch)")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     parser.add_argument("--out", type=Path, default=None, help="[bench/results/train-<cpu|gpu>.json]")
@@ -106,13 +112,24 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device_note = _device_note(args.device)
     out = args.out or Path(f"bench/results/train-{'gpu' if device_note.startswith('cuda') else 'cpu'}.json")
-    rows = [
-        measure(m, args.steps, args.warmup, args.batch, args.device, args.precision, device_note)
-        for m in args.models
-    ]
-    print(f"{'model':<14}{'batch':>6}{'img/s':>10}{'G params':>12}  augment")
+    if args.presets:
+        from trainer.config import PRESETS
+
+        names = [n for n in PRESETS if n != "emoji64-stylegan"] if args.presets == ["all"] else args.presets
+        rows = [
+            measure(n, args.steps, args.warmup, None, args.device, args.precision, device_note) for n in names
+        ]
+    else:
+        rows = [
+            measure(m, args.steps, args.warmup, args.batch, args.device, args.precision, device_note)
+            for m in args.models
+        ]
+    print(f"{'model':<24}{'px':>5}{'batch':>6}{'img/s':>10}{'G params':>12}  augment")
     for r in rows:
-        print(f"{r['model']:<14}{r['batch']:>6}{r['img_per_s']:>10.1f}{r['G_params']:>12,}  {r['augment']}")
+        print(
+            f"{r['model']:<24}{r['resolution']:>5}{r['batch']:>6}{r['img_per_s']:>10.1f}"
+            f"{r['G_params']:>12,}  {r['augment']}"
+        )
     doc = {
         "benchmark": "trainer-throughput",
         "torch": torch.__version__,

@@ -50,10 +50,10 @@ from exporter.parity import (
 )
 from trainer.checkpoint import CheckpointError, load_checkpoint
 from trainer.networks import build_generator
-from trainer.preview import quantize
+from trainer.preview import SERVED_PSI, quantize
 
 SUPPORTED_OPSETS = range(13, 21)
-DEFAULT_PSI = 0.7
+DEFAULT_PSI = SERVED_PSI  # the psi training grids show
 
 __all__ = [
     "ExportError",
@@ -139,7 +139,7 @@ def export_checkpoint(
     optimize: str = "basic",
     on_step: Callable[[str], None] | None = None,
 ) -> ExportResult:
-    """Export a checkpoint (or a run's latest) to `out`, plus the sidecar model.json.
+    """Export a checkpoint (or a run's latest) to `out`, plus the sidecar NAME.json.
 
     StyleGAN-type models get a `psi` input (default_psi in the card, 0.7 unless given) and, with
     `companions`, the mapping and synthesis graphs beside `out`.

@@ -41,7 +41,9 @@ def test_help_completion_and_short_help() -> None:
     assert script.returncode == 0 and "_ARTCTL_COMPLETE=complete_bash" in script.stdout
     train = artctl("train", "-h")
     assert train.returncode == 0
-    assert "[runs/dcgan, or the resumed run]" in train.stdout  # brackets survive
+    assert "[runs/PRESET, numbered when taken; or the resumed run]" in " ".join(
+        train.stdout.split()
+    )  # brackets survive
     serve = " ".join(artctl("serve", "-h").stdout.split())
     assert "(default: 8001)" in serve and "<bool>" not in serve
     assert "--mirror / --no-mirror" in " ".join(train.stdout.split())

@@ -126,6 +126,51 @@ def save_checkpoint(
     return final
 
 
+RUN_FILES = ("config.json", "metrics.jsonl", "latest", "checkpoints")
+
+
+class RunFolderInUse(CheckpointError):
+    """A fresh run was pointed at a folder that holds another run."""
+
+
+def next_free_run_dir(path: Path) -> Path:
+    """`path` when it holds no run, else the first of path-2, path-3, ... that holds none."""
+    path = Path(path)
+    candidate, n = path, 1
+    while any((candidate / name).exists() for name in RUN_FILES):
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def check_fresh_run_dir(run_dir: Path) -> None:
+    """A fresh run must not mix its metrics and checkpoints with another run's."""
+    run_dir = Path(run_dir)
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if found:
+        steps = (
+            sorted(p.name for p in (run_dir / "checkpoints").glob("step-*")) if "checkpoints" in found else []
+        )
+        held = f"checkpoints up to {steps[-1]}" if steps else ", ".join(found)
+        raise RunFolderInUse(
+            f"{run_dir} already holds a run ({held}): continue it with --resume {run_dir}, or start "
+            f"a new one in another folder (--out {next_free_run_dir(run_dir)} is free)"
+        )
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` checkpoints, never the one `latest` or `best` names."""
+    run_dir = Path(run_dir)
+    steps = sorted((run_dir / "checkpoints").glob("step-*"))
+    pinned = {
+        (run_dir / name).read_text().strip() for name in ("latest", "best") if (run_dir / name).is_file()
+    }
+    removed = [p for p in steps[: max(0, len(steps) - keep)] if p.name not in pinned]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
 def resolve_checkpoint(path: Path) -> Path:
     """A checkpoint directory, or a run directory (its latest checkpoint)."""
     path = Path(path)
@@ -140,6 +185,11 @@ def resolve_checkpoint(path: Path) -> Path:
         raise CheckpointError(f"checkpoint {path} does not exist")
     if (path / "latest").is_file():
         path = path / "checkpoints" / (path / "latest").read_text().strip()
+    elif (path / "metrics.jsonl").is_file() or (path / "checkpoints").is_dir():
+        raise CheckpointError(
+            f"{path} is a run with no checkpoint yet (it stopped before writing one): start it again "
+            "without --resume, into a new folder"
+        )
     if not (path / "config.json").is_file():
         raise CheckpointError(f"{path} is not a checkpoint (no config.json)")
     return path

@@ -91,7 +91,10 @@ class TrainConfig(BaseModel):
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
     seed: int = Field(0, ge=0)
     sample_every: int = Field(100, ge=1)
-    checkpoint_every: int = Field(0, ge=0, description="0: only at the end")
+    checkpoint_every: int = Field(0, ge=0, description="0: only at the end (and on an interrupt)")
+    keep_checkpoints: int = Field(
+        0, ge=0, description="keep the newest N checkpoints (and the best by FID); 0: keep all"
+    )
     fid_n: int = Field(
         0,
         ge=0,
@@ -154,14 +157,65 @@ class TrainConfig(BaseModel):
         return 0.0
 
 
-# Starting points that are known to train; flags and config files override them.
+# Recipes, one per network family and data size; flags and config files override them. Each sets a
+# length that learns (`--minutes` stops earlier), checkpoints every few minutes of CPU time (an
+# interrupted run loses at most that) and keeps the newest five. `PRESET_NOTES` says what each is
+# for; `auto_preset` picks one from the family and the number of images.
+_RECIPE_CPU = {"sample_every": 500, "checkpoint_every": 500, "keep_checkpoints": 5, "log_every": 50}
+_STYLEGAN_OPT = {"lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0, "beta2": 0.99, "ema_decay": 0.998}
+_SMALL_STYLEGAN_NET = {
+    "architecture": "stylegan",
+    "resolution": 64,
+    "channels": 4,
+    "z_dim": 128,
+    "w_dim": 128,
+    "g_base": 16,
+    "d_base": 16,
+    "max_channels": 128,
+}
 PRESETS: dict[str, dict[str, Any]] = {
+    "dcgan32": {
+        "network": {"architecture": "dcgan", "resolution": 32, "channels": 4},
+        "mirror": True,
+        "steps": 10000,
+        **_RECIPE_CPU,
+    },
     "dcgan64": {
         "network": {"architecture": "dcgan", "resolution": 64, "channels": 4, "z_dim": 128, "g_base": 64},
         "batch": 64,
         "mirror": True,
+        "steps": 20000,
+        **_RECIPE_CPU,
+        "checkpoint_every": 1000,
     },
-    "emoji64-stylegan": {
+    "small-data-dcgan32": {
+        "network": {"architecture": "dcgan", "resolution": 32, "spectral_norm": True},
+        "loss": "hinge",
+        "augment": "diffaug",
+        "mirror": True,
+        "steps": 10000,
+        **_RECIPE_CPU,
+    },
+    "small-data-dcgan": {
+        "network": {"architecture": "dcgan", "resolution": 64, "spectral_norm": True},
+        "loss": "hinge",
+        "augment": "diffaug",
+        "mirror": True,
+        "steps": 10000,
+        **_RECIPE_CPU,
+    },
+    "wgan-gp32": {
+        "network": {"architecture": "dcgan", "resolution": 32, "spectral_norm": True},
+        "loss": "wgan-gp",
+        "lr_g": 1e-4,
+        "lr_d": 1e-4,
+        "beta1": 0.0,
+        "beta2": 0.9,
+        "mirror": True,
+        "steps": 10000,
+        **_RECIPE_CPU,
+    },
+    "stylegan64": {
         "network": {
             "architecture": "stylegan",
             "resolution": 64,
@@ -172,41 +226,57 @@ PRESETS: dict[str, dict[str, Any]] = {
             "d_base": 64,
             "max_channels": 256,
         },
-        "batch": 32,
-        "lr_g": 0.0025,
-        "lr_d": 0.0025,
-        "beta1": 0.0,
-        "beta2": 0.99,
-        "ema_decay": 0.998,
+        **_STYLEGAN_OPT,
         "augment": "ada",
         "mirror": True,
         "steps": 20000,
-        "sample_every": 500,
-        "checkpoint_every": 2000,
+        **_RECIPE_CPU,
+        "checkpoint_every": 1000,
     },
-    "emoji64-stylegan-cond": {
-        "network": {
-            "architecture": "stylegan",
-            "resolution": 64,
-            "channels": 4,
-            "z_dim": 256,
-            "conditional": True,
-        },
-        "batch": 32,
-        "lr_g": 0.0025,
-        "lr_d": 0.0025,
-        "beta1": 0.0,
-        "beta2": 0.99,
+    "small-data-stylegan64": {
+        "network": _SMALL_STYLEGAN_NET,
+        **_STYLEGAN_OPT,
         "augment": "ada",
+        "ada_kimg": 100,
         "mirror": True,
+        "steps": 5000,
+        **_RECIPE_CPU,
     },
-    "small-data-dcgan": {
-        "network": {"architecture": "dcgan", "resolution": 64, "spectral_norm": True},
-        "loss": "hinge",
-        "augment": "diffaug",
+    # The embedded default model's recipe (models/emoji64-default), minus its data path and the
+    # one thread it pinned for bit-reproduction: the README's command.
+    "emoji64-stylegan-cond": {
+        "network": {**_SMALL_STYLEGAN_NET, "conditional": True},
+        **_STYLEGAN_OPT,
+        "augment": "ada",
+        "ada_kimg": 100,
         "mirror": True,
+        "steps": 5000,
+        "seed": 7,
+        **_RECIPE_CPU,
     },
 }
+PRESETS["emoji64-stylegan"] = PRESETS["stylegan64"]  # its earlier name
+
+PRESET_NOTES: dict[str, str] = {
+    "dcgan32": "DCGAN, 32 px, 2,000+ images: the quick start",
+    "dcgan64": "DCGAN, 64 px, 2,000+ images",
+    "small-data-dcgan32": "SNGAN (spectral norm, hinge) + DiffAugment, 32 px, under 2,000 images",
+    "small-data-dcgan": "SNGAN (spectral norm, hinge) + DiffAugment, 64 px, under 2,000 images",
+    "wgan-gp32": "WGAN-GP critic (spectral norm, no BatchNorm), 32 px, 2,000+ images",
+    "stylegan64": "StyleGAN2-type + ADA, 64 px, 2,000+ images (GPU-sized network)",
+    "small-data-stylegan64": "StyleGAN2-type + ADA, 64 px, small network, under 2,000 images (CPU-sized)",
+    "emoji64-stylegan-cond": "the embedded default model's recipe: conditional small-data-stylegan64",
+    "emoji64-stylegan": "the earlier name of stylegan64",
+}
+SMALL_DATA = 2000  # fewer images than this: the small-data recipe of the family (augmentation)
+
+
+def auto_preset(architecture: str, images: int) -> str:
+    """The preset for a run that names none: the family's recipe for the data's size."""
+    small = images < SMALL_DATA
+    if architecture == "stylegan":
+        return "small-data-stylegan64" if small else "stylegan64"
+    return "small-data-dcgan32" if small else "dcgan32"
 
 
 def preset(name: str) -> TrainConfig:

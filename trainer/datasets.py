@@ -10,7 +10,6 @@ import csv
 import hashlib
 import io
 import json
-import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,17 @@ class ImageDataset:
     label_names: list[str]
     fingerprint: str
     source: str
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "path (why)" of each file that would not decode
+    loose: list[str] = field(default_factory=list)  # images outside the label folders (label -1)
+
+    def check_labelled(self) -> None:
+        """Conditional training needs every image in a label folder: refuse loose ones by name."""
+        if self.loose:
+            raise DatasetError(
+                f"{len(self.loose)} image(s) sit at the top of {self.source}, outside the label folders "
+                f"({', '.join(self.label_names[:4])}{', ...' if len(self.label_names) > 4 else ''}), "
+                f"e.g. {self.loose[0]!r}: move them into a label folder, or train without --conditional"
+            )
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -113,6 +122,8 @@ def _decode_all(
     label_names = sorted(set(label_of.values()))
     if label_names == [""] or len(label_names) < 2:
         label_names = []
+    if label_names and "" in label_names:  # a label "" would be a class made by accident
+        label_names.remove("")
     digest = hashlib.sha256(f"{kind}:{resolution}:{channels}".encode())
     if label_map is not None:
         digest.update(json.dumps(label_of, sort_keys=True).encode())
@@ -122,15 +133,19 @@ def _decode_all(
             with Image.open(io.BytesIO(data)) as img:
                 img.load()
                 arrays.append(_to_array(img, resolution, channels))
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-            skipped.append(rel)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            reason = "not an image Pillow can read" if isinstance(exc, UnidentifiedImageError) else str(exc)
+            skipped.append(f"{rel} ({reason})")
             continue
-        labels.append(label_names.index(label_of[rel]) if label_names else 0)
+        labels.append(
+            label_names.index(label_of[rel]) if label_of[rel] in label_names else -1 if label_names else 0
+        )
         digest.update(f"{rel}:{hashlib.sha256(data).hexdigest()}\n".encode())
-    if skipped:
-        warnings.warn(f"skipped {len(skipped)} unreadable image file(s) in {source}", stacklevel=3)
     if len(arrays) < MIN_IMAGES:
-        raise DatasetError(f"{source} has {len(arrays)} readable image(s); at least {MIN_IMAGES} are needed")
+        unreadable = f"; unreadable: {', '.join(skipped[:3])}" if skipped else ""
+        raise DatasetError(
+            f"{source} has {len(arrays)} readable image(s); at least {MIN_IMAGES} are needed{unreadable}"
+        )
     return ImageDataset(
         images=_to_tensor(arrays),
         labels=torch.tensor(labels, dtype=torch.int64),
@@ -138,7 +153,40 @@ def _decode_all(
         fingerprint=digest.hexdigest(),
         source=source,
         skipped=skipped,
+        loose=[rel for rel, _ in entries if label_names and label_of[rel] not in label_names],
     )
+
+
+def _check_folder_path(path: Path) -> None:
+    if path.is_file():
+        raise DatasetError(
+            f"{path} is a file, not a folder: give a folder of images, a .zip, or synthetic:shapes"
+        )
+    if not path.is_dir():
+        raise DatasetError(f"data folder {path} does not exist")
+
+
+def _check_zip_path(path: Path) -> None:
+    if path.is_dir():
+        raise DatasetError(f"{path} is a folder, not a zip file: rename it or give a real .zip")
+    if not path.is_file():
+        raise DatasetError(f"data archive {path} does not exist")
+
+
+def count_images(spec: str, synthetic_size: int = 2048) -> int:
+    """How many image files a data spec names (before decoding any): picks the preset's recipe."""
+    if spec.startswith("synthetic:"):
+        return synthetic_size
+    path = Path(spec)
+    if spec.lower().endswith(".zip"):
+        _check_zip_path(path)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return sum(1 for n in archive.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise DatasetError(f"{path} is not a readable zip archive ({exc})") from None
+    _check_folder_path(path)
+    return sum(1 for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def load_folder(
@@ -146,8 +194,7 @@ def load_folder(
 ) -> ImageDataset:
     """All images under `path` (recursive); sub-folder names become labels when there are several."""
     path = Path(path)
-    if not path.is_dir():
-        raise DatasetError(f"data folder {path} does not exist")
+    _check_folder_path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     entries = [(p.relative_to(path).as_posix(), p.read_bytes()) for p in files]
     return _decode_all(entries, resolution, channels, str(path), "folder", labels)
@@ -160,6 +207,10 @@ def load_zip(
     first-level folder names become labels when there are several. Hidden and __MACOSX entries are ignored."""
     path = Path(path)
     if not path.is_file():
+        if path.is_dir():
+            raise DatasetError(
+                f"{path} is a folder named like a .zip; give the folder without .zip or a zip file"
+            )
         raise DatasetError(f"data archive {path} does not exist")
     try:
         with zipfile.ZipFile(path) as archive:

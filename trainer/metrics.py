@@ -128,7 +128,7 @@ class RealSet:
         from trainer.preview import quantize
 
         plan: list[str] = []
-        if data.label_names:
+        if data.label_names and not getattr(data, "loose", None):  # loose images have no label
             order = np.random.default_rng(0).permutation(len(data))
             plan = [data.label_names[int(data.labels[i])] for i in order]
         return cls(quantize(data.images).numpy(), data.fingerprint, plan)

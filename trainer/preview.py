@@ -15,9 +15,12 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from artctl.imaging import display_scale, tile
 from artctl.seeds import latents
 
-PREVIEW_SEEDS = list(range(16))
+GRID_COLS = 8  # seeds 0..7 across; rows are the labels (conditional) or the next seeds
+GRID_ROWS = 16  # at most this many rows (labels beyond it are left out, and the title says so)
+SERVED_PSI = 0.7  # the truncation an exported card defaults to: grids show what the server renders
 
 
 def quantize(images_nchw: torch.Tensor) -> torch.Tensor:
@@ -59,3 +62,56 @@ def generate(
     images = quantize(G(z, None if labels is None else labels.to(device), psi=psi_t)).cpu().numpy()
     G.train(was_training)
     return images
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def sample_grid(G: nn.Module, label_names: Sequence[str], title: str, psi: float | None = SERVED_PSI) -> Any:
+    """The training run's picture of its generator: seeds 0-7 across, one row per label (or seeds
+    8-15 below for an unconditional model), tiles of 64 px or more, each row and column named,
+    at the psi the exported model serves by default."""
+    from PIL import Image, ImageDraw
+
+    classes = int(getattr(G, "num_classes", 0))
+    has_psi = bool(getattr(G, "has_psi", False))
+    psi = psi if has_psi else None
+    if classes:
+        rows = list(range(min(classes, GRID_ROWS)))
+        seeds = list(range(GRID_COLS)) * len(rows)
+        labels = torch.tensor([r for r in rows for _ in range(GRID_COLS)], dtype=torch.int64)
+        row_titles = [str(label_names[r]) if r < len(label_names) else f"label {r}" for r in rows]
+        if classes > GRID_ROWS:
+            title += f"  (first {GRID_ROWS} of {classes} labels)"
+    else:
+        seeds, labels = list(range(2 * GRID_COLS)), None
+        row_titles = [f"seeds {r * GRID_COLS}-{r * GRID_COLS + GRID_COLS - 1}" for r in range(2)]
+    images = generate(G, seeds, labels, psi)
+    _, h, w, _ = images.shape
+    scale = display_scale(max(h, w), 64)
+    tw, th, pad = w * scale, h * scale, 3
+    font = _font(12)
+    left = 12 + max(int(font.getlength(t)) for t in row_titles)
+    top = 40
+    cols, nrows = GRID_COLS, len(row_titles)
+    sheet = Image.new("RGB", (left + cols * (tw + pad) + pad, top + nrows * (th + pad) + pad), (28, 28, 28))
+    draw = ImageDraw.Draw(sheet)
+    shown = f"psi {psi:g} (as served)" if psi is not None else "no truncation"
+    draw.text((8, 4), f"{title}   {shown}", fill=(235, 235, 235), font=font)
+    for c in range(cols):
+        seed = seeds[c] if classes else c
+        draw.text(
+            (left + c * (tw + pad) + 2, top - 16),
+            f"seed {seed}" if classes else f"+{c}",
+            fill=(170, 170, 170),
+            font=font,
+        )
+    for r, name in enumerate(row_titles):
+        y = top + r * (th + pad)
+        draw.text((6, y + th // 2 - 7), name, fill=(220, 220, 220), font=font)
+        for c in range(cols):
+            sheet.paste(tile(images[r * cols + c], scale), (left + c * (tw + pad) + pad, y + pad))
+    return sheet

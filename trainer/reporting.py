@@ -39,14 +39,15 @@ def plot_losses(run_dir: Path) -> Path | None:
     panels = 1 + bool(fids) + bool(extra)
     fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.5), squeeze=False)
     kimg = [r["kimg"] for r in losses]
+    marker = "o" if len(losses) < 20 else None  # a short run's few points (or one) stay visible
     ax = axes[0][0]
-    ax.plot(kimg, [r["loss_D"] for r in losses], label="D")
-    ax.plot(kimg, [r["loss_G"] for r in losses], label="G")
+    ax.plot(kimg, [r["loss_D"] for r in losses], label="D", marker=marker)
+    ax.plot(kimg, [r["loss_G"] for r in losses], label="G", marker=marker)
     ax.set(xlabel="kimg", ylabel="loss", title="losses")
     ax.legend()
     col = 1
     if extra:
-        axes[0][col].plot([r["kimg"] for r in extra], [r["ada_p"] for r in extra])
+        axes[0][col].plot([r["kimg"] for r in extra], [r["ada_p"] for r in extra], marker=marker)
         axes[0][col].set(xlabel="kimg", ylabel="p", title="ADA augmentation probability")
         col += 1
     if fids:

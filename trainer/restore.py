@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,8 +181,10 @@ def restore_image(
     mask: npt.NDArray[np.bool_],
     options: RestoreOptions | None = None,
     label: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> RestoreResult:
-    """Fit the kept pixels (mask False) in w/w+, then fill the masked ones from the render."""
+    """Fit the kept pixels (mask False) in w/w+, then fill the masked ones from the render;
+    `on_progress(done, total)` after every few steps."""
     opts = options or RestoreOptions()
     opts.check()
     target = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
@@ -215,6 +218,8 @@ def restore_image(
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         losses.append(float(pixel.detach()))
+        if on_progress and ((step + 1) % 5 == 0 or step + 1 == opts.steps):
+            on_progress(step + 1, opts.steps)
     with torch.no_grad():
         ws = w.detach().expand(1, G.num_ws, -1)
         render = G.synthesis(ws)
@@ -238,6 +243,7 @@ def restore_files(
     out_dir: Path,
     options: RestoreOptions | None = None,
     label: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> RestoreResult:
     """The CLI's job: read, check, restore, then write restored.png, projection.png, latent.npy
     (w+ as [num_ws, w_dim] float32), strip.png (damaged | projection | restored) and restore.json."""
@@ -253,7 +259,7 @@ def restore_files(
         raise RestoreError(str(exc)) from None
     if index is not None and not G.num_classes:
         raise RestoreError("the model is unconditional; omit --label")
-    result = restore_image(G, image, mask, opts, index)
+    result = restore_image(G, image, mask, opts, index, on_progress)
     damaged = image.copy()
     damaged[mask] = 128  # what the generator was not shown
     out_dir = Path(out_dir)

@@ -30,7 +30,6 @@ import torch
 from torch import nn
 
 from artctl import __version__
-from artctl.imaging import image_grid
 from artctl.seeds import CONTRACTS
 from trainer import checkpoint as ckpt_io
 from trainer.augment import AdaController, ada_augment, diff_augment
@@ -39,7 +38,8 @@ from trainer.datasets import DatasetError, load_dataset
 from trainer.distributed import Sampler, amp_dtype, autocast, init_world, no_sync, rank_seed, wrap
 from trainer.loss import d_loss, g_loss, gradient_penalty, r1_penalty
 from trainer.networks import apply_spectral_norm, build_discriminator, build_generator, init_weights
-from trainer.preview import PREVIEW_SEEDS, generate
+from trainer.preview import generate, sample_grid
+from trainer.stopping import StopSignal, TimeBudget
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -50,17 +50,6 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         p_ema.lerp_(p, 1.0 - decay)
     for b_ema, b in zip(ema.buffers(), model.buffers()):
         b_ema.copy_(b)
-
-
-class TimeBudget:
-    """`minutes` of wall-clock or process CPU time, counted from construction."""
-
-    def __init__(self, minutes: float, clock: str) -> None:
-        self._clock = time.process_time if clock == "cpu" else time.perf_counter
-        self._deadline = self._clock() + minutes * 60.0
-
-    def spent(self) -> bool:
-        return self._clock() >= self._deadline
 
 
 class Trainer:
@@ -93,6 +82,8 @@ class Trainer:
                 f"conditional training needs labels, and {config.data} has none: put the images in one "
                 "sub-folder per label"
             )
+        if net.conditional:
+            self.data.check_labelled()
         self.config, self.net = config, net
         # Every rank builds the same networks (global seed); each draws its own data and noise.
         self.gen = torch.Generator().manual_seed(rank_seed(config.seed, world.rank))
@@ -124,6 +115,7 @@ class Trainer:
         }
         self.scorer: Any = None
         self.tb: Any = None
+        self.interrupted: str | None = None  # the signal that stopped the run early, if one did
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -254,7 +246,9 @@ class Trainer:
 
     def sample(self) -> None:
         """A grid of the EMA generator's preview seeds (the seed contract: what the server renders)."""
-        grid = image_grid(generate(self.G_ema, PREVIEW_SEEDS), cols=4)
+        kimg = self.step_count * self.config.batch / 1000
+        title = f"step {self.step_count}   {kimg:g} kimg   EMA generator"
+        grid = sample_grid(self.G_ema, self.net.label_names, title)
         grid.save(self.run_dir / f"samples-{self.step_count:06d}.png")
         if self.tb is not None:
             self.tb.image(self.step_count, grid)
@@ -289,6 +283,8 @@ class Trainer:
             score = {"step": step, "kimg": round(step * cfg.batch / 1000, 4)}
             score.update(self.scorer.score(path, self._fid_images))
             self.report(score, metrics, None)
+        if cfg.keep_checkpoints:
+            ckpt_io.prune_checkpoints(self.run_dir, cfg.keep_checkpoints)
         return path
 
     # -- run ---------------------------------------------------------------------------------------
@@ -307,11 +303,42 @@ class Trainer:
 
             self.tb = TensorBoardLog(self.run_dir / "tensorboard")
 
-    def run(self, resume: Path | None = None, on_progress: ProgressFn | None = None) -> Path:
-        """Train to `steps` (or the time budget); returns the last checkpoint."""
+    def _stop_reason(self, budget: TimeBudget | None, stop: StopSignal) -> str | None:
+        """Why the loop stops after this step before reaching `steps`: a signal or the budget.
+        Under DDP the ranks agree (a signal is checked every step, the budget on log steps)."""
+        cfg, world, step = self.config, self.world, self.step_count
+        signalled = stop.received is not None
+        out_of_time = budget is not None and budget.spent()
+        if world.distributed:
+            signalled = world.sum([float(signalled)])[0] > 0
+            if budget is not None:
+                out_of_time = step % cfg.log_every == 0 and world.sum([float(out_of_time)])[0] > 0
+        if step >= cfg.steps:
+            return None
+        if signalled:
+            self.interrupted = stop.received or "a signal on another rank"
+            return f"interrupted ({self.interrupted})"
+        if out_of_time:
+            return f"time budget: {cfg.minutes:g} min ({cfg.budget_clock} clock)"
+        return None
+
+    def run(
+        self,
+        resume: Path | None = None,
+        on_progress: ProgressFn | None = None,
+        stop: StopSignal | None = None,
+    ) -> Path:
+        """Train to `steps`, the time budget or a signal; returns the last checkpoint (one is written
+        on every stop, so `--resume` continues as if nothing had happened)."""
+        with stop or StopSignal() as signals:
+            return self._run(resume, on_progress, signals)
+
+    def _run(self, resume: Path | None, on_progress: ProgressFn | None, stop: StopSignal) -> Path:
         cfg, world = self.config, self.world
         if not world.is_main:
             on_progress = None  # rank 0 reports and writes
+        if resume is None and world.is_main:
+            ckpt_io.check_fresh_run_dir(self.run_dir)
         resumed_from = self.resume(resume) if resume is not None else None
         if world.is_main:
             self._open_reporting()
@@ -320,29 +347,26 @@ class Trainer:
         last: Path | None = None
         metrics_file = (self.run_dir / "metrics.jsonl").open("a") if world.is_main else None
         with metrics_file or contextlib.nullcontext():
-            while self.step_count < cfg.steps:
+            # A signal during setup stops before the first step (under DDP the ranks agree in the loop).
+            early = stop.received is not None and not world.distributed
+            while self.step_count < cfg.steps and not early:
                 losses = self.step()
                 step = self.step_count
-                out_of_time = budget is not None and budget.spent()
-                if budget is not None and world.distributed:
-                    # Ranks agree on the stopping step; checked on log steps so it costs no sync per step.
-                    out_of_time = step % cfg.log_every == 0 and world.sum([float(out_of_time)])[0] > 0
-                out_of_time = out_of_time and step < cfg.steps
-                last_step = step == cfg.steps or out_of_time
+                stopped = self._stop_reason(budget, stop)
+                last_step = step == cfg.steps or stopped is not None
                 if step % cfg.log_every == 0 or last_step:
-                    stopped = (
-                        f"time budget: {cfg.minutes:g} min ({cfg.budget_clock} clock)"
-                        if out_of_time
-                        else None
-                    )
                     record = self.record(losses, start_step, time.perf_counter() - t_start, stopped)
-                    self.report(record, metrics_file, on_progress)
+                    self.report(record, metrics_file, None)
+                    if on_progress:
+                        on_progress({**record, "budget_left_s": budget.left_s() if budget else None})
                 if world.is_main and (step % cfg.sample_every == 0 or last_step):
                     self.sample()
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last_step:
                     last = self.save(metrics_file)
-                if out_of_time:
+                if stopped:
                     break
+            if early:
+                self.interrupted = stop.received
             if self.step_count == start_step and resumed_from is not None:
                 return resumed_from  # nothing trained: rewriting the checkpoint would only risk it
             if last is None or not last.name.endswith(f"{self.step_count:06d}"):

@@ -29,14 +29,33 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code=code)
 
 
+def validation_line(exc: Any) -> str:
+    """A pydantic ValidationError as one line: `field: message (got value)` per error, no URLs."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        value = error.get("input")
+        got = (
+            f" (got {value!r})"
+            if isinstance(value, (int, float, str, bool)) and len(repr(value)) < 40
+            else ""
+        )
+        parts.append(f"{where}: {message}{got}" if where else message + got)
+    return "; ".join(parts) or str(exc).splitlines()[0]
+
+
 def run_command(fn: Callable[[], T], error_code: int = 1) -> T:
     """Run a command body; expected failures become one readable line and `error_code`."""
     import grpc
+    from pydantic import ValidationError
 
     try:
         return fn()
     except typer.Exit:  # a command's own exit code (click's Exit is a RuntimeError)
         raise
+    except ValidationError as exc:
+        raise fail(validation_line(exc), error_code) from None
     except (CliError, ValueError, RuntimeError, OSError, LookupError, ArithmeticError) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
         raise fail(text, error_code) from None
@@ -100,14 +119,30 @@ def progress_bar(
     return bar, bar.update
 
 
+MAX_SEED_LIST = 100_000  # seeds one command line may name (a range like 0-99999 included)
+
+
 def seed_list(text: str, what: str) -> list[int]:
-    """'1,2,3' -> [1, 2, 3]; each a valid seed (0 <= seed < 2**64)."""
+    """'1,2,3' -> [1, 2, 3] and '0-3,7' -> [0, 1, 2, 3, 7]; each a valid seed (0 <= seed < 2**64)."""
     from artctl.seeds import as_seed_array
 
+    seeds: list[int] = []
     try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            first, dash, last = part.partition("-")
+            if not dash:
+                seeds.append(int(part))
+                continue
+            lo, hi = int(first), int(last)
+            if hi < lo:
+                raise CliError(f"{what}: range {part!r} runs backwards")
+            if hi - lo + len(seeds) >= MAX_SEED_LIST:
+                raise CliError(f"{what}: at most {MAX_SEED_LIST:,} seeds at once")
+            seeds.extend(range(lo, hi + 1))
     except ValueError:
-        raise CliError(f"{what}: cannot read {text!r} as comma-separated seeds") from None
+        raise CliError(f"{what}: cannot read {text!r} as seeds (comma-separated, ranges as 0-15)") from None
     if not seeds:
         raise CliError(f"{what}: give at least one seed")
     return [int(s) for s in as_seed_array(seeds)]

@@ -15,7 +15,7 @@ import typer
 
 from artctl.cli.common import run_command
 
-DEFAULT_RUN = Path("runs/dcgan")
+RUNS = Path("runs")  # a run without --out goes to runs/PRESET (numbered -2, -3, ... when taken)
 
 # name, type, help, config fields it sets ("network." for network fields), bool flag spelling
 OVERRIDES: list[tuple[str, type, str, tuple[str, ...], str | None]] = [
@@ -89,8 +89,22 @@ OVERRIDES: list[tuple[str, type, str, tuple[str, ...], str | None]] = [
     (
         "checkpoint_every",
         int,
-        "Write a checkpoint every N steps (0: at the end).",
+        "Write a checkpoint every N steps (0: at the end); Ctrl-C or SIGTERM always writes one.",
         ("checkpoint_every",),
+        None,
+    ),
+    (
+        "keep_checkpoints",
+        int,
+        "Keep the newest N checkpoints (and the best by FID); 0: keep all.",
+        ("keep_checkpoints",),
+        None,
+    ),
+    (
+        "fid_n",
+        int,
+        "Score every checkpoint by FID over N images and keep a `best` pointer (0: off).",
+        ("fid_n",),
         None,
     ),
     ("threads", int, "Torch CPU threads (0: torch's default).", ("threads",), None),
@@ -119,10 +133,13 @@ def _parameters() -> list[inspect.Parameter]:
         "Image folder (recursive; sub-folders = labels), a .zip of images, or synthetic:shapes "
         "[default: the config's data, the resumed run's data, else synthetic:shapes]."
     )
-    out_help = "Run directory (checkpoints, samples, metrics) [runs/dcgan, or the resumed run]."
+    out_help = (
+        "Run directory (checkpoints, samples, metrics); must not hold another run "
+        "[runs/PRESET, numbered when taken; or the resumed run]."
+    )
     preset_help = (
-        "Start from a preset (dcgan64, emoji64-stylegan, emoji64-stylegan-cond, small-data-dcgan); "
-        "--config and flags override it."
+        "A recipe (--list-presets shows them); --config and flags override it. Default: chosen by "
+        "the family (--architecture) and the number of images (augmentation under 2,000)."
     )
     params = [
         param("data", typer.Argument(None, help=data_help), str | None),
@@ -141,6 +158,7 @@ def _parameters() -> list[inspect.Parameter]:
     params += [
         param("resume", typer.Option(None, help="Continue from this run or checkpoint."), Path | None),
         param("dry_run", typer.Option(False, "--dry-run", help=dry_help), bool),
+        param("list_presets", typer.Option(False, "--list-presets", help="List the presets and exit."), bool),
     ]
     return params
 
@@ -161,8 +179,10 @@ def overrides_from(flags: dict[str, Any]) -> dict[str, Any]:
 def train(**flags: Any) -> None:
     """Train a GAN and write safetensors checkpoints (needs the `train` extra).
 
-    Several GPUs (or CPU processes): `torchrun --nproc-per-node N -m artctl train ...`; --batch is
-    then the global batch, split evenly over the N ranks, and only rank 0 writes.
+    Ctrl-C or SIGTERM finishes the step, writes a checkpoint and exits (130 or 143); --resume RUN
+    then continues exactly as if the run had not stopped. Several GPUs (or CPU processes):
+    `torchrun --nproc-per-node N -m artctl train ...`; --batch is then the global batch, split
+    evenly over the N ranks, and only rank 0 writes.
     """
     overrides = overrides_from(flags)
     if flags["data"] is not None:
@@ -170,9 +190,13 @@ def train(**flags: Any) -> None:
     resume, config, preset = flags["resume"], flags["config"], flags["preset"]
 
     def body() -> None:
-        from trainer.config import resolve_config
+        from trainer.config import PRESET_NOTES, resolve_config
 
-        base, run_dir = None, flags["out"]
+        if flags["list_presets"]:
+            for name, note in PRESET_NOTES.items():
+                typer.echo(f"{name:24} {note}")
+            return
+        base, run_dir, chosen = None, flags["out"], preset
         if resume is not None:
             from trainer.checkpoint import load_checkpoint, resolve_checkpoint
 
@@ -180,11 +204,21 @@ def train(**flags: Any) -> None:
                 base = load_checkpoint(resume).config
             if run_dir is None:  # RUN/checkpoints/step-N -> RUN
                 run_dir = resolve_checkpoint(resume).parent.parent
-        cfg = resolve_config(preset, config, base, overrides)
+        elif config is None and preset is None:
+            chosen = _auto_preset(overrides)
+        cfg = resolve_config(chosen, config, base, overrides)
         if flags["dry_run"]:
             typer.echo(cfg.model_dump_json(indent=2))
             return
-        _train(cfg, run_dir or DEFAULT_RUN, resume)
+        if run_dir is None:
+            from trainer.checkpoint import next_free_run_dir
+
+            run_dir = next_free_run_dir(RUNS / (chosen or cfg.network.architecture))
+        elif resume is None:
+            from trainer.checkpoint import check_fresh_run_dir
+
+            check_fresh_run_dir(run_dir)  # before the data loads, not after
+        _train(cfg, run_dir, resume)
 
     run_command(body)
 
@@ -192,39 +226,100 @@ def train(**flags: Any) -> None:
 train.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defined]
 
 
+def _auto_preset(overrides: dict[str, Any]) -> str:
+    """The family's recipe for the data's size, said on stderr (so --dry-run's JSON stays clean)."""
+    from trainer.config import PRESET_NOTES, SMALL_DATA, auto_preset
+    from trainer.datasets import count_images
+
+    data = overrides.get("data", "synthetic:shapes")
+    images = count_images(data)
+    name = auto_preset(overrides["network"].get("architecture", "dcgan"), images)
+    typer.echo(
+        f"preset: {name} ({PRESET_NOTES[name]}; {data} has {images:,} images, "
+        f"{'under' if images < SMALL_DATA else 'at least'} {SMALL_DATA:,}); --preset NAME picks another",
+        err=True,
+    )
+    return name
+
+
+def _eta(record: dict[str, Any], total: int) -> str:
+    """Time to the end: the steps left at the current rate, or the budget left when sooner."""
+    rate = record["img_per_s"]
+    batch_per_step = record["kimg"] * 1000 / max(record["step"], 1)
+    left = (total - record["step"]) * batch_per_step / rate if rate > 0 else float("inf")
+    budget = record.get("budget_left_s")
+    reason = ""
+    if budget is not None and budget < left:
+        left, reason = budget, " (time budget)"
+    if left == float("inf"):
+        return "ETA -"
+    minutes, seconds = divmod(int(left), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"ETA {hours}:{minutes:02d}:{seconds:02d}{reason}"
+
+
 def _train(cfg: Any, run_dir: Path, resume: Path | None) -> None:
     """Run the loop under a rich progress bar (rank 0 only under torchrun)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn
 
-    from trainer.training_loop import training_loop
+    from trainer.stopping import EXIT_CODES, StopSignal
+    from trainer.training_loop import Trainer
 
     is_main = os.environ.get("RANK", "0") == "0"
-    with Progress(
-        TextColumn("[bold]train"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
-        TextColumn("{task.fields[info]}"),
-        TimeRemainingColumn(),
-        transient=False,
-        disable=not is_main,
-    ) as progress:
-        task = progress.add_task("train", total=cfg.steps, info="")
+    with StopSignal() as stop:
+        trainer = Trainer(cfg, run_dir)  # loading the data: a signal here stops before step 1
+        _hint_labels(trainer)
+        with Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TextColumn("{task.fields[info]}"),
+            TextColumn("{task.fields[eta]}"),
+            console=Console(stderr=True),
+            transient=False,
+            disable=not is_main,
+        ) as progress:
+            task = progress.add_task("train", total=cfg.steps, info="", eta="")
 
-        def on_progress(rec: dict[str, Any]) -> None:
-            info = (
-                f"kimg {rec['kimg']:.2f}  {rec['img_per_s']:.0f} img/s  "
-                f"D {rec['loss_D']:.3f}  G {rec['loss_G']:.3f}"
-            )
-            if "ada_p" in rec:
-                info += f"  ADA p {rec['ada_p']:.3f}"
-            progress.update(task, completed=rec["step"], info=info)
-            if "stopped" in rec:
-                progress.console.print(f"stopped at step {rec['step']}: {rec['stopped']}")
+            def on_progress(rec: dict[str, Any]) -> None:
+                info = (
+                    f"kimg {rec['kimg']:.2f}  {rec['img_per_s']:.0f} img/s  "
+                    f"D {rec['loss_D']:.3f}  G {rec['loss_G']:.3f}"
+                )
+                if "ada_p" in rec:
+                    info += f"  ADA p {rec['ada_p']:.3f}"
+                progress.update(task, completed=rec["step"], info=info, eta=_eta(rec, cfg.steps))
+                if "stopped" in rec:
+                    progress.console.print(f"stopped at step {rec['step']}: {rec['stopped']}")
 
-        last = training_loop(cfg, run_dir, resume=resume, on_progress=on_progress)
-    if is_main:
-        typer.echo(f"checkpoint: {last}")
-        typer.echo(f"samples:    {run_dir}/samples-*.png   metrics: {run_dir}/metrics.jsonl")
+            last = trainer.run(resume=resume, on_progress=on_progress, stop=stop)
+    if not is_main:
+        return
+    typer.echo(f"checkpoint: {last}")
+    typer.echo(f"samples:    {run_dir}/samples-*.png   metrics: {run_dir}/metrics.jsonl")
+    if trainer.interrupted:
+        typer.echo(f"interrupted: continue with  artctl train --resume {run_dir}", err=True)
+        raise typer.Exit(EXIT_CODES.get(trainer.interrupted, 130))
+
+
+def _hint_labels(trainer: Any) -> None:
+    """What the data loader found that the user should know: files it could not read (named), and
+    sub-folders that look like labels in an unconditional run."""
+    skipped = trainer.data.skipped
+    if skipped:
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        typer.echo(
+            f"note: skipped {len(skipped)} unreadable file(s): {'; '.join(skipped[:5])}{more}", err=True
+        )
+    names = trainer.data.label_names
+    if names and not trainer.net.conditional and not trainer.config.data.startswith("synthetic:"):
+        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        typer.echo(
+            f"note: {trainer.config.data} has {len(names)} sub-folders ({shown}); they are ignored "
+            "unless you train with --conditional, which makes them labels",
+            err=True,
+        )
 
 
 COMMANDS = (train,)
