@@ -26,6 +26,8 @@ HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 DERIVED_SOURCES = ("dominant_colour", "brightness", "transparency")
 
 # Named colours for the dominant-colour trait: every opaque pixel votes for its nearest entry.
+EXAMPLE_SALT = "change-me-before-your-drop"  # examples/collection.toml's: public, so never secret
+
 DEFAULT_PALETTE: dict[str, str] = {
     "black": "#141414",
     "white": "#f0f0f0",

@@ -122,7 +122,7 @@ def test_streamed_drop_files_equal_the_whole_document_serialised(tiny_model: Pat
     inputs = render_inputs(cfg, renderer.model_card())
     ctx = DropContext(cfg, plan, renderer.model_card()["sha256"], "erc721", inputs)
     entries = [entry for entry, _ in render_chunk(ctx, cfg.token_ids(), renderer)]
-    tally = DropTally(plan.order)
+    tally = DropTally(plan.order, len(cfg.token_ids()))
     for entry in entries:
         tally.add(entry)
     directories = directory_cids(drop, ctx.layout, cfg.token_ids())

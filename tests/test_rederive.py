@@ -90,7 +90,7 @@ def test_local_and_served_drops_of_1000_tokens_rederive_with_the_documented_snip
             )
     for result, psi in ((local, 0.7), (served, 0.55)):
         manifest = json.loads(result.manifest.read_text())
-        assert manifest["format"] == "artctl-manifest-v3"
+        assert manifest["format"] == "artctl-manifest-v4"
         assert manifest["inputs"]["psi"] == psi and manifest["inputs"]["z_dim"] == z_dim
         assert all(t["label_name"] == manifest["inputs"]["labels"][t["label"]] for t in manifest["tokens"])
         done = run_snippet(script, result.out_dir, default_model)

@@ -21,15 +21,29 @@ from artctl.cid import DirectoryTooLarge, directory_cid
 from artctl.collection import CollectionConfig
 from artctl.drops.layout import Layout
 from artctl.fileio import write_atomic
-from artctl.imaging import decode_png, image_grid
+from artctl.imaging import contact_sheet, decode_png, image_grid
 from artctl.jsonstream import Fill, Write, constant, dump_streamed, iter_array
 from artctl.metadata import collection_metadata, stable_json
 from artctl.rarity import RarityTally
 from artctl.seeds import CONTRACTS, Provenance
 from artctl.traits import TraitPlan
 
-MANIFEST_VERSION = "artctl-manifest-v3"  # v3: inputs stated once, label names per token
-CONTACT_SHEET_MAX = 64
+# v3: inputs stated once, label names per token. v4: the contact sheet spreads over the whole drop
+# with token ids, and the default palette names colours by hue (artctl-colour-v2).
+MANIFEST_VERSION = "artctl-manifest-v4"
+LEGACY_SHEET_FORMATS = ("artctl-manifest-v2", "artctl-manifest-v3")  # sheet: the first 64, no ids
+LEGACY_SHEET_MAX = 64
+CONTACT_SHEET_MAX = 100  # 10 x 10 tiles
+
+
+def sheet_positions(count: int, limit: int = CONTACT_SHEET_MAX) -> set[int]:
+    """Which of `count` tokens (by position in id order) the contact sheet shows: all of a small
+    drop, else `limit` spread evenly from the first to the last."""
+    if count <= limit:
+        return set(range(count))
+    return {k * (count - 1) // (limit - 1) for k in range(limit)}
+
+
 EntriesFn = Callable[[], Iterator[dict[str, Any]]]  # streams the token entries again, in id order
 
 
@@ -54,9 +68,11 @@ class DropTally:
     order: the provenance hash, rarity codes and the ids of the contact sheet's tokens.
     """
 
-    def __init__(self, trait_names: Sequence[str]) -> None:
+    def __init__(self, trait_names: Sequence[str], count: int) -> None:
         self.rarity = RarityTally(trait_names)
-        self.sheet_ids: list[Any] = []
+        self.sheet_ids: list[Any] = []  # spread over the drop (manifest v4 on)
+        self.legacy_sheet_ids: list[Any] = []  # the first 64 (older manifests)
+        self._positions = sheet_positions(count)
         self._provenance = Provenance()
 
     @property
@@ -65,9 +81,12 @@ class DropTally:
 
     def add(self, entry: dict[str, Any]) -> None:
         self._provenance.add(str(entry.get("file_sha256", "0" * 64)))
+        position = self._provenance.count - 1
         self.rarity.add(entry)
-        if len(self.sheet_ids) < CONTACT_SHEET_MAX:
+        if position in self._positions:
             self.sheet_ids.append(entry["id"])
+        if len(self.legacy_sheet_ids) < LEGACY_SHEET_MAX:
+            self.legacy_sheet_ids.append(entry["id"])
 
     @property
     def provenance(self) -> str:
@@ -109,7 +128,7 @@ def manifest_doc(
         "artctl_version": __version__,
         "collection": config.model_dump(mode="json"),
         "metadata_format": fmt,
-        "contracts": CONTRACTS,
+        "contracts": {**CONTRACTS, "colour": plan.colour},
         "model": card,
         "render_profile": profile,
         "inputs": inputs or {},
@@ -123,13 +142,15 @@ def manifest_doc(
     return doc
 
 
-def contact_sheet_png(
-    out_dir: Path, ids: Sequence[Any], layout: Layout, limit: int = CONTACT_SHEET_MAX
-) -> bytes:
-    """A grid of the first tokens, read back from disk one at a time (memory stays flat)."""
-    images = [decode_png(layout.image(out_dir, i).read_bytes()) for i in ids[:limit]]
+def contact_sheet_png(out_dir: Path, ids: Sequence[Any], layout: Layout, legacy: bool = False) -> bytes:
+    """Up to 100 tokens spread over the drop, each at 96 px or more with its id under it (a legacy
+    drop's sheet: its first 64 tokens at 1x), read back from disk one at a time."""
+    images = np.stack([decode_png(layout.image(out_dir, i).read_bytes()) for i in ids])
     buf = io.BytesIO()
-    image_grid(np.stack(images), cols=min(8, len(images))).save(buf, format="PNG")
+    if legacy:
+        image_grid(images, cols=min(8, len(images))).save(buf, format="PNG")
+    else:
+        contact_sheet(images, [int(i) for i in ids]).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -145,8 +166,11 @@ def final_files(
     layout = Layout.of(fmt, config)
     collection = collection_metadata(config, fmt, prov, model_sha)
 
+    legacy = header.get("format") in LEGACY_SHEET_FORMATS
+
     def sheet(write: Write) -> None:
-        write(contact_sheet_png(out_dir, tally.sheet_ids, layout))
+        ids = tally.legacy_sheet_ids if legacy else tally.sheet_ids
+        write(contact_sheet_png(out_dir, ids, layout, legacy))
 
     files: dict[str, Fill] = {
         "manifest.json": lambda write: dump_streamed(header, "tokens", entries(), write),

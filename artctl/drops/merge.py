@@ -20,7 +20,7 @@ from artctl.drops.tokens import DropContext
 from artctl.fileio import write_bytes_atomic
 from artctl.jsonstream import iter_array
 from artctl.metadata import stable_json
-from artctl.traits import TraitPlan
+from artctl.traits import COLOUR_V1, TraitPlan
 
 _SAME = (
     "format",
@@ -94,11 +94,15 @@ def merge(out_dir: Path, shard_dirs: Sequence[Path], on_progress: ProgressFn | N
     card = first["model"]
     model_sha = str(card.get("sha256", ""))
     fmt = first["metadata_format"]
-    plan = TraitPlan(order=list(first["traits"]["active"]), skipped=list(first["traits"]["skipped"]))
+    plan = TraitPlan(
+        order=list(first["traits"]["active"]),
+        skipped=list(first["traits"]["skipped"]),
+        colour=(first.get("contracts") or {}).get("colour", COLOUR_V1),
+    )
     ctx = DropContext(config, plan, model_sha, fmt, dict(first.get("inputs") or {}))
     journal = Journal(out_dir, ctx.layout)
     journal.claim(identity(config, model_sha, fmt))  # refuses a folder holding another drop
-    tally = DropTally(plan.order)
+    tally = DropTally(plan.order, len(config.token_ids()))
     want = iter(config.token_ids())
     in_order, copied = True, 0
     for _, path in shards:

@@ -66,7 +66,7 @@ def mint(
     has_manifest = journal.claim(identity(config, model_sha, fmt, part), ids if repair else None)
     finished = FinishedEntries(journal, has_manifest)
 
-    tally = DropTally(plan.order)
+    tally = DropTally(plan.order, len(config.token_ids()))
     rendered = 0
     try:
         for id_chunk in chunks(ids, chunk):

@@ -50,7 +50,7 @@ def rebase(drop: Path, base_uri: str | None = None, images_cid: bool = False) ->
         for entry in iter_array(manifest, "tokens"):
             yield {**entry, "image": ctx.layout.image_uri(rebased, int(entry["id"]), str(entry["cid"]))}
 
-    tally = DropTally(plan.order)
+    tally = DropTally(plan.order, len(rebased.token_ids()))
     for entry in entries():
         write_bytes_atomic(ctx.layout.metadata(drop, entry["id"]), stable_json(ctx.metadata(entry)))
         tally.add(entry)

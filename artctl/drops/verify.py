@@ -44,7 +44,7 @@ from artctl.jsonstream import iter_array, sha256_of_file, sha256_of_fill
 from artctl.metadata import stable_json
 from artctl.profile import profile_differences
 from artctl.seeds import pixel_sha256, token_seed
-from artctl.traits import plan_traits
+from artctl.traits import COLOUR_V1, plan_traits
 
 IDENTICAL, NEAR, DIFFERENT = "identical", "within 1 LSB", "different image"
 
@@ -166,7 +166,8 @@ def verify(
     model_sha = str(card.get("sha256", ""))
     if model_sha != (doc.get("model") or {}).get("sha256"):
         add(f"model: the renderer's model (sha256 {model_sha[:12]}…) is not the one in manifest.json")
-    plan = plan_traits(config, card)
+    colour = (doc.get("contracts") or {}).get("colour", COLOUR_V1)  # drops before v4 named by RGB
+    plan = plan_traits(config, card, colour)
     fmt = str(doc.get("metadata_format", "erc721"))
     expected_inputs = render_inputs(config, card)
     recorded_inputs = doc.get("inputs")  # absent from drops older than artctl-manifest-v3
@@ -230,7 +231,7 @@ def _ids_are(manifest: Path, want: range) -> bool:
 def _check_drop_files(drop: Path, config: CollectionConfig, doc: dict[str, Any], problems: list[str]) -> None:
     add = problems.append
     manifest = drop / "manifest.json"
-    tally = DropTally(doc["traits"]["active"])
+    tally = DropTally(doc["traits"]["active"], len(config.token_ids()))
     try:
         for token in iter_array(manifest, "tokens"):
             tally.add(token)
