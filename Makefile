@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 .PHONY: demo test lint e2e install proto clean help
 
 help:
-	@echo "make demo   - train a small model, export it, serve it and mint a 16-token drop"
+	@echo "make demo   - serve the embedded default model and mint a 16-token drop (trains one if none ships)"
 	@echo "make test   - run the test suite (unit + end-to-end)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make proto  - regenerate the committed gRPC stubs from proto/"

@@ -18,6 +18,7 @@ from artctl.modelcard import label_index
 from artctl.seeds import as_seed_array, latents
 from artctl.stylemix import LayerRange, grid_pairs, mix_ws, mixing_grid, parse_layers
 from serving.requests import check_labels, check_psi
+from serving.runtime import ModelRuntime
 from serving.styles import StyleGraphs
 
 
@@ -155,6 +156,41 @@ def walk_frames(
     parts = []
     for start in range(0, frames, chunk):
         parts.append(graphs.synthesize(plan.ws[start : start + chunk]))
+        if on_progress:
+            on_progress(min(start + chunk, frames), frames)
+    return np.concatenate(parts)
+
+
+def z_walk_frames(
+    runtime: ModelRuntime,
+    keys: list[int],
+    frames: int,
+    loop: bool,
+    psi: float | None,
+    label: str | None,
+    on_progress: Callable[[int, int], None] | None = None,
+    chunk: int = 64,
+) -> npt.NDArray[np.uint8]:
+    """A z walk through the model's own graph, for models without w-space companions (DCGANs):
+    slerp between the seeds' latents, so the keyframes render exactly as the seeds do."""
+    card = runtime.card
+    per_frame = card.resolution * card.resolution * card.channels + card.z_dim * 4
+    if frames * per_frame > MAX_WALK_BYTES:
+        raise ValueError(
+            f"{frames} frames would not fit in memory; give at most {MAX_WALK_BYTES // per_frame}"
+        )
+    z = walk(latents(as_seed_array(keys), card.z_dim), schedule(len(keys), frames, loop), "z")
+    lab = label_index(label, card.label_names)
+    psi_arr = check_psi(card, None if psi is None else [psi], frames)
+    labels = check_labels(card, [] if lab is None else [lab], frames)
+    parts = []
+    for start in range(0, frames, chunk):
+        part = slice(start, start + chunk)
+        parts.append(
+            runtime.render_latents(
+                z[part], None if psi_arr is None else psi_arr[part], None if labels is None else labels[part]
+            )
+        )
         if on_progress:
             on_progress(min(start + chunk, frames), frames)
     return np.concatenate(parts)

@@ -58,7 +58,16 @@ def discover_models(paths: list[Path]) -> list[Path]:
 def wanted_models(paths: list[Path]) -> tuple[dict[str, Path], list[str]]:
     """Model name (the file's stem) -> file, the first file of a name winning; and the refusals."""
     wanted: dict[str, Path] = {}
-    refused = []
+    refused = [
+        f"{p} holds no .onnx file"
+        + (
+            " (it is a training run or checkpoint: `artctl export` it first)"
+            if (p / "config.json").exists() or any(p.glob("*/config.json"))
+            else ""
+        )
+        for p in map(Path, paths)
+        if p.is_dir() and not any(f.suffix == ".onnx" for f in p.glob("*.onnx"))
+    ]
     for path in discover_models(paths):
         if path.stem in wanted:
             refused.append(f"{path}: the name {path.stem!r} is taken by {wanted[path.stem]}")

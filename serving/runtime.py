@@ -183,6 +183,14 @@ class ModelRuntime:
         """Images [B, H, W, C] for validated inputs. Each image depends on its own seed only."""
         return self.graph.run("image", self.feeds(seeds, psi, labels))
 
+    def render_latents(
+        self, z: npt.NDArray[np.float32], psi: Psi = None, labels: Labels = None
+    ) -> npt.NDArray[np.uint8]:
+        """Images of latents given directly (a walk's frames between seeds), not drawn from seeds."""
+        return self.graph.run(
+            "image", {"z": z, **conditioning(self.card, self.input_names, len(z), psi, labels)}
+        )
+
     def render_rows(self, rows: dict[str, np.ndarray]) -> npt.NDArray[np.uint8]:
         """The batcher's render function: columns seeds (psi, labels) in, images out."""
         return self.render(rows["seeds"], rows.get("psi"), rows.get("labels"))

@@ -169,7 +169,7 @@ def test_model_exported_without_companions_is_refused(style_model: Path, tmp_pat
 
     bare = tmp_path / "bare.onnx"
     export_checkpoint(style_run, bare, parity_seeds=8, companions=False)
-    res = _cli(
+    walk = [
         "interpolate",
         "--model",
         str(bare),
@@ -179,8 +179,11 @@ def test_model_exported_without_companions_is_refused(style_model: Path, tmp_pat
         "3",
         "--out",
         str(tmp_path / "w.gif"),
-    )
+    ]
+    res = _cli(*walk, "--space", "w")
     assert res.returncode != 0 and "no mapping graph" in res.stderr
+    z = _cli(*walk)  # a z walk needs no companions: it runs through the main graph
+    assert z.returncode == 0, z.stderr
 
 
 # -- walks --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import os
 import typer
 
 from artctl import __version__
-from artctl.cli import creative, data, demo, drops, export, metrics, serve, train
+from artctl.cli import creative, data, demo, drops, export, generate, metrics, serve, train
 from artctl.cli.common import TYPER_SETTINGS, CliError, wait_for_server
 
 __all__ = ["CliError", "app", "main", "wait_for_server"]
@@ -40,7 +40,7 @@ def _root(
     """artctl: train -> export -> serve -> mint."""
 
 
-for module in (train, export, data, metrics, serve, drops, creative, demo):
+for module in (train, export, data, metrics, generate, serve, drops, creative, demo):
     for command in getattr(module, "COMMANDS", ()):
         app.command()(command)
     for name, group in getattr(module, "GROUPS", ()):

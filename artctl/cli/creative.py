@@ -58,10 +58,12 @@ def mix(
 
 
 def interpolate(
-    model: Path = typer.Option(..., "--model", help=STYLE_MODEL_HELP),
+    model: Path = typer.Option(
+        ..., "--model", help="An exported .onnx; w walks need a StyleGAN-type one with its companions."
+    ),
     seeds: str = typer.Option(..., "--seeds", help="Keyframe seeds, comma-separated (at least two)."),
     frames: int = typer.Option(60, "--frames", help="Total frames; every seed is one of them."),
-    space: str = typer.Option("z", "--space", help="z (slerp) or w (lerp)."),
+    space: str = typer.Option("z", "--space", help="z (slerp; any model) or w (lerp; StyleGAN-type)."),
     loop: bool = typer.Option(False, "--loop", help="Walk back to the first seed (seamless loop)."),
     fps: float = typer.Option(12.0, "--fps", help="Frames per second of the animation."),
     psi: float | None = typer.Option(None, help=PSI_HELP),
@@ -73,18 +75,29 @@ def interpolate(
     def body() -> None:
         from artctl.animation import animation_format, write_animation
         from artctl.latentwalk import SPACES
-        from serving.creative import walk_frames
+        from serving.creative import walk_frames, z_walk_frames
+        from serving.errors import NoStyleGraphsError
+        from serving.runtime import Engine, load_model
         from serving.styles import open_style_graphs
 
         animation_format(out)
         if space not in SPACES:
             raise CliError(f"--space must be z or w, got {space!r}")
         keys = seed_list(seeds, "--seeds")
-        graphs = open_style_graphs(model)
+        try:
+            graphs = open_style_graphs(model)
+        except NoStyleGraphsError:
+            if space == "w":
+                raise
+            graphs = None  # a DCGAN (or a model exported without companions): walk z in its own graph
         started = time.perf_counter()
         progress, update = progress_bar("interpolate", frames, unit="frames")
         with progress:
-            images = walk_frames(graphs, keys, frames, space, loop, psi, label, on_progress=update)
+            if graphs is None:
+                runtime = load_model(model, engine=Engine.choose("cpu"))
+                images = z_walk_frames(runtime, keys, frames, loop, psi, label, on_progress=update)
+            else:
+                images = walk_frames(graphs, keys, frames, space, loop, psi, label, on_progress=update)
         seconds = time.perf_counter() - started
         write_animation(out, images, fps)
         typer.echo(
@@ -117,7 +130,9 @@ def restore(
         from trainer.restore import RestoreOptions, restore_files
 
         opts = RestoreOptions(steps=steps, space=space, perceptual_weight=perceptual)
-        result = restore_files(image, mask, model, out, opts, label=label)
+        progress, update = progress_bar("restore", steps, unit="steps")
+        with progress:
+            result = restore_files(image, mask, model, out, opts, label=label, on_progress=update)
         typer.echo(
             f"restored {result.masked_pixels} masked pixels in {steps} steps "
             f"(kept-pixel loss {result.initial_loss:.4f} -> {result.final_loss:.4f})"

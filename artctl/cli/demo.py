@@ -50,7 +50,7 @@ def _train_small_model(exe: list[str], out: Path, steps: int) -> Path:
     """Only when the install ships no default model: a small DCGAN on synthetic shapes."""
     model = out / "model.onnx"
     typer.echo(
-        f"[1/4] no trained default model ships yet: training a small DCGAN on synthetic shapes "
+        f"[1/4] no default model ships with this install: training a small DCGAN on synthetic shapes "
         f"({steps} steps, about a minute on 2 cores)"
     )
     train = ["train", "synthetic:shapes", "--out", str(out / "run"), "--steps", str(steps), "--batch", "64"]
@@ -79,18 +79,20 @@ def demo(
         exe = [sys.executable, "-m", "artctl"]
         model = embedded_default()
         if model is not None:
-            typer.echo(f"[1/4] using the embedded default model {model}")
+            total = 3
+            typer.echo(f"[1/{total}] using the embedded default model {model}")
         else:
+            total = 4
             model = _train_small_model(exe, out, steps)
         port = free_port()
         target = f"127.0.0.1:{port}"
-        typer.echo(f"[3/4] serving {model.name} on {target}")
+        typer.echo(f"[{total - 1}/{total}] serving {model.name} on {target}")
         proc = subprocess.Popen([*exe, "serve", str(model), "--port", str(port), "--log-level", "WARNING"])
         try:
             wait_for_server(target, proc=proc)
             collection = out / "collection.toml"
             collection.write_text(tomli_w.dumps(demo_collection(load_model(model).card, tokens)))
-            typer.echo(f"[4/4] minting {tokens} tokens through the server")
+            typer.echo(f"[{total}/{total}] minting {tokens} tokens through the server")
             subprocess.run(
                 [*exe, "mint", str(collection), "--out", str(out / "drop"), "--server", target], check=True
             )

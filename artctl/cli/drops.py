@@ -29,6 +29,27 @@ NAME_OPTION = typer.Option(
 )
 
 
+def resolve_local_model(model: str, base_dir: Path | None = None) -> Path:
+    """The .onnx file to render in this process: `default` (or "") is the model this install ships,
+    as a server resolves it; a relative path is tried against `base_dir` first."""
+    if model in ("", "default"):
+        from artctl.models import embedded_default
+
+        shipped = embedded_default()
+        if shipped is None:
+            raise RenderError("this install ships no default model; give an .onnx path")
+        return shipped
+    path = Path(model)
+    if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
+        path = base_dir / path
+    if not path.is_file():
+        raise RenderError(
+            f"the model must be an .onnx file, and {str(path)!r} is not one "
+            "(set model in the config, or pass --model)"
+        )
+    return path
+
+
 def open_renderer(
     model: str,
     servers: Sequence[str],
@@ -43,21 +64,7 @@ def open_renderer(
     if local == bool(servers):
         raise RenderError("choose where to render: --server HOST:PORT (one or more) or --local")
     if local:
-        if model in ("", "default"):  # as a server resolves it: the model this install ships
-            from artctl.models import embedded_default
-
-            shipped = embedded_default()
-            if shipped is None:
-                raise RenderError("--local: this install ships no default model; set model to an .onnx path")
-            model = str(shipped)
-        path = Path(model)
-        if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
-            path = base_dir / path
-        if not path.is_file():
-            raise RenderError(
-                f"--local needs `model` to be an .onnx file, and {str(path)!r} is not one "
-                "(set model in the config, or pass --model)"
-            )
+        path = resolve_local_model(model, base_dir)
         from artctl.profile import SERVING_LEVEL
         from serving.local import LocalRenderer
 
@@ -102,13 +109,19 @@ def mint(
     """
 
     def body() -> None:
-        from artctl.collection import load_collection
+        from artctl.collection import EXAMPLE_SALT, load_collection
         from artctl.drops.mint import mint as run_mint
         from artctl.drops.shard import Shard
         from artctl.metadata import check_format
 
         cfg = load_collection(collection)
         check_format(cfg, fmt)
+        if cfg.salt == EXAMPLE_SALT:
+            typer.echo(
+                "warning: the salt is the example's: anyone can compute every token before the reveal; "
+                "set a secret salt of your own in the config",
+                err=True,
+            )
         part = Shard.parse(shard) if shard else None
         security = Security.from_options(auth_token_file, tls_ca, tls_cert, tls_key, tls_server_name)
         renderer = open_renderer(model or cfg.model, server or [], local, collection.parent, security)
