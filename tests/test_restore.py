@@ -62,6 +62,7 @@ def test_restore_beats_a_grey_fill_on_held_out_emoji(style_run: Path, emoji: Pat
         str(out),
     )
     assert res.returncode == 0, res.stderr
+    assert "restore" in res.stderr and "30/30" in res.stderr  # progress while it optimises
     truth = np.asarray(Image.open(emoji).convert("RGBA"))
     restored = decode_png((out / "restored.png").read_bytes())
     grey = truth.copy()
