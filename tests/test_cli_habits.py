@@ -35,8 +35,13 @@ def test_help_completion_and_short_help() -> None:
     top = artctl("-h")
     assert top.returncode == 0 and "--install-completion" in top.stdout and "--show-completion" in top.stdout
     installed = Path(sys.executable).parent / "artctl"  # the console script a shell completes
+    # Typer detects the calling shell, so ask from inside bash as a user would; the trailing
+    # `exit` keeps bash from exec-ing the command away, which would hide it from the detection.
     script = subprocess.run(
-        [str(installed), "--show-completion", "bash"], capture_output=True, text=True, timeout=60
+        ["bash", "-c", f'"{installed}" --show-completion; exit $?'],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert script.returncode == 0 and "_ARTCTL_COMPLETE=complete_bash" in script.stdout
     train = artctl("train", "-h")
