@@ -20,11 +20,14 @@ import numpy as np
 import onnx
 import torch
 
+from artctl.directions import directions_path
+from artctl.directions import to_json as directions_json
 from artctl.fileio import write_bytes_atomic
 from artctl.modelcard import ModelCard, file_sha256, sidecar_path
 from artctl.profile import recommended_profile
 from artctl.seeds import CONTRACTS
 from exporter import EXPORTER_VERSION
+from exporter.directions import sefa
 from exporter.graphs import (
     FLOAT_OUTPUT,
     ExportError,
@@ -242,6 +245,20 @@ def export_checkpoint(
     sidecar: dict[str, Any] = {"card": card.to_json(), "sha256": sha, "file": out.name, "parity": parity}
     if companion_files:
         sidecar["companions"] = companion_files
+    # Directions in w need the style graphs to be applied; without them a stale file would mislead.
+    where = directions_path(out)
+    if not hasattr(G, "synthesis") or companion_files:
+        step("finding latent directions (SeFa)")
+        space, vectors, values = sefa(G)
+        write_bytes_atomic(where, directions_json(space, vectors, values, sha), fsync=True)
+        sidecar["directions"] = {
+            "file": where.name,
+            "sha256": file_sha256(where),
+            "space": space,
+            "count": len(vectors),
+        }
+    else:
+        where.unlink(missing_ok=True)
     sidecar_bytes = (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode()
     write_bytes_atomic(sidecar_path(out), sidecar_bytes, fsync=True)
     return ExportResult(path=out, sha256=sha, card=card, parity=parity)

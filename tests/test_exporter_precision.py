@@ -86,5 +86,6 @@ def test_reexport_without_companions_removes_stale_ones(style_run: Path, tmp_pat
     out = tmp_path / "m.onnx"
     export_checkpoint(style_run, out, parity_seeds=8)
     assert (tmp_path / "m.mapping.onnx").is_file() and (tmp_path / "m.synthesis.onnx").is_file()
+    assert (tmp_path / "m.directions.json").is_file()  # w directions: usable only with the style graphs
     export_checkpoint(style_run, out, parity_seeds=8, companions=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.onnx"]

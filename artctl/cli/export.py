@@ -68,6 +68,12 @@ def export(
         for graph in ("mapping", "synthesis"):
             if f"{graph}_file" in result.card.extra:
                 typer.echo(f"{graph + ':':10}{result.path.with_name(result.card.extra[graph + '_file'])}")
+        from artctl.directions import directions_path
+
+        if directions_path(result.path).is_file():
+            typer.echo(
+                f"{'directions:':10}{directions_path(result.path)}  (latent directions for the studio)"
+            )
 
     run_command(body)
 
