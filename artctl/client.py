@@ -185,7 +185,9 @@ class GeneratorClient:
         fmt: str = "png",
         include_metadata: bool = False,
         traits: dict[str, str] | None = None,
+        edits: Sequence[tuple[int, float]] = (),
     ) -> GenerateResult:
+        """Images of `seeds`; `edits` move every seed along the model's latent directions."""
         request = pb.GenerateRequest(
             model=model,
             seeds=list(seeds),
@@ -193,6 +195,7 @@ class GeneratorClient:
             format=FORMATS[fmt],
             include_metadata=include_metadata,
             traits=traits or {},
+            edits=[pb.DirectionEdit(direction=d, amount=a) for d, a in edits],
         )
         if psi is not None:
             request.psi = psi

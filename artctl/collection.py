@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from artctl.curation import Curation
 from artctl.evm import EVM_ADDRESS, checksum_problem
 
 if sys.version_info >= (3, 11):
@@ -163,6 +164,9 @@ class CollectionConfig(_Strict):
     image: str = Field("", description="collection-level image URI (collection.json)")
     royalties: Royalties | None = None
     traits: list[Trait] = Field(default_factory=list)
+    curation: Curation | None = Field(
+        None, description="the pinned entries to render, in token order (artctl mint --curation)"
+    )
 
     @model_validator(mode="after")
     def _checks(self) -> CollectionConfig:
@@ -174,6 +178,8 @@ class CollectionConfig(_Strict):
             raise ValueError(f"traits: duplicate trait name {dupes[0]!r}")
         if sum(isinstance(t, ConditioningTrait) for t in self.traits) > 1:
             raise ValueError("traits: at most one conditioning trait (a model has one label input)")
+        if self.curation is not None and len(self.curation.entries) != self.size:
+            raise ValueError(f"size: {self.size}, but the curation pins {len(self.curation.entries)} entries")
         return self
 
     def token_ids(self) -> range:

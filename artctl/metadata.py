@@ -66,7 +66,7 @@ def token_metadata(
     }
     if psi is not None:
         provenance["psi"] = psi
-    for key in ("label", "label_name"):  # drops of artctl-manifest-v2 have no label_name
+    for key in ("label", "label_name", "edits"):  # v2 drops have no label_name; curated ones edits
         if key in entry:
             provenance[key] = entry[key]
     doc: dict[str, Any] = {

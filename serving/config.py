@@ -42,6 +42,14 @@ class ServerOptions(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 for all interfaces.")
     port: int = Field(8001, description="gRPC port; 0 picks a free one.")
     metrics_port: int | None = Field(None, description="Prometheus /metrics port (off when unset).")
+    http_port: int | None = Field(
+        None,
+        description="HTTP port: the studio (/studio), KServe v2 REST (/v2) and immutable image URLs "
+        "(/v1); off when unset. Same TLS and token as gRPC.",
+    )
+    cache_mb: int = Field(
+        256, description="Response cache for rendered images, shared by gRPC and HTTP (MiB; 0: off)."
+    )
     max_batch: int = Field(64, description="Most images per inference call.")
     max_delay_ms: float = Field(2.0, description="How long the batcher waits to fill a batch (ms).")
     queue_size: int = Field(4096, description="Images allowed to wait before RESOURCE_EXHAUSTED.")
@@ -104,10 +112,15 @@ class ServerOptions(BaseSettings):
 
     @model_validator(mode="after")
     def _checks(self) -> ServerOptions:
-        ports = [("port", self.port)] + ([("metrics_port", self.metrics_port)] if self.metrics_port else [])
+        ports = [("port", self.port)] + [
+            (name, value)
+            for name, value in (("metrics_port", self.metrics_port), ("http_port", self.http_port))
+            if value
+        ]
         checks = [
             *((0 <= value <= 65535, f"{name} must be in 0..65535, got {value}") for name, value in ports),
             (self.max_batch >= 1, "max_batch must be >= 1"),
+            (self.cache_mb >= 0, f"cache_mb must be >= 0 (0: no cache), got {self.cache_mb}"),
             (self.queue_size >= 1, "queue_size must be >= 1"),
             (self.max_delay_ms >= 0, "max_delay_ms must be >= 0"),
             (self.max_seeds_per_request >= 1, "max_seeds_per_request must be >= 1"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import grpc
 
+from artctl.directions import DirectionsError
 from artctl.modelcard import ModelCardError
 from artctl.seeds import SeedError
 
@@ -47,6 +48,7 @@ class NoStyleGraphsError(ModelLoadError):
 _STATUS: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (SeedError, grpc.StatusCode.INVALID_ARGUMENT),
+    (DirectionsError, grpc.StatusCode.INVALID_ARGUMENT),
     (ModelNotFoundError, grpc.StatusCode.NOT_FOUND),
     (QueueFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (DeadlineExpiredError, grpc.StatusCode.DEADLINE_EXCEEDED),

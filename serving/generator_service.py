@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
 
+from artctl.directions import Edit, edit_key
 from artctl.profile import RenderProfile
 from artctl.v1 import generator_pb2 as pb
 from artctl.v1 import generator_pb2_grpc as pb_grpc
+from serving.cache import row_keys
 from serving.creative import mixed_ws, walk_ws
+from serving.edits import check_edits, edited_columns
 from serving.pipeline import Encoded, Pipeline, deadline_of, image_fields
 from serving.registry import ModelRegistry, ServedModel
 from serving.requests import Limits, SeedRows, generate_inputs, image_format, mix_inputs, walk_inputs
@@ -47,6 +50,8 @@ def card_message(model: ServedModel) -> pb.ModelCard:
         contracts=card.contracts,
         metadata=rt.card.to_metadata(),
         profile=profile_message(rt.profile),
+        directions_sha256=model.directions.sha256 if model.directions else "",
+        directions=len(model.directions.vectors) if model.directions else 0,
     )
 
 
@@ -108,6 +113,23 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
             )
         return out
 
+    async def render_seeds(
+        self, model: ServedModel, rows: SeedRows, fmt: str, deadline: float | None, edits: Sequence[Edit] = ()
+    ) -> list[Encoded]:
+        """Encoded images of validated rows, through the response cache: what Generate and the HTTP
+        image URLs share, so both give the same bytes and fill the same cache."""
+        if edits:
+            check_edits(model, edits)
+        keys = row_keys(model.runtime.sha256, rows.seeds, rows.psi, rows.labels, fmt, edit_key(edits))
+        held = self.pipeline.cached(keys)
+        if held is not None:  # every row is cached: not even the mapping runs
+            return held
+        if edits:
+            batcher, columns = await edited_columns(model, rows.seeds, rows.psi, rows.labels, edits)
+        else:
+            batcher, columns = model.batcher, rows.columns()
+        return await self.pipeline.images(model.name, batcher, columns, fmt, deadline, keys)
+
     async def Generate(
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> pb.GenerateResponse:
@@ -115,9 +137,8 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         with model.tally.timed():
             rows = generate_inputs(request, model.runtime.card, model.name, self.limits)
             fmt = image_format(request.format)
-            encoded = await self.pipeline.images(
-                model.name, model.batcher, rows.columns(), fmt, deadline_of(context)
-            )
+            edits = [(e.direction, e.amount) for e in request.edits]
+            encoded = await self.render_seeds(model, rows, fmt, deadline_of(context), edits)
         return pb.GenerateResponse(
             model=model.name,
             profile=profile_message(model.runtime.profile),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from artctl.directions import Directions, DirectionsError, directions_path, load_directions
 from artctl.modelcard import file_sha256
 from artctl.models import embedded_default
 from serving.batcher import BatchObserver, DynamicBatcher, RenderFn
@@ -32,7 +33,7 @@ log = logging.getLogger("artctl.serving")
 
 # Companion graphs the exporter writes beside StyleGAN-type models; they are not served directly.
 COMPANION_SUFFIXES = (".mapping.onnx", ".synthesis.onnx")
-Loaded = tuple[ModelRuntime, StyleGraphs | None]
+Loaded = tuple[ModelRuntime, StyleGraphs | None, Directions | None]
 
 
 def discover_models(paths: list[Path]) -> list[Path]:
@@ -117,7 +118,30 @@ class ModelHost:
                 graphs = load_style_graphs(runtime)
             except NoStyleGraphsError as exc:
                 log.error("model %s: not serving Mix/Interpolate: %s", runtime.name, exc)
-        return runtime, graphs
+        return runtime, graphs, self._directions(path, runtime, graphs)
+
+    @staticmethod
+    def _directions(path: Path, runtime: ModelRuntime, graphs: StyleGraphs | None) -> Directions | None:
+        """The model's latent directions, when its sidecar is there and fits (optional, like the
+        companions: without them the model serves everything but edits)."""
+        where = directions_path(path)
+        if not where.is_file():
+            return None
+        try:
+            found = load_directions(where, runtime.sha256)
+        except DirectionsError as exc:
+            log.error("model %s: not serving edits: %s", runtime.name, exc)
+            return None
+        dim = runtime.card.z_dim if found.space == "z" else graphs.w_dim if graphs else None
+        if dim != found.vectors.shape[1]:
+            log.error(
+                "model %s: not serving edits: %s does not fit the model's %s space",
+                runtime.name,
+                where,
+                found.space,
+            )
+            return None
+        return found
 
     async def _load_in_pool(self, path: Path) -> Loaded:
         return await asyncio.get_running_loop().run_in_executor(self.load_pool, self._load, path)
@@ -145,12 +169,15 @@ class ModelHost:
         return batcher
 
     def _serve(self, loaded: Loaded) -> ServedModel:
-        runtime, graphs = loaded
+        runtime, graphs, directions = loaded
         name = runtime.name
         tally = Tally()
         model = ServedModel(runtime, self._batcher(runtime.render_rows, name, tally), tally=tally)
+        model.directions = directions
         if graphs is not None:
             model.styles = StyleServed(graphs, self._batcher(graphs.render_rows, f"{name}.synthesis"))
+        else:  # z given directly (edits, walk frames) for models without a w space
+            model.latents = self._batcher(runtime.render_latent_rows, f"{name}.latents")
         self.metrics.model_info.labels(name, runtime.sha256, runtime.profile.provider).set(1)
         self.metrics.queue_depth.labels(name).set_function(lambda: float(model.batcher.queue_depth))
         return model

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from artctl.imaging import encode_png
 from artctl.seeds import pixel_sha256
 from serving.batcher import Columns, DynamicBatcher
+from serving.cache import CacheKey, ImageCache
 from serving.metrics import ServerMetrics
 
 RAW_MIME = "application/x-artctl-raw"
@@ -68,9 +69,12 @@ def image_fields(enc: Encoded, shape: tuple[int, int, int]) -> dict[str, Any]:
 
 
 class Pipeline:
-    def __init__(self, encode_pool: Executor, metrics: ServerMetrics) -> None:
+    def __init__(
+        self, encode_pool: Executor, metrics: ServerMetrics, cache: ImageCache[Encoded] | None = None
+    ) -> None:
         self.encode_pool = encode_pool
         self.metrics = metrics
+        self.cache = cache
 
     async def render(
         self, model: str, batcher: DynamicBatcher, columns: Columns, deadline: float | None
@@ -91,10 +95,37 @@ class Pipeline:
             hist.observe(item.seconds)
         return list(encoded)
 
+    def cached(self, keys: list[CacheKey]) -> list[Encoded] | None:
+        """Every row's image when the cache holds them all (counted as hits), else None."""
+        cache = self.cache
+        if cache is None or not cache.enabled or not all(key in cache for key in keys):
+            return None
+        return [item for item in (cache.get(key) for key in keys) if item is not None]
+
     async def images(
-        self, model: str, batcher: DynamicBatcher, columns: Columns, fmt: str, deadline: float | None
+        self,
+        model: str,
+        batcher: DynamicBatcher,
+        columns: Columns,
+        fmt: str,
+        deadline: float | None,
+        keys: list[CacheKey] | None = None,
     ) -> list[Encoded]:
-        return await self.encode(await self.render(model, batcher, columns, deadline), fmt)
+        """Encoded images of all rows. With `keys` (one per row: serving.cache.row_keys), rows the
+        cache holds are not rendered again; the others are, and kept."""
+        cache = self.cache
+        if cache is None or not cache.enabled or keys is None:
+            return await self.encode(await self.render(model, batcher, columns, deadline), fmt)
+        found = [cache.get(key) for key in keys]
+        missing = [i for i, item in enumerate(found) if item is None]
+        if missing:
+            rows = np.asarray(missing)
+            part = {name: column[rows] for name, column in columns.items()}
+            fresh = await self.encode(await self.render(model, batcher, part, deadline), fmt)
+            for i, item in zip(missing, fresh):
+                cache.put(keys[i], item)
+                found[i] = item
+        return [item for item in found if item is not None]
 
     async def stream(
         self, model: str, batcher: DynamicBatcher, columns: Columns, fmt: str, deadline: float | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from artctl.directions import Directions
 from serving.batcher import DynamicBatcher
 from serving.errors import InvalidRequestError, ModelNotFoundError
 from serving.runtime import ModelRuntime
@@ -28,13 +29,16 @@ class ServedModel:
     batcher: DynamicBatcher
     styles: StyleServed | None = None
     tally: Tally = field(default_factory=Tally)
+    directions: Directions | None = None  # NAME.directions.json, when shipped and fitting
+    latents: DynamicBatcher | None = None  # renders z given directly (models without a w space)
 
     @property
     def name(self) -> str:
         return self.runtime.name
 
     def batchers(self) -> list[DynamicBatcher]:
-        return [self.batcher] + ([self.styles.batcher] if self.styles else [])
+        extra = [self.styles.batcher] if self.styles else []
+        return [self.batcher, *extra, *([self.latents] if self.latents else [])]
 
     def style(self) -> StyleServed:
         """The w-space graphs, or INVALID_ARGUMENT for a model without them."""

@@ -191,6 +191,10 @@ class ModelRuntime:
             "image", {"z": z, **conditioning(self.card, self.input_names, len(z), psi, labels)}
         )
 
+    def render_latent_rows(self, rows: dict[str, np.ndarray]) -> npt.NDArray[np.uint8]:
+        """The latent batcher's render function: columns z (psi, labels) in, images out."""
+        return self.render_latents(rows["z"], rows.get("psi"), rows.get("labels"))
+
     def render_rows(self, rows: dict[str, np.ndarray]) -> npt.NDArray[np.uint8]:
         """The batcher's render function: columns seeds (psi, labels) in, images out."""
         return self.render(rows["seeds"], rows.get("psi"), rows.get("labels"))

@@ -131,6 +131,7 @@ def test_shutdown_under_load_finishes_what_it_admitted(tiny_model: Path) -> None
         "max_batch": 16,
         "queue_size": 4096,
         "max_seeds_per_request": 16,
+        "cache_mb": 0,  # every request reaches the batcher (its first one repeats the probe's seeds)
     }
     codes: list[grpc.StatusCode] = []
     with running_server([tiny_model], **options) as (server, target):

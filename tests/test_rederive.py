@@ -64,7 +64,7 @@ def run_snippet(script: Path, drop: Path, model: Path) -> subprocess.CompletedPr
 
 def test_the_snippet_is_short_and_needs_no_artctl(tmp_path: Path) -> None:
     code = snippet(tmp_path).read_text()
-    assert len(code.strip().splitlines()) <= 30
+    assert len(code.strip().splitlines()) <= 50  # one screen
     imported = set()
     for node in ast.walk(ast.parse(code)):
         if isinstance(node, ast.Import):

@@ -29,6 +29,21 @@ NAME_OPTION = typer.Option(
 )
 
 
+def _curated(cfg: Any, path: Path) -> Any:
+    """The config with the curation's entries as its tokens (size follows the curation)."""
+    from artctl.collection import parse_collection
+    from artctl.curation import load_curation
+
+    picks = load_curation(path)
+    if cfg.size != len(picks.entries):
+        typer.echo(
+            f"note: size is {len(picks.entries)}, the curation's entries (the config says {cfg.size})",
+            err=True,
+        )
+    raw = {**cfg.model_dump(mode="python", exclude_none=True), "size": len(picks.entries), "curation": picks}
+    return parse_collection(raw, str(path))
+
+
 def resolve_local_model(model: str, base_dir: Path | None = None) -> Path:
     """The .onnx file to render in this process: `default` (or "") is the model this install ships,
     as a server resolves it; a relative path is tried against `base_dir` first."""
@@ -91,6 +106,11 @@ def mint(
     fmt: str = typer.Option(
         "erc721", "--format", help="Token metadata: erc721 (OpenSea) or metaplex (Solana)."
     ),
+    curation: Path | None = typer.Option(
+        None,
+        "--curation",
+        help="A studio export (artctl-curation-v1): render exactly its pinned entries, in order.",
+    ),
     repair: bool = typer.Option(
         False,
         "--repair",
@@ -115,6 +135,8 @@ def mint(
         from artctl.metadata import check_format
 
         cfg = load_collection(collection)
+        if curation is not None:
+            cfg = _curated(cfg, curation)
         check_format(cfg, fmt)
         if cfg.salt == EXAMPLE_SALT:
             typer.echo(

@@ -28,6 +28,7 @@ from artctl.drops.tokens import (
     CHUNK,
     DropContext,
     chunks,
+    prepare_curation,
     render_chunk,
     render_inputs,
     token_files_ok,
@@ -60,6 +61,7 @@ def mint(
     model_sha = str(card.get("sha256", ""))
     plan = plan_traits(config, card)
     ctx = DropContext(config, plan, model_sha, fmt, render_inputs(config, card))
+    prepare_curation(ctx, card)
     ids = shard.ids(config) if shard else config.token_ids()
     journal = Journal(out_dir, ctx.layout)
     part = None if shard is None else (shard.index, shard.count)

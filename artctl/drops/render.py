@@ -28,11 +28,15 @@ class Rendered:
     pixels: npt.NDArray[np.uint8] | None = None  # given by in-process renderers (saves a PNG decode)
 
 
+Edits = Sequence[tuple[int, float]]  # (direction, amount), artctl-edit-v1
+
+
 class Renderer(Protocol):
-    """Something that turns seeds (and labels, for conditional models) into PNGs."""
+    """Something that turns seeds (and labels, for conditional models; edits along the model's
+    latent directions, for curated drops) into PNGs."""
 
     def render(
-        self, seeds: Sequence[int], psi: float | None, labels: Sequence[int] | None = None
+        self, seeds: Sequence[int], psi: float | None, labels: Sequence[int] | None = None, edits: Edits = ()
     ) -> list[Rendered]: ...
 
     def profile(self) -> dict[str, Any]: ...
@@ -59,9 +63,11 @@ class ServerRenderer:
         self._profile: dict[str, Any] = dict(card.get("profile") or {})
 
     def render(
-        self, seeds: Sequence[int], psi: float | None, labels: Sequence[int] | None = None
+        self, seeds: Sequence[int], psi: float | None, labels: Sequence[int] | None = None, edits: Edits = ()
     ) -> list[Rendered]:
-        result = self.client.generate(seeds, model=self.model, psi=psi, labels=list(labels or []), fmt="png")
+        result = self.client.generate(
+            seeds, model=self.model, psi=psi, labels=list(labels or []), fmt="png", edits=list(edits)
+        )
         if [a.seed for a in result.artworks] != list(seeds):
             raise RenderError("server returned artworks for other seeds than requested")
         # A drop must come from one model: a server mid-rollout, reloaded, or serving another file

@@ -66,15 +66,108 @@ class DropContext:
     model_sha256: str
     fmt: str
     inputs: dict[str, Any] = field(default_factory=dict)  # render_inputs(): psi, labels, ...
+    curated: list[Curated] = field(default_factory=list)  # curated_inputs(), for curated drops
 
     @property
     def layout(self) -> Layout:
         return Layout.of(self.fmt, self.config)
 
     def metadata(self, entry: dict[str, Any]) -> dict[str, Any]:
-        return token_metadata(
-            self.config, entry, self.plan.order, self.model_sha256, self.fmt, self.inputs.get("psi")
+        psi = entry.get("psi", self.inputs.get("psi"))  # a curated token states its own
+        return token_metadata(self.config, entry, self.plan.order, self.model_sha256, self.fmt, psi)
+
+
+Curated = tuple[int, float | None, int | None, tuple[tuple[int, float], ...]]  # seed, psi, label, edits
+
+
+def curated_inputs(ctx: DropContext) -> list[Curated]:
+    """Every curated entry as the graph takes it: label names resolved to indices, psi as the drop
+    states it (the entry's, else the drop's), refused with the entry's number when it cannot be."""
+    curation = ctx.config.curation
+    assert curation is not None
+    names = ctx.inputs.get("labels")
+    has_psi = ctx.inputs.get("psi") is not None
+    values = {index: value for value, index in ctx.plan.label_index.items()}
+    out: list[Curated] = []
+    for n, entry in enumerate(curation.entries):
+        where = f"curation entry {n} (seed {entry.seed})"
+        if entry.psi is not None and not has_psi:
+            raise MintError(f"{where}: the model has no truncation input; drop psi")
+        label: int | None = None
+        if entry.label is not None:
+            if names is None:
+                raise MintError(f"{where}: the model is unconditional; drop label")
+            if isinstance(entry.label, int):
+                label = entry.label
+            elif entry.label in names:
+                label = names.index(entry.label)
+            else:
+                raise MintError(f"{where}: the model has no label {entry.label!r}")
+            if not 0 <= label < len(names):
+                raise MintError(f"{where}: label {label} is outside the model's 0..{len(names) - 1}")
+        elif names is not None:
+            label = 0
+        if ctx.plan.conditioning is not None and label not in values:
+            raise MintError(
+                f"{where}: label {names[label] if names and label is not None else label!r} is no value "
+                f"of the trait {ctx.plan.conditioning.name!r}"
+            )
+        psi = shortest_float32(entry.psi) if entry.psi is not None else ctx.inputs.get("psi")
+        out.append((int(entry.seed), psi, label, entry.edit_pairs))
+    return out
+
+
+def prepare_curation(ctx: DropContext, card: dict[str, Any]) -> None:
+    """For a curated drop: check the curation belongs to this model (and its directions), then
+    resolve every entry before anything renders."""
+    curation = ctx.config.curation
+    if curation is None:
+        return
+    if curation.model.sha256 != ctx.model_sha256:
+        raise MintError(
+            f"the curation was made with model {curation.model.sha256[:12]}…, but the renderer's is "
+            f"{ctx.model_sha256[:12]}…: mint it with the model it was made with"
         )
+    if curation.has_edits and card.get("directions_sha256") != curation.directions_sha256:
+        raise MintError(
+            "the curation's edits need the directions it was made with (directions_sha256 "
+            f"{str(curation.directions_sha256)[:12]}…), and the renderer has "
+            f"{str(card.get('directions_sha256') or 'none')[:12]}"
+        )
+    ctx.curated = curated_inputs(ctx)
+
+
+def _render_curated(
+    ctx: DropContext, ids: Sequence[int], renderer: Renderer
+) -> tuple[list[int], list[tuple[str, int] | None], list[Rendered], list[Curated]]:
+    """Curated tokens rendered in groups of one psi and one edit (each group one render call)."""
+    config = ctx.config
+    wanted = [ctx.curated[i - config.start_index] for i in ids]
+    values = {index: value for value, index in ctx.plan.label_index.items()}
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for position, (_, psi, _, edits) in enumerate(wanted):
+        groups.setdefault((psi, edits), []).append(position)
+    rendered: list[Rendered | None] = [None] * len(ids)
+    for (psi, edits), positions in groups.items():
+        seeds = [wanted[p][0] for p in positions]
+        labels = [wanted[p][2] for p in positions]
+        label_arg = None if labels[0] is None else [int(x) for x in labels if x is not None]
+        items = (
+            renderer.render(seeds, psi, label_arg, edits=edits)
+            if edits
+            else renderer.render(seeds, psi, label_arg)
+        )
+        if len(items) != len(positions):
+            raise MintError(f"renderer returned {len(items)} images for {len(positions)} seeds")
+        for p, item in zip(positions, items):
+            rendered[p] = item
+    drawn = [
+        None
+        if label is None
+        else ((values.get(label) or "", label) if ctx.plan.conditioning else ("", label))
+        for _, _, label, _ in wanted
+    ]
+    return [w[0] for w in wanted], drawn, [r for r in rendered if r is not None], wanted
 
 
 def render_chunk(
@@ -82,14 +175,18 @@ def render_chunk(
 ) -> list[tuple[dict[str, Any], Rendered]]:
     """Render tokens and build their manifest entries (pixels checked against the renderer's hash)."""
     config, plan = ctx.config, ctx.plan
-    seeds = [token_seed(config.salt, i) for i in ids]
-    drawn = [plan.draw_label(config.salt, i) for i in ids]
-    labels = [d[1] for d in drawn if d is not None] or None
-    rendered = renderer.render(seeds, ctx.inputs.get("psi"), labels)
+    wanted: list[Curated] | None = None
+    if config.curation is not None:
+        seeds, drawn, rendered, wanted = _render_curated(ctx, ids, renderer)
+    else:
+        seeds = [token_seed(config.salt, i) for i in ids]
+        drawn = [plan.draw_label(config.salt, i) for i in ids]
+        labels = [d[1] for d in drawn if d is not None] or None
+        rendered = renderer.render(seeds, ctx.inputs.get("psi"), labels)
     if len(rendered) != len(ids):
         raise MintError(f"renderer returned {len(rendered)} images for {len(ids)} seeds")
     out = []
-    for token_id, seed, pair, item in zip(ids, seeds, drawn, rendered):
+    for position, (token_id, seed, pair, item) in enumerate(zip(ids, seeds, drawn, rendered)):
         if item.seed != seed:
             raise MintError(f"token {token_id}: renderer answered for seed {item.seed}, not {seed}")
         pixels = item.pixels if item.pixels is not None else decode_png(item.png)
@@ -100,7 +197,9 @@ def render_chunk(
         entry: dict[str, Any] = {
             "id": token_id,
             "seed": str(seed),
-            "traits": plan.traits_for(config.salt, token_id, pixels, pair[0] if pair else None),
+            "traits": plan.traits_for(
+                config.salt, token_id, pixels, pair[0] if pair and plan.conditioning else None
+            ),
             "pixel_sha256": pix,
             "file_sha256": sha256_hex(item.png),
             "cid": cid,
@@ -111,6 +210,12 @@ def render_chunk(
             names = ctx.inputs.get("labels")
             if names:  # drops before artctl-manifest-v3 recorded no label names
                 entry["label_name"] = names[pair[1]]
+        if wanted is not None:  # a curated token states its own psi and edits
+            _, psi, _, edits = wanted[position]
+            if psi is not None:
+                entry["psi"] = psi
+            if edits:
+                entry["edits"] = [{"direction": d, "amount": a} for d, a in edits]
         out.append((entry, item))
     return out
 

@@ -36,6 +36,7 @@ from artctl.drops.tokens import (
     CHUNK,
     DropContext,
     chunks,
+    prepare_curation,
     render_chunk,
     render_inputs,
 )
@@ -43,7 +44,7 @@ from artctl.imaging import decode_png
 from artctl.jsonstream import iter_array, sha256_of_file, sha256_of_fill
 from artctl.metadata import stable_json
 from artctl.profile import profile_differences
-from artctl.seeds import pixel_sha256, token_seed
+from artctl.seeds import pixel_sha256
 from artctl.traits import COLOUR_V1, plan_traits
 
 IDENTICAL, NEAR, DIFFERENT = "identical", "within 1 LSB", "different image"
@@ -175,6 +176,11 @@ def verify(
         add(f"manifest.json: inputs {recorded_inputs} should be {expected_inputs}")
     inputs = expected_inputs if recorded_inputs is not None else {}
     ctx = DropContext(config, plan, str((doc.get("model") or {}).get("sha256", "")), fmt, inputs)
+    try:
+        prepare_curation(ctx, card)
+    except MintError as exc:
+        add(f"curation: {exc}")
+        return report
     if doc.get("traits", {}).get("active") != plan.order:
         add(f"manifest.json: active traits {doc.get('traits', {}).get('active')} should be {plan.order}")
     manifest = drop / "manifest.json"
@@ -193,8 +199,9 @@ def verify(
             if entry is None:
                 add(f"token {fresh['id']}: missing from manifest.json")
                 continue
-            if entry.get("seed") != str(token_seed(config.salt, fresh["id"])):
-                add(f"token {fresh['id']}: seed is not token_seed(salt, id)")
+            if entry.get("seed") != fresh["seed"]:
+                why = "the curation's entry" if config.curation else "token_seed(salt, id)"
+                add(f"token {fresh['id']}: seed is not {why}")
             pixels = item.pixels if item.pixels is not None else decode_png(item.png)
             _check_token(drop, ctx, entry, fresh, pixels, report)
         done += len(ids)

@@ -33,7 +33,7 @@ LATENT_SPACE_Z: LatentSpace
 LATENT_SPACE_W: LatentSpace
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "seeds", "psi", "labels", "format", "include_metadata", "traits")
+    __slots__ = ("model", "seeds", "psi", "labels", "format", "include_metadata", "traits", "edits")
     class TraitsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,7 @@ class GenerateRequest(_message.Message):
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_METADATA_FIELD_NUMBER: _ClassVar[int]
     TRAITS_FIELD_NUMBER: _ClassVar[int]
+    EDITS_FIELD_NUMBER: _ClassVar[int]
     model: str
     seeds: _containers.RepeatedScalarFieldContainer[int]
     psi: float
@@ -55,7 +56,16 @@ class GenerateRequest(_message.Message):
     format: ImageFormat
     include_metadata: bool
     traits: _containers.ScalarMap[str, str]
-    def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., psi: _Optional[float] = ..., labels: _Optional[_Iterable[int]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., include_metadata: _Optional[bool] = ..., traits: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    edits: _containers.RepeatedCompositeFieldContainer[DirectionEdit]
+    def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., psi: _Optional[float] = ..., labels: _Optional[_Iterable[int]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., include_metadata: _Optional[bool] = ..., traits: _Optional[_Mapping[str, str]] = ..., edits: _Optional[_Iterable[_Union[DirectionEdit, _Mapping]]] = ...) -> None: ...
+
+class DirectionEdit(_message.Message):
+    __slots__ = ("direction", "amount")
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    direction: int
+    amount: float
+    def __init__(self, direction: _Optional[int] = ..., amount: _Optional[float] = ...) -> None: ...
 
 class RenderProfile(_message.Message):
     __slots__ = ("model_sha256", "runtime", "provider", "device", "exec_batch", "precision", "latent_contract", "graph_optimization", "execution_mode", "cpu_isa")
@@ -118,7 +128,7 @@ class GenerateResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., profile: _Optional[_Union[RenderProfile, _Mapping]] = ..., artworks: _Optional[_Iterable[_Union[Artwork, _Mapping]]] = ...) -> None: ...
 
 class ModelCard(_message.Message):
-    __slots__ = ("name", "architecture", "resolution", "channels", "z_dim", "label_names", "default_psi", "has_psi", "has_label", "sha256", "data_fingerprint", "exporter_version", "contracts", "metadata", "profile")
+    __slots__ = ("name", "architecture", "resolution", "channels", "z_dim", "label_names", "default_psi", "has_psi", "has_label", "sha256", "data_fingerprint", "exporter_version", "contracts", "metadata", "profile", "directions_sha256", "directions")
     class ContractsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +158,8 @@ class ModelCard(_message.Message):
     CONTRACTS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
+    DIRECTIONS_SHA256_FIELD_NUMBER: _ClassVar[int]
+    DIRECTIONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     architecture: str
     resolution: int
@@ -163,7 +175,9 @@ class ModelCard(_message.Message):
     contracts: _containers.ScalarMap[str, str]
     metadata: _containers.ScalarMap[str, str]
     profile: RenderProfile
-    def __init__(self, name: _Optional[str] = ..., architecture: _Optional[str] = ..., resolution: _Optional[int] = ..., channels: _Optional[int] = ..., z_dim: _Optional[int] = ..., label_names: _Optional[_Iterable[str]] = ..., default_psi: _Optional[float] = ..., has_psi: _Optional[bool] = ..., has_label: _Optional[bool] = ..., sha256: _Optional[str] = ..., data_fingerprint: _Optional[str] = ..., exporter_version: _Optional[str] = ..., contracts: _Optional[_Mapping[str, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., profile: _Optional[_Union[RenderProfile, _Mapping]] = ...) -> None: ...
+    directions_sha256: str
+    directions: int
+    def __init__(self, name: _Optional[str] = ..., architecture: _Optional[str] = ..., resolution: _Optional[int] = ..., channels: _Optional[int] = ..., z_dim: _Optional[int] = ..., label_names: _Optional[_Iterable[str]] = ..., default_psi: _Optional[float] = ..., has_psi: _Optional[bool] = ..., has_label: _Optional[bool] = ..., sha256: _Optional[str] = ..., data_fingerprint: _Optional[str] = ..., exporter_version: _Optional[str] = ..., contracts: _Optional[_Mapping[str, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., profile: _Optional[_Union[RenderProfile, _Mapping]] = ..., directions_sha256: _Optional[str] = ..., directions: _Optional[int] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
