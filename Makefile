@@ -39,7 +39,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 $(TRITON_STAMP): constraints-triton.txt
 	$(PYTHON) -m venv $(TRITON_VENV)
-	$(TRITON_VENV)/bin/python -m pip install -q -c constraints-triton.txt 'tritonclient[grpc]'
+	$(TRITON_VENV)/bin/python -m pip install -q -c constraints-triton.txt 'tritonclient[grpc,http]'
 	@touch $(TRITON_STAMP)
 
 $(TOOLS_STAMP): constraints-tools.txt

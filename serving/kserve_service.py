@@ -166,9 +166,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
-        return await self._infer(request, deadline_of(context))
+        return await self.infer(request, deadline_of(context))
 
-    async def _infer(self, request: pb.ModelInferRequest, deadline: float | None) -> pb.ModelInferResponse:
+    async def infer(self, request: pb.ModelInferRequest, deadline: float | None) -> pb.ModelInferResponse:
+        """One inference, whichever protocol brought it (gRPC, its stream, REST)."""
         model = self.registry.get(request.model_name)
         _check_version(request.model_name, request.model_version)
         with model.tally.timed():
@@ -194,7 +195,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         and the stream goes on (as Triton's clients expect)."""
         async for request in request_iterator:
             try:
-                reply = await self._infer(request, deadline_of(context))
+                reply = await self.infer(request, deadline_of(context))
             except Exception as exc:
                 if status_for(exc) is None:
                     raise  # a bug: the interceptor makes it INTERNAL

@@ -24,13 +24,14 @@ from prometheus_client import start_http_server
 from artctl.kserve.v2 import grpc_service_pb2, grpc_service_pb2_grpc
 from artctl.v1 import generator_pb2, generator_pb2_grpc
 from serving.auth import BearerTokenInterceptor, read_token
+from serving.cache import ImageCache
 from serving.config import ServerOptions
 from serving.generator_service import GeneratorServicer
 from serving.hosting import ModelHost
 from serving.interceptors import StatusInterceptor
 from serving.kserve_service import Batching, InferenceServicer
 from serving.metrics import ServerMetrics
-from serving.pipeline import Pipeline
+from serving.pipeline import Encoded, Pipeline
 from serving.requests import Limits
 
 log = logging.getLogger("artctl.serving")
@@ -116,13 +117,17 @@ class ArtServer:
         self.host = ModelHost(options, self.metrics)
         self.registry = self.host.registry
         self.encode_pool = _encode_pool(options)
-        self.pipeline = Pipeline(self.encode_pool, self.metrics)
+        self.cache: ImageCache[Encoded] = ImageCache(options.cache_mb * 2**20, self.metrics.registry)
+        self.pipeline = Pipeline(self.encode_pool, self.metrics, self.cache)
         self.health = ClosingHealthServicer()
         self.server: grpc.aio.Server | None = None
         self.inference: InferenceServicer | None = None
+        self.generator: GeneratorServicer | None = None
         self.port = 0
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop start() ran on
         self._metrics_http: Any = None  # (server, thread) from prometheus_client
+        self.http: Any = None  # serving.web.HttpFront, when http_port is set
+        self.http_port = 0
 
     async def reload(self) -> list[str]:
         """Pick up new, changed and removed model files; returns a line per change."""
@@ -148,9 +153,8 @@ class ArtServer:
     def _add_services(self, server: grpc.aio.Server) -> None:
         opts = self.options
         limits = Limits(opts.max_seeds_per_request, opts.max_message_mb * 1024 * 1024)
-        generator_pb2_grpc.add_GeneratorServicer_to_server(
-            GeneratorServicer(self.registry, self.pipeline, limits), server
-        )
+        self.generator = GeneratorServicer(self.registry, self.pipeline, limits)
+        generator_pb2_grpc.add_GeneratorServicer_to_server(self.generator, server)
         batching = Batching(opts.max_batch, opts.max_delay_ms, gpu=self.host.engine.kind == "cuda")
         self.inference = InferenceServicer(self.registry, self.pipeline, limits, batching)
         grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(self.inference, server)
@@ -195,10 +199,28 @@ class ArtServer:
                 opts.metrics_port, addr=opts.host, registry=self.metrics.registry
             )
         await self.server.start()
+        if opts.http_port is not None:
+            await self._start_http()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.host.start_watching()
         return self.port
+
+    async def _start_http(self) -> None:
+        """The HTTP front (studio, KServe REST, image URLs) over the same registry, pipeline and cache."""
+        from serving.web import HttpFront
+        from serving.web_images import ImageRoutes
+        from serving.web_kserve import KServeRoutes
+
+        assert self.inference is not None and self.generator is not None
+        routes = KServeRoutes(self.inference).routes() + ImageRoutes(self.generator).routes()
+        self.http = HttpFront(self.options, self.metrics, routes)
+        try:
+            self.http_port = await self.http.start()
+        except OSError as exc:
+            raise OSError(
+                f"cannot listen on {self.options.host}:{self.options.http_port} for HTTP ({exc.strerror})"
+            ) from None
 
     async def stop(self) -> None:
         """Graceful: NOT_SERVING, stop admitting new RPCs, finish in-flight ones, then stop."""
@@ -206,6 +228,8 @@ class ArtServer:
         await self.host.stop_watching()
         if self.inference is not None:
             self.inference.ready = False
+        if self.http is not None:
+            await self.http.stop()  # in-flight HTTP requests finish first (aiohttp's shutdown)
         if self.server is not None:
             await self.server.stop(self.options.grace_s)
         await self.host.close()
@@ -230,6 +254,9 @@ async def serve_forever(options: ServerOptions) -> None:
         names,
         server.registry.default_name,
     )
+    if server.http is not None:
+        web_scheme = "https" if options.tls_cert else "http"
+        log.info("artctl serve: studio at %s://%s:%d/studio", web_scheme, options.host, server.http_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -177,3 +177,60 @@ def test_triton_extensions_config_statistics_index_and_stream(
     assert sum(int(b["compute_infer"]["count"]) for b in stats["batch_stats"]) == int(
         stats["execution_count"]
     )
+
+
+HTTP_SCRIPT = r"""
+import json, sys
+import numpy as np
+import tritonclient.http as th
+from tritonclient.utils import InferenceServerException
+
+url, out = sys.argv[1], sys.argv[2]
+client = th.InferenceServerClient(url=url)
+report = {
+    "live": client.is_server_live(),
+    "ready": client.is_server_ready(),
+    "model_ready": client.is_model_ready("tiny"),
+    "metadata": client.get_model_metadata("tiny"),
+    "config": client.get_model_config("tiny"),
+}
+inp = th.InferInput("SEED", [3, 1], "UINT64")
+inp.set_data_from_numpy(np.array([[0], [7], [2**64 - 1]], dtype=np.uint64))  # binary by default
+binary = client.infer("tiny", [inp], request_id="h1")
+as_json = th.InferInput("SEED", [3, 1], "UINT64")
+as_json.set_data_from_numpy(np.array([[0], [7], [2**64 - 1]], dtype=np.uint64), binary_data=False)
+plain = client.infer("tiny", [as_json], outputs=[th.InferRequestedOutput("IMAGE", binary_data=False)])
+np.save(out, np.stack([binary.as_numpy("IMAGE"), plain.as_numpy("IMAGE")]))
+report["id"] = binary.get_response()["id"]
+bad = th.InferInput("SEED", [1], "INT64")
+bad.set_data_from_numpy(np.array([1], dtype=np.int64))
+try:
+    client.infer("tiny", [bad])
+except InferenceServerException as exc:
+    report["bad"] = [exc.status(), exc.message()]
+print(json.dumps(report))
+"""
+
+
+def test_tritonclient_http_talks_kserve_rest_to_artctl(tiny_model: Path, tmp_path: Path) -> None:
+    from tests.helpers import free_port, running_server
+
+    with running_server([tiny_model], http_port=free_port()) as (server, _):
+        out = tmp_path / "images.npy"
+        proc = subprocess.run(
+            [triton_python(), "-c", HTTP_SCRIPT, f"127.0.0.1:{server.http_port}", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["live"] and report["ready"] and report["model_ready"]
+    assert report["metadata"]["inputs"] == [{"name": "SEED", "datatype": "UINT64", "shape": [-1, 1]}]
+    assert report["config"]["max_batch_size"] == 1024 and report["id"] == "h1"
+    assert report["bad"][0] == "400" and "UINT64" in report["bad"][1]
+    session = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"])
+    expected = session.run(["image"], {"z": latents([0, 7, 2**64 - 1], 16)})[0]
+    binary, plain = np.load(out)
+    np.testing.assert_array_equal(binary, expected)
+    np.testing.assert_array_equal(plain, expected)
