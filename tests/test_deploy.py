@@ -121,6 +121,11 @@ BREAKS: list[tuple[str, Callable[[Docs], Any], Callable[[Docs], Any]]] = [
     ("server port moved", rules.probes_match_ports, lambda d: _serve_toml(d, "port = 8001", "port = 9001")),
     ("server on loopback", rules.probes_match_ports, lambda d: _serve_toml(d, '"0.0.0.0"', '"127.0.0.1"')),
     (
+        "http port not a container port",
+        rules.probes_match_ports,
+        lambda d: container_of(d)["args"].extend(["--http-port", "9000"]),
+    ),
+    (
         "flag overrides port",
         rules.probes_match_ports,
         lambda d: container_of(d)["args"].extend(["--port", "9001"]),
@@ -190,6 +195,11 @@ BREAKS: list[tuple[str, Callable[[Docs], Any], Callable[[Docs], Any]]] = [
         "policy behind a port move",
         rules.network_policy_ports,
         lambda d: _serve_toml(d, "metrics_port = 8002", "metrics_port = 9002"),
+    ),
+    (
+        "policy behind an http port move",
+        rules.network_policy_ports,
+        lambda d: _serve_toml(d, "http_port = 8000", "http_port = 9000"),
     ),
     (
         "policy on other pods",

@@ -74,6 +74,7 @@ def flag_value(args: list[str], flag: str) -> str | None:
 FLAG_KEYS = {
     "--port": ("port", int),
     "--metrics-port": ("metrics_port", int),
+    "--http-port": ("http_port", int),
     "--max-connection-age": ("max_connection_age_s", float),
     "--host": ("host", str),
 }
@@ -151,8 +152,8 @@ def probes_match_ports(docs: list[Doc]) -> list[str]:
         opts = serve_options(docs, dep)
         c = dep["spec"]["template"]["spec"]["containers"][0]
         ports = {p["containerPort"] for p in c.get("ports", [])}
-        for key in ("port", "metrics_port"):
-            if opts.get(key) not in ports:
+        for key in ("port", "metrics_port", "http_port"):
+            if key in opts and opts[key] not in ports:
                 problems.append(f"{resource_name(dep)}: server {key} {opts.get(key)} is not a container port")
         for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
             if c.get(kind, {}).get("grpc", {}).get("port") != opts.get("port"):
@@ -165,14 +166,14 @@ def probes_match_ports(docs: list[Doc]) -> list[str]:
 
 
 def network_policy_ports(docs: list[Doc]) -> list[str]:
-    """The NetworkPolicies over the server pods admit its gRPC and metrics ports, and nothing else."""
+    """The NetworkPolicies over the server pods admit the ports it listens on, and nothing else."""
     problems = []
     for dep in _servers(docs):
         labels = dep["spec"]["template"]["metadata"].get("labels", {})
         container = dep["spec"]["template"]["spec"]["containers"][0]
         named = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
         opts = serve_options(docs, dep)
-        want = {opts.get("port"), opts.get("metrics_port")}
+        want = {opts.get(key) for key in ("port", "metrics_port", "http_port") if opts.get(key)}
         admitted: set[Any] = set()
         for policy in of_kind(docs, "NetworkPolicy"):
             selector = policy["spec"].get("podSelector", {}).get("matchLabels", {})
