@@ -1,0 +1,195 @@
+"""The server sweep of the GPU run: a real `artctl serve` under load from several processes.
+
+For a 64 px and a 256 px model: the batched server, the same at --max-batch 1, and the in-process
+ceiling (ONNX Runtime at the batch size + PNG or RAW encoding on every core), at concurrency 1, 16,
+64 and 256 with one seed per request, PNG and RAW. The load comes from several processes (one
+Python client tops out near a few thousand requests/s), each with its own seed range, and the
+response cache is off so every request renders. Between levels the server's /metrics give the
+share of wall time its inference thread spent in ONNX Runtime: well below 1 while the server
+trails the ceiling means the GPU waits on something else (encoding, the event loop).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.serve import REPO, free_port, serve_command, summarise
+
+LEVELS, SMOKE_LEVELS = (1, 16, 64, 256), (1, 4)
+FORMATS = ("png", "raw")
+
+LOAD = r"""
+import asyncio, json, sys, time
+import grpc
+from artctl.v1 import generator_pb2 as pb, generator_pb2_grpc as pb_grpc
+
+async def main(target, concurrency, seconds, warmup, fmt, first_seed):
+    fmt = pb.IMAGE_FORMAT_RAW if fmt == "raw" else pb.IMAGE_FORMAT_PNG
+    async with grpc.aio.insecure_channel(target) as ch:
+        stub = pb_grpc.GeneratorStub(ch)
+        latencies, errors = [], 0
+        counter = iter(range(first_seed, first_seed + 10**9))
+        stop_at = time.perf_counter() + warmup + seconds
+        measure_from = time.perf_counter() + warmup
+        async def worker():
+            nonlocal errors
+            while (start := time.perf_counter()) < stop_at:
+                try:
+                    await stub.Generate(pb.GenerateRequest(seeds=[next(counter)], format=fmt), timeout=30)
+                except grpc.RpcError:
+                    errors += 1
+                    continue
+                if start >= measure_from:
+                    latencies.append(time.perf_counter() - start)
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        print(json.dumps({"latencies": latencies, "errors": errors}))
+
+target, n, seconds, warmup, fmt, first = sys.argv[1:7]
+asyncio.run(main(target, int(n), float(seconds), float(warmup), fmt, int(first)))
+"""
+
+
+def inference_seconds(metrics_port: int) -> float:
+    """Total ONNX Runtime time the server has spent, over all models (its histogram's sum)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("artctl_inference_duration_seconds_sum")
+    )
+
+
+def load(target: str, concurrency: int, seconds: float, fmt: str, procs: int, salt: int) -> dict[str, Any]:
+    """`concurrency` requests in flight, spread over `procs` client processes."""
+    procs = max(1, min(procs, concurrency))
+    shares = [concurrency // procs + (i < concurrency % procs) for i in range(procs)]
+    running = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                LOAD,
+                target,
+                str(n),
+                str(seconds),
+                "1.0",
+                fmt,
+                str((salt * 64 + i) * 10**10),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
+            },
+        )
+        for i, n in enumerate(shares)
+    ]
+    latencies: list[float] = []
+    errors = 0
+    for proc in running:
+        out, _ = proc.communicate(timeout=seconds + 120)
+        doc = json.loads(out)
+        latencies += doc["latencies"]
+        errors += doc["errors"]
+    return summarise(latencies, seconds, errors)
+
+
+def server_rows(
+    model: Path, provider: str, max_batch: int, levels: tuple[int, ...], seconds: float, stop_at: float
+) -> list[dict[str, Any]]:
+    port, metrics_port = free_port(), free_port()
+    extra = ["--provider", provider, "--max-batch", str(max_batch), "--cache-mb", "0"]
+    extra += ["--queue-size", "65536", "--log-level", "WARNING", "--metrics-port", str(metrics_port)]
+    proc = subprocess.Popen(serve_command(model, port, *extra), cwd=REPO)
+    rows: list[dict[str, Any]] = []
+    try:
+        from artctl.cli.common import wait_for_server
+
+        wait_for_server(f"127.0.0.1:{port}", timeout=120, proc=proc)
+        procs = max(1, min(8, (os.cpu_count() or 2) // 2))
+        for fmt in FORMATS:
+            for level in levels:
+                if time.perf_counter() + seconds + 2 > stop_at:
+                    rows.append({"format": fmt, "concurrency": level, "skipped": "out of time"})
+                    continue
+                busy0, t0 = inference_seconds(metrics_port), time.perf_counter()
+                row = load(f"127.0.0.1:{port}", level, seconds, fmt, procs, salt=len(rows))
+                busy = (inference_seconds(metrics_port) - busy0) / (time.perf_counter() - t0)
+                rows.append({"format": fmt, "concurrency": level, "inference_busy": round(busy, 3), **row})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return rows
+
+
+def ceiling(model: Path, provider: str, batch: int, fmt: str, seconds: float) -> dict[str, Any]:
+    """In-process ONNX Runtime at `batch` plus encoding on every core: what no server can beat."""
+    from serving.pipeline import encode_image
+    from serving.runtime import Engine, load_model
+
+    runtime = load_model(model, engine=Engine.choose(provider))
+    done, start = 0, time.perf_counter()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        runtime.render(np.arange(batch, dtype=np.uint64))
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            images = runtime.render(np.arange(done, done + batch, dtype=np.uint64))
+            list(pool.map(lambda img: encode_image(img, fmt), images))
+            done += batch
+    return {"format": fmt, "batch": batch, "images_per_s": round(done / (time.perf_counter() - start), 1)}
+
+
+def sweep(models: dict[str, dict[str, Path]], provider: str, smoke: bool, stop_at: float) -> dict[str, Any]:
+    levels = SMOKE_LEVELS if smoke else LEVELS
+    seconds = 0.3 if smoke else 3.0
+    max_batch = 8 if smoke else 256
+    chosen = [m for m in ("dcgan64", "stylegan256") if m in models] or list(models)[:1]
+    chosen = chosen[:1] if smoke else chosen  # a server start is most of a smoke run
+    result: dict[str, Any] = {"levels": list(levels), "seconds_per_level": seconds, "models": {}}
+    for i, name in enumerate(chosen):
+        path = models[name]["fp32"]
+        share = (stop_at - time.perf_counter()) / (len(chosen) - i)
+        part_stop = time.perf_counter() + share
+        entry: dict[str, Any] = {"ceiling": [ceiling(path, provider, max_batch, f, seconds) for f in FORMATS]}
+        batched_stop = time.perf_counter() + (part_stop - time.perf_counter()) * 0.55
+        entry["batched"] = server_rows(path, provider, max_batch, levels, seconds, batched_stop)
+        entry["batch-1"] = server_rows(path, provider, 1, levels, seconds, part_stop)
+        entry["ratios"] = ratios(entry, levels)
+        result["models"][name] = entry
+    return result
+
+
+def ratios(entry: dict[str, Any], levels: tuple[int, ...]) -> dict[str, Any]:
+    """batched / batch-1 at the busiest level both reached, and the best batched / ceiling, per format."""
+    out: dict[str, Any] = {}
+    top = 64 if 64 in levels else levels[-1]
+    for fmt in FORMATS:
+
+        def at(mode: str, level: int, fmt: str = fmt) -> float | None:
+            row: dict[str, Any] = next(
+                (r for r in entry[mode] if r["format"] == fmt and r["concurrency"] == level), {}
+            )
+            return row.get("images_per_s")
+
+        b, one = at("batched", top), at("batch-1", top)
+        best = max((r.get("images_per_s", 0.0) for r in entry["batched"] if r["format"] == fmt), default=0.0)
+        roof = next(c["images_per_s"] for c in entry["ceiling"] if c["format"] == fmt)
+        out[fmt] = {
+            f"batched_over_batch1_at_{top}": round(b / one, 2) if b and one else None,
+            "best_batched_over_ceiling": round(best / roof, 3) if roof else None,
+            "best_batched_images_per_s": round(best, 1),
+        }
+    return out

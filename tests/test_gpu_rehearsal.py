@@ -1,0 +1,76 @@
+"""The GPU run's entry point, rehearsed on the CPU EP so that it cannot rot between GPU loans."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO / "bench" / "results" / "cpu-reference.json"
+
+
+def gpu_serving(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.gpu_serving", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_the_smoke_run_measures_every_stage(tmp_path: Path) -> None:
+    done = gpu_serving("--smoke", "--out", str(tmp_path), "--reference", str(REFERENCE))
+    assert done.returncode == 0, done.stderr[-2000:]
+    stages = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+    assert set(stages) == {"preflight", "models", "determinism", "cross", "sweep", "summary"}
+    assert all(stages[s]["ok"] for s in stages if s != "summary")
+    assert stages["preflight"]["active_providers"][0] == "CPUExecutionProvider"
+
+    cells = stages["determinism"]["cells"]
+    # Three models; fp32 and fp16 of the two built ones; canonical and natural shapes of each.
+    assert {(c["model"], c["precision"]) for c in cells} == {
+        ("default", "fp32"),
+        *((m, p) for m in ("dcgan64", "stylegan256") for p in ("fp32", "fp16")),
+    }
+    assert len(cells) == 10 and all(c["complete"] and c["seeds"] == 32 for c in cells)
+    # The CPU EP at the served level is batch-invariant, padded or not: a mismatch is a bug.
+    assert all(c["mismatches_per_pass"] == [0, 0] and c["mismatches_after_reopen"] == 0 for c in cells)
+    assert all(c["canonical_vs_natural_alone"] == 0 for c in cells if c["exec_batch"])
+
+    own = stages["cross"]["sites"]["own"]["vs_reference"]
+    assert own["same_model"] and own["seeds"] == 32
+    assert own["latent_mismatches"] == 0  # the seed contract is arithmetic: no machine may differ
+
+    sweep = stages["sweep"]["models"]["dcgan64"]
+    rows = sweep["batched"] + sweep["batch-1"]
+    assert {(r["format"], r["concurrency"]) for r in sweep["batched"]} == {
+        (f, c) for f in ("png", "raw") for c in (1, 4)
+    }
+    assert all(r["errors"] == 0 and r["requests"] > 0 and 0 < r["inference_busy"] <= 1.0 for r in rows)
+    assert {c["format"] for c in sweep["ceiling"]} == {"png", "raw"}
+    assert "targets:" in done.stdout and "== determinism" in done.stdout
+
+
+def test_a_missing_cuda_provider_stops_the_run_before_anything_is_measured(tmp_path: Path) -> None:
+    done = gpu_serving("--provider", "cuda", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "preflight failed, nothing measured" in done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["preflight.json"]
+    report = json.loads((tmp_path / "preflight.json").read_text())
+    assert report["ok"] is False and "cuda" in report["error"] and "CPUExecutionProvider" in report["error"]
+
+
+def test_the_reference_hashes_are_the_embedded_default_models() -> None:
+    """The committed reference must name the model this checkout embeds, or the GPU box compares
+    against the wrong pixels."""
+    from artctl.modelcard import file_sha256
+    from artctl.models import embedded_default
+
+    reference = json.loads(REFERENCE.read_text())
+    model = embedded_default()
+    assert model is not None
+    assert reference["model_sha256"] == file_sha256(model)
+    assert len(reference["pixels"]) == len(reference["latents"]) == 4096
