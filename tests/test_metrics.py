@@ -152,11 +152,22 @@ def test_metrics_cli_scores_a_model_against_its_data(
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
         assert proc.returncode == 0, proc.stderr
-        assert "FID" in proc.stdout
+        assert "FID" in proc.stdout and "precision" in proc.stdout and "memorised" in proc.stdout
         return json.loads(out.read_text())
 
     from_ckpt = run(tiny_run, tmp_path / "a.json")
     from_onnx = run(tiny_model, tmp_path / "b.json")
     assert (from_ckpt["generated"], from_ckpt["real"]) == (12, 12) and from_ckpt["fid"] > 0
     assert from_onnx["fid"] == pytest.approx(from_ckpt["fid"], rel=1e-3)
+    gate = from_ckpt["gate"]
+    assert set(gate) == {
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "memorised",
+        "memorised_baseline",
+        "compared",
+    }
+    assert gate["compared"] == 12 and all(0 <= gate[k] <= 1 for k in ("precision", "recall", "coverage"))
     assert list((tmp_path / ".cache" / "artctl" / "inception").glob("*.npy")), "real features were not cached"

@@ -154,17 +154,19 @@ def test_cli_resume_keeps_the_runs_data_and_folder(tmp_path: Path) -> None:
     assert noop.returncode == 0 and load_checkpoint(run).path.name == "step-000003"
 
 
-def test_fid_scored_checkpoints_keep_a_best_pointer_and_a_loss_curve(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("by", ["fid", "kid"])
+def test_scored_checkpoints_keep_a_best_pointer_and_a_loss_curve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by: str
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # the real-feature cache stays inside the test
     run = tmp_path / "run"
-    train_tiny(run, steps=4, train={"checkpoint_every": 2, "fid_n": 8})
+    train_tiny(run, steps=4, train={"checkpoint_every": 2, "fid_n": 8, "best_by": by})
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     scored = [r for r in records if "fid" in r]
     assert [r["checkpoint"] for r in scored] == ["step-000002", "step-000004"]
+    assert all({"precision", "recall", "coverage", "memorised"} <= set(r) for r in scored)
     best = json.loads((run / "best.json").read_text())
-    assert best["fid"] == min(r["fid"] for r in scored)
+    assert best["by"] == by and best[by] == min(r[by] for r in scored)
     assert (run / "best").read_text().strip() == best["checkpoint"]
     assert (run / "checkpoints" / best["checkpoint"]).is_dir()
     assert Image.open(run / "loss-curve.png").size[0] > 100

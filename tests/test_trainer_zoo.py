@@ -45,6 +45,29 @@ def test_losses_match_their_definitions() -> None:
         d_loss("nope", big, small)
 
 
+def test_the_relativistic_pairing_loss_compares_each_real_with_its_fake() -> None:
+    real, fake = torch.tensor([2.0, 0.0, -1.0]), torch.tensor([-1.0, 0.5, 1.5])
+    # softplus(fake - real) per pair, averaged: -log sigmoid(D(real) - D(fake)).
+    want_d = torch.log1p(torch.exp(fake - real)).mean()
+    assert torch.isclose(d_loss("rpgan", real, fake), want_d)
+    assert torch.isclose(g_loss("rpgan", fake, real), torch.log1p(torch.exp(real - fake)).mean())
+    # Relativistic: only the differences count, so shifting every logit changes nothing (bce moves).
+    assert torch.isclose(d_loss("rpgan", real + 5, fake + 5), want_d)
+    assert not torch.isclose(d_loss("bce", real + 5, fake + 5), d_loss("bce", real, fake))
+    # The pairing is element-wise: reordering the fakes against the reals changes the loss.
+    assert not torch.isclose(d_loss("rpgan", real, fake.flip(0)), want_d)
+    with pytest.raises(ValueError, match="needs D's logits on reals"):
+        g_loss("rpgan", fake)
+
+
+def test_r2_is_r1_on_fakes_and_forbids_a_batchnorm_critic() -> None:
+    a = torch.randn(1, 2, 4, 4)
+    fake = torch.randn(3, 2, 4, 4, requires_grad=True)
+    assert torch.isclose(r1_penalty((fake * a).sum(dim=(1, 2, 3)), fake), a.square().sum(), rtol=1e-5)
+    with pytest.raises(ValueError, match="R2 need a discriminator without BatchNorm"):
+        TrainConfig(network=NetworkConfig(architecture="dcgan"), r2_gamma=1.0)
+
+
 def test_spectral_norm_bounds_each_layer() -> None:
     D = build_discriminator(NetworkConfig(resolution=16, d_base=8, spectral_norm=True))
     apply_spectral_norm(D)
@@ -162,6 +185,8 @@ ZOO = [
     ("stylegan", False, "wgan-gp", {}),
     ("stylegan", True, "hinge", {"spectral_norm": True}),
     ("stylegan", True, "lsgan", {}),
+    ("dcgan", False, "rpgan", {"spectral_norm": True}),
+    ("stylegan", True, "rpgan", {}),
 ]
 
 
@@ -174,6 +199,8 @@ def test_every_architecture_and_loss_trains_and_exports(
     per_sample = architecture == "stylegan" or extra.get("spectral_norm", False)
     r1 = 1.0 if per_sample else 0.0
     train = {"loss": loss, "augment": aug, "r1_gamma": r1, "r1_interval": 2, "ada_kimg": 0.05}
+    if loss == "rpgan":  # R3GAN: the relativistic loss with R1 and R2 of equal weight
+        train["r2_gamma"] = r1
     last = train_tiny(
         tmp_path / "run", steps=3, train=train, architecture=architecture, conditional=conditional, **extra
     )

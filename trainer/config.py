@@ -93,12 +93,16 @@ class TrainConfig(BaseModel):
     sample_every: int = Field(100, ge=1)
     checkpoint_every: int = Field(0, ge=0, description="0: only at the end (and on an interrupt)")
     keep_checkpoints: int = Field(
-        0, ge=0, description="keep the newest N checkpoints (and the best by FID); 0: keep all"
+        0, ge=0, description="keep the newest N checkpoints (and the best scored one); 0: keep all"
     )
     fid_n: int = Field(
         0,
         ge=0,
-        description="score every checkpoint by FID over this many images and keep a `best` pointer (0: off)",
+        description="score every checkpoint (FID, KID, the quality gate) over this many images and "
+        "keep a `best` pointer (0: off)",
+    )
+    best_by: Literal["fid", "kid"] = Field(
+        "fid", description="what `best` minimises; KID is unbiased, so it ranks fairly at small n"
     )
     log_every: int = Field(10, ge=1)
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
@@ -109,12 +113,15 @@ class TrainConfig(BaseModel):
         "auto", description="bf16 autocast of G and D on GPU (auto: bf16 on CUDA); CPU always trains in fp32"
     )
     # Losses and regularisation.
-    loss: Literal["bce", "hinge", "wgan-gp", "lsgan"] = Field("bce", description="bce = non-saturating")
+    loss: Literal["bce", "hinge", "wgan-gp", "lsgan", "rpgan"] = Field(
+        "bce", description="bce = non-saturating; rpgan = R3GAN's relativistic pairing loss"
+    )
     gp_weight: float = Field(10.0, ge=0.0, description="WGAN-GP gradient-penalty weight")
     r1_gamma: float | None = Field(
         None, ge=0.0, description="R1 weight; None: 0.0002*res^2/batch for stylegan, off for dcgan"
     )
-    r1_interval: int = Field(16, ge=1, description="lazy R1: penalise every N steps, scaled by N")
+    r2_gamma: float = Field(0.0, ge=0.0, description="R2 weight: R1's penalty on fakes (R3GAN: = R1)")
+    r1_interval: int = Field(16, ge=1, description="lazy R1/R2: penalise every N steps, scaled by N")
     style_mixing: float = Field(0.9, ge=0.0, le=1.0, description="style-mixing probability (stylegan)")
     # Small-data augmentation, applied to reals and fakes alike.
     augment: Literal["none", "diffaug", "ada"] = "none"
@@ -131,10 +138,10 @@ class TrainConfig(BaseModel):
         if (
             net.architecture == "dcgan"
             and not net.spectral_norm
-            and (self.loss == "wgan-gp" or self.r1_weight > 0)
+            and (self.loss == "wgan-gp" or self.r1_weight > 0 or self.r2_gamma > 0)
         ):
             raise ValueError(
-                "wgan-gp and R1 need a discriminator without BatchNorm: add spectral_norm "
+                "wgan-gp, R1 and R2 need a discriminator without BatchNorm: add spectral_norm "
                 "(--spectral-norm replaces the DCGAN discriminator's BatchNorm)"
             )
         return self

@@ -1,4 +1,5 @@
-"""FID, KID and the label plan that makes them fair, on the Inception features (trainer.inception).
+"""FID, KID, the quality gate (trainer.manifold) and the label plan that makes them fair, on the
+Inception features (trainer.inception).
 
 Images are generated through the seed contract (trainer.preview for checkpoints, ONNX Runtime for
 exported models, composed by the command line), so a model and its export measure the same images.
@@ -10,7 +11,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ import numpy.typing as npt
 
 from artctl.fileio import publish_mode
 from trainer.inception import INCEPTION_FILE, MetricsError, cache_root, inception_features
+from trainer.manifold import K_DENSITY_COVERAGE, quality_gate
 
 __all__ = ["MetricsError", "inception_features"]
 ProgressFn = Callable[[int, int], None]  # (done, total)
@@ -152,6 +154,8 @@ class QualityReport:
     kid_std: float
     generated: int
     real: int
+    # precision/recall, density/coverage, memorisation (trainer.manifold); empty under 6 images a side
+    gate: dict[str, Any] = field(default_factory=dict)
 
 
 def generated_features(
@@ -194,7 +198,12 @@ def measure(
         fake, real_feats, subsets=kid_subsets, subset_size=min(1000, n, len(real_feats))
     )
     fid = frechet_distance(FeatureStats.of(fake), FeatureStats.of(real_feats))
-    return QualityReport(fid=fid, kid=kid, kid_std=kid_std, generated=len(fake), real=len(real_feats))
+    gate = {}
+    if min(len(fake), len(real_feats)) > K_DENSITY_COVERAGE:
+        gate = quality_gate(real_feats, fake).to_json()
+    return QualityReport(
+        fid=fid, kid=kid, kid_std=kid_std, generated=len(fake), real=len(real_feats), gate=gate
+    )
 
 
 def label_indices(

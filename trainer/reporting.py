@@ -65,22 +65,31 @@ def plot_losses(run_dir: Path) -> Path | None:
     return out
 
 
-class BestByFid:
-    """Scores each checkpoint and keeps a `best` pointer (and best.json) to the lowest FID."""
+class BestCheckpoint:
+    """Scores each checkpoint and keeps a `best` pointer (and best.json) to the lowest FID or KID."""
 
-    def __init__(self, run_dir: Path, real: RealSet, n: int) -> None:
-        self.run_dir, self.real, self.n = Path(run_dir), real, n
+    def __init__(self, run_dir: Path, real: RealSet, n: int, by: str = "fid") -> None:
+        self.run_dir, self.real, self.n, self.by = Path(run_dir), real, n, by
         best = self.run_dir / "best.json"
-        self.best: float = json.loads(best.read_text())["fid"] if best.is_file() else float("inf")
+        previous = json.loads(best.read_text()) if best.is_file() else {}
+        # A resumed run keeps its best, unless it was chosen by the other score.
+        self.best: float = previous[by] if previous and previous.get("by", "fid") == by else float("inf")
 
     def score(self, checkpoint: Path, generate: Generate) -> dict[str, Any]:
         from trainer.metrics import measure
 
         report = measure(generate, self.real, self.n)
-        record = {"fid": round(report.fid, 4), "kid": round(report.kid, 6), "checkpoint": checkpoint.name}
-        if report.fid < self.best:
-            self.best = report.fid
-            atomic_write_text(self.run_dir / "best.json", json.dumps(record, indent=2) + "\n")
+        record = {
+            "fid": round(report.fid, 4),
+            "kid": round(report.kid, 6),
+            **report.gate,
+            "checkpoint": checkpoint.name,
+        }
+        value = report.fid if self.by == "fid" else report.kid
+        if value < self.best:
+            self.best = value
+            chosen = {**record, "by": self.by}
+            atomic_write_text(self.run_dir / "best.json", json.dumps(chosen, indent=2) + "\n")
             atomic_write_text(self.run_dir / "best", checkpoint.name + "\n")
         return record
 

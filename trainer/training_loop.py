@@ -36,7 +36,7 @@ from trainer.augment import AdaController, ada_augment, diff_augment
 from trainer.config import TrainConfig
 from trainer.datasets import DatasetError, load_dataset
 from trainer.distributed import Sampler, amp_dtype, autocast, init_world, no_sync, rank_seed, wrap
-from trainer.loss import d_loss, g_loss, gradient_penalty, r1_penalty
+from trainer.loss import RELATIVISTIC, d_loss, g_loss, gradient_penalty, r1_penalty
 from trainer.networks import apply_spectral_norm, build_discriminator, build_generator, init_weights
 from trainer.preview import generate, sample_grid
 from trainer.stopping import StopSignal, TimeBudget
@@ -178,17 +178,22 @@ class Trainer:
         cfg = self.config
         real, c, z = self._batch()
         fake = self._run_G(z, c)
-        r1_weight = cfg.r1_weight
-        do_r1 = r1_weight > 0 and self.step_count % cfg.r1_interval == 0
+        r1_weight, r2_weight = cfg.r1_weight, cfg.r2_gamma
+        lazy = self.step_count % cfg.r1_interval == 0
+        do_r1, do_r2 = lazy and r1_weight > 0, lazy and r2_weight > 0
+        fake_in = fake.detach().requires_grad_(do_r2)
         if do_r1:
             real = real.detach().requires_grad_(True)
         real_logits = self._run_D(real, c)
-        loss_D = d_loss(cfg.loss, real_logits, self._run_D(fake.detach(), c))
+        fake_logits = self._run_D(fake_in, c)
+        loss_D = d_loss(cfg.loss, real_logits, fake_logits)
         if cfg.loss == "wgan-gp" and cfg.gp_weight > 0:
             penalty = gradient_penalty(functools.partial(self._run_D, c=c), real.detach(), fake, self.gen)
             loss_D = loss_D + cfg.gp_weight * penalty
         if do_r1:  # lazy R1 (StyleGAN2): every r1_interval steps, scaled up by the interval
             loss_D = loss_D + r1_penalty(real_logits, real) * (r1_weight / 2 * cfg.r1_interval)
+        if do_r2:  # R2: the same zero-centred penalty on fakes (R3GAN), on the same schedule
+            loss_D = loss_D + r1_penalty(fake_logits, fake_in) * (r2_weight / 2 * cfg.r1_interval)
         self.opt_D.zero_grad(set_to_none=True)
         loss_D.backward()
         self.opt_D.step()
@@ -200,7 +205,8 @@ class Trainer:
                 self.ada.adjust()
 
         with no_sync(self.D_train):  # D's gradients here are discarded: no need to all-reduce them
-            loss_G = g_loss(cfg.loss, self._run_D(fake, c))
+            paired = self._run_D(real.detach(), c) if cfg.loss in RELATIVISTIC else None
+            loss_G = g_loss(cfg.loss, self._run_D(fake, c), paired)
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         self.opt_G.step()
@@ -295,9 +301,9 @@ class Trainer:
         (self.run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
         if cfg.fid_n:
             from trainer.metrics import RealSet
-            from trainer.reporting import BestByFid
+            from trainer.reporting import BestCheckpoint
 
-            self.scorer = BestByFid(self.run_dir, RealSet.of(self.data), cfg.fid_n)
+            self.scorer = BestCheckpoint(self.run_dir, RealSet.of(self.data), cfg.fid_n, cfg.best_by)
         if cfg.tensorboard:
             from trainer.reporting import TensorBoardLog
 

@@ -55,7 +55,8 @@ def metrics_fid(
     out: Path | None = typer.Option(None, "--out", help="Also write the report as JSON here."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON document."),
 ) -> None:
-    """FID and KID (Inception pool3 features) of a model's images against a real set (needs `train`)."""
+    """FID, KID, precision/recall, density/coverage and memorisation (Inception pool3 features) of a
+    model's images against a real set (needs `train`)."""
 
     def body() -> None:
         from trainer.metrics import measure, real_images
@@ -84,6 +85,17 @@ def metrics_fid(
                 f"FID {report.fid:.2f}   KID {report.kid * 1000:.2f} ± {report.kid_std * 1000:.2f} (x1e-3)   "
                 f"{report.generated} generated vs {report.real} real"
             )
+            if report.gate:
+                g = report.gate
+                typer.echo(
+                    f"precision {g['precision']:.3f}   recall {g['recall']:.3f}   "
+                    f"density {g['density']:.3f}   "
+                    f"coverage {g['coverage']:.3f}   ({g['compared']} a side)"
+                )
+                typer.echo(
+                    f"memorised {g['memorised']:.3f} of samples nearer a real than its nearest real "
+                    f"(real vs real: {g['memorised_baseline']:.3f})"
+                )
         if out is not None:
             from artctl.fileio import write_json_atomic
 

@@ -27,7 +27,13 @@ OVERRIDES: list[tuple[str, type, str, tuple[str, ...], str | None]] = [
         ("network.conditional",),
         "--conditional/--unconditional",
     ),
-    ("loss", str, "GAN loss: bce (non-saturating), hinge, wgan-gp, lsgan.", ("loss",), None),
+    (
+        "loss",
+        str,
+        "GAN loss: bce (non-saturating), hinge, wgan-gp, lsgan, rpgan (R3GAN's relativistic pairing).",
+        ("loss",),
+        None,
+    ),
     (
         "spectral_norm",
         bool,
@@ -40,6 +46,13 @@ OVERRIDES: list[tuple[str, type, str, tuple[str, ...], str | None]] = [
         float,
         "Lazy R1 penalty weight (default: 0.0002*res^2/batch for stylegan, off for dcgan).",
         ("r1_gamma",),
+        None,
+    ),
+    (
+        "r2_gamma",
+        float,
+        "R2 penalty weight: R1 on fakes, on R1's schedule (R3GAN: equal to R1).",
+        ("r2_gamma",),
         None,
     ),
     (
@@ -96,17 +109,18 @@ OVERRIDES: list[tuple[str, type, str, tuple[str, ...], str | None]] = [
     (
         "keep_checkpoints",
         int,
-        "Keep the newest N checkpoints (and the best by FID); 0: keep all.",
+        "Keep the newest N checkpoints (and the best scored one); 0: keep all.",
         ("keep_checkpoints",),
         None,
     ),
     (
         "fid_n",
         int,
-        "Score every checkpoint by FID over N images and keep a `best` pointer (0: off).",
+        "Score every checkpoint (FID, KID, the quality gate) over N images; keep a `best` pointer (0: off).",
         ("fid_n",),
         None,
     ),
+    ("best_by", str, "What `best` minimises: fid or kid (unbiased at small N).", ("best_by",), None),
     ("threads", int, "Torch CPU threads (0: torch's default).", ("threads",), None),
     (
         "device",
