@@ -1,4 +1,6 @@
-"""DCGAN vs StyleGAN, with and without ADA, at equal compute on the emoji set: FID/KID of each.
+"""The arms of a GAN recipe at equal compute on the emoji set: FID/KID (and the quality gate) of each.
+
+DCGAN vs StyleGAN, non-saturating vs R3GAN's RpGAN + R1 + R2, DiffAugment vs ADA.
 
 Every arm trains on the same data with the same batch and seed for the same time budget (`--minutes`
 of `--clock` time, `cpu` by default: this process's CPU time, so a shared machine does not favour
@@ -53,19 +55,42 @@ FAMILIES: dict[str, dict[str, Any]] = {
         key: DEFAULT_RECIPE[key] for key in ("network", "lr_g", "lr_d", "beta1", "beta2", "ema_decay")
     },
 }
-ARMS = ("dcgan", "dcgan-ada", "stylegan", "stylegan-ada")
+# R3GAN: R1 and R2 of equal weight, here StyleGAN2's R1 heuristic at 64 px and batch 32.
+_RPGAN = {"loss": "rpgan", "r1_gamma": 0.0002 * 64**2 / 32, "r2_gamma": 0.0002 * 64**2 / 32}
+# Each arm: its family and what it changes. R1/R2 need a DCGAN critic without BatchNorm.
+ARMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "dcgan": ("dcgan", {}),
+    "dcgan-ada": ("dcgan", {"augment": "ada"}),
+    "stylegan": ("stylegan", {}),
+    "stylegan-ada": ("stylegan", {"augment": "ada"}),
+    "stylegan-diffaug": ("stylegan", {"augment": "diffaug"}),
+    "stylegan-rpgan-ada": ("stylegan", {**_RPGAN, "augment": "ada"}),
+    "stylegan-rpgan-diffaug": ("stylegan", {**_RPGAN, "augment": "diffaug"}),
+    "dcgan-rpgan-diffaug": ("dcgan", {**_RPGAN, "augment": "diffaug", "spectral_norm": True}),
+}
+FIRST_ARMS = ("dcgan", "dcgan-ada", "stylegan", "stylegan-ada")  # the earlier comparison (compare.json)
 
 
-def arm_config(arm: str, data: str, minutes: float, clock: str, threads: int) -> TrainConfig:
-    family = FAMILIES[arm.removesuffix("-ada")]
+def arm_config(
+    arm: str, data: str, minutes: float, clock: str, threads: int, mirror: bool = True
+) -> TrainConfig:
+    family_name, changes = ARMS[arm]
+    family = FAMILIES[family_name]
+    changes = dict(changes)
+    network = {
+        **family["network"],
+        **({"spectral_norm": True} if changes.pop("spectral_norm", False) else {}),
+    }
     return TrainConfig.model_validate(
         {
             **family,
+            "network": network,
             "data": data,
             "batch": 32,
-            "augment": "ada" if arm.endswith("-ada") else "none",
+            "augment": "none",
+            **changes,
             "ada_kimg": 100,
-            "mirror": True,
+            "mirror": mirror,
             "steps": 1_000_000,  # the time budget ends every arm
             "minutes": minutes,
             "budget_clock": clock,
@@ -120,6 +145,7 @@ def score_arm(run: Path, real: RealSet, n: int) -> dict[str, Any]:
         "kimg": record["kimg"],
         "steps": record["step"],
         "ada_p": record.get("ada_p"),
+        **report.gate,
     }
     write_json_atomic(kept, scores)
     return scores
@@ -152,7 +178,10 @@ def main() -> None:
     parser.add_argument("--data", default="data/emoji64")
     parser.add_argument("--runs", type=Path, default=Path("runs/compare"))
     parser.add_argument("--out", type=Path, default=Path("docs/quality"))
-    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--arms", default=",".join(FIRST_ARMS), help=f"of {', '.join(ARMS)}")
+    parser.add_argument(
+        "--mirror", action=argparse.BooleanOptionalAction, default=True, help="horizontal flips of the reals"
+    )
     parser.add_argument("--minutes", type=float, default=12.0, help="training budget of every arm")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per arm while training")
@@ -169,7 +198,7 @@ def main() -> None:
     if not args.score_only:
         for arm, run in runs.items():
             print(f"training {arm} for {args.minutes:g} min ({args.clock} clock)", flush=True)
-            train_arm(arm_config(arm, args.data, args.minutes, args.clock, args.threads), run)
+            train_arm(arm_config(arm, args.data, args.minutes, args.clock, args.threads, args.mirror), run)
         if args.train_only:
             return
 
@@ -197,7 +226,7 @@ def main() -> None:
         kid = f"{row['kid'] * 1000:.1f} ± {row['kid_std'] * 1000:.1f}"
         budget = f"{row['minutes']:g} {row['clock']}-min"
         print(f"| {arm} | {budget} | {row['kimg']:.1f} | {row['fid']:.1f} | {kid} | {p} |")
-    name = "compare.json" if set(arms) == set(ARMS) else f"compare-{'-'.join(arms)}.json"
+    name = "compare.json" if set(arms) == set(FIRST_ARMS) else f"compare-{'-'.join(arms)}.json"
     (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out / name}")
 

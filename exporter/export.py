@@ -165,7 +165,8 @@ def export_checkpoint(
         if on_step is not None:
             on_step(message)
 
-    ck = load_checkpoint(checkpoint)  # the usual mistakes end here, before any step is reported
+    # The usual mistakes end here, before any step is reported; only the weights exported must exist.
+    ck = load_checkpoint(checkpoint, require=("G_ema.safetensors" if use_ema else "G.safetensors",))
     net = ck.config.network
     G = build_generator(net)
     weights = ck.tensors("G_ema.safetensors" if use_ema else "G.safetensors")

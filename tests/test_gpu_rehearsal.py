@@ -74,3 +74,88 @@ def test_the_reference_hashes_are_the_embedded_default_models() -> None:
     assert model is not None
     assert reference["model_sha256"] == file_sha256(model)
     assert len(reference["pixels"]) == len(reference["latents"]) == 4096
+
+
+def _labelled_zip(path: Path) -> Path:
+    """A small labelled image set as the GPU run brings it: one zip, one sub-folder per label."""
+    import zipfile
+
+    from PIL import Image
+
+    from trainer.datasets import synthetic_shapes
+    from trainer.preview import quantize
+
+    shapes = synthetic_shapes(24, 16, 4)
+    with zipfile.ZipFile(path, "w") as archive:
+        for i, img in enumerate(quantize(shapes.images).numpy()):
+            src = path.parent / f"{i}.png"
+            Image.fromarray(img, "RGBA").save(src)
+            archive.write(src, f"{shapes.label_names[int(shapes.labels[i])]}/{i}.png")
+    return path
+
+
+def test_the_gpu_training_command_brings_back_a_generator_that_scores_and_exports(tmp_path: Path) -> None:
+    import os
+
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),  # the real-feature cache stays inside the test
+        "DEVICE": "cpu",
+        "MINUTES": "0.05",
+        "EXTRA": "--resolution 16 --batch 8",
+        "DATA": str(_labelled_zip(tmp_path / "shapes.zip")),
+        "OUT": str(tmp_path / "out"),
+        "ARTCTL_GPU_WORK": str(tmp_path / "work"),
+        "PYTHON": sys.executable,
+    }
+    done = subprocess.run(
+        ["bash", "bench/gpu/train.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    back = sorted((tmp_path / "out").iterdir())
+    assert len(back) <= 8 and all(p.stat().st_size <= 16 * 2**20 for p in back)
+    assert "time budget" in (tmp_path / "out" / "train.log").read_text()
+
+    run = tmp_path / "back"
+    unpack = subprocess.run(
+        ["bash", "bench/gpu/unpack_train.sh", str(tmp_path / "out"), str(run)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert unpack.returncode == 0 and "G_ema verified" in unpack.stdout, unpack.stderr
+
+    def artctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "artctl", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    scored = artctl("metrics", "fid", "--model", str(run), "--data", env["DATA"], "--n", "24", "--json")
+    assert scored.returncode == 0, scored.stderr
+    report = json.loads(scored.stdout)
+    assert report["generated"] == 24 and {"precision", "recall", "memorised"} <= set(report["gate"])
+    exported = artctl("export", str(run), "--out", str(tmp_path / "gpu.onnx"))
+    assert exported.returncode == 0 and (tmp_path / "gpu.onnx").is_file(), exported.stderr
+    resumed = artctl("train", "--resume", str(run), "--steps", "3")  # no D, no optimiser state
+    assert resumed.returncode != 0 and "is incomplete: G.safetensors is missing" in resumed.stderr
+
+
+def test_the_gpu_recipe_is_what_the_guide_says() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "artctl", "train", "data/emoji64", "--preset", "emoji64-gpu", "--dry-run"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    cfg = json.loads(done.stdout)
+    assert cfg["loss"] == "rpgan" and cfg["r1_gamma"] == cfg["r2_gamma"] > 0  # R3GAN: R1 + R2
+    assert cfg["mirror"] is False  # emoji are not mirror-symmetric
+    assert (cfg["device"], cfg["precision"], cfg["budget_clock"]) == ("cuda", "bf16", "wall")
+    assert cfg["minutes"] <= 8 and cfg["network"]["conditional"] and cfg["fid_n"] == 0

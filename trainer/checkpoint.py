@@ -195,8 +195,10 @@ def resolve_checkpoint(path: Path) -> Path:
     return path
 
 
-def load_checkpoint(path: Path) -> Checkpoint:
-    """Open a checkpoint (or a run's latest) and validate its config."""
+def load_checkpoint(path: Path, require: tuple[str, ...] = MODEL_FILES) -> Checkpoint:
+    """Open a checkpoint (or a run's latest) and validate its config. Scoring and export need only
+    the generator they use (`require`): a generator-only checkpoint, as the GPU run brings back,
+    scores and exports but cannot resume."""
     path = resolve_checkpoint(path)
     try:
         doc = json.loads((path / "config.json").read_text())
@@ -211,7 +213,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(
             f"{path / 'config.json'}: invalid training config: {' '.join(first[:3])}"
         ) from exc
-    for name in MODEL_FILES:
+    for name in require:
         if not (path / name).is_file():
             raise CheckpointError(f"{path} is incomplete: {name} is missing")
     return Checkpoint(path=path, config=config, meta=doc)

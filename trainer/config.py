@@ -262,6 +262,32 @@ PRESETS: dict[str, dict[str, Any]] = {
         **_RECIPE_CPU,
     },
 }
+# The GPU recipe for the emoji set (docs/gpu.md, part 2): the GPU-sized conditional StyleGAN-type
+# network with R3GAN's objective (RpGAN + R1 + R2 of equal weight) and ADA, chosen from CPU runs of
+# the arms (docs/quality.md). Sized for one command on one H200: bf16 autocast, batch 128, a 7-minute
+# wall-clock budget that ends it, a checkpoint every 2,000 steps, no FID during training (scored
+# afterwards on CPU), and no horizontal flips: emoji are not mirror-symmetric.
+PRESETS["emoji64-gpu"] = {
+    "network": {**PRESETS["stylegan64"]["network"], "conditional": True},
+    **_STYLEGAN_OPT,
+    "loss": "rpgan",
+    "r1_gamma": 0.0002 * 64**2 / 128,
+    "r2_gamma": 0.0002 * 64**2 / 128,
+    "augment": "ada",
+    "ada_kimg": 100,
+    "mirror": False,
+    "batch": 128,
+    "device": "cuda",
+    "precision": "bf16",
+    "steps": 1_000_000,
+    "minutes": 7.0,
+    "budget_clock": "wall",
+    "sample_every": 2000,
+    "checkpoint_every": 2000,
+    "keep_checkpoints": 1,
+    "log_every": 200,
+    "seed": 7,
+}
 PRESETS["emoji64-stylegan"] = PRESETS["stylegan64"]  # its earlier name
 
 PRESET_NOTES: dict[str, str] = {
@@ -273,6 +299,7 @@ PRESET_NOTES: dict[str, str] = {
     "stylegan64": "StyleGAN2-type + ADA, 64 px, 2,000+ images (GPU-sized network)",
     "small-data-stylegan64": "StyleGAN2-type + ADA, 64 px, small network, under 2,000 images (CPU-sized)",
     "emoji64-stylegan-cond": "the embedded default model's recipe: conditional small-data-stylegan64",
+    "emoji64-gpu": "the emoji set on one GPU: conditional StyleGAN-type, RpGAN + R1 + R2, ADA, no flips",
     "emoji64-stylegan": "the earlier name of stylegan64",
 }
 SMALL_DATA = 2000  # fewer images than this: the small-data recipe of the family (augmentation)

@@ -234,7 +234,7 @@ def checkpoint_source(model: Path, psi: float | None = None) -> tuple[Generate, 
     from trainer.networks import build_generator
     from trainer.preview import generate as render
 
-    ck = load_checkpoint(model)
+    ck = load_checkpoint(model, require=("G_ema.safetensors",))
     G = build_generator(ck.config.network)
     G.load_state_dict(ck.tensors("G_ema.safetensors"))
     G.eval()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Packs what the GPU machine lacks into one git-ignored file, .gpubundle/bundle.tar.xz, that travels
-# with one command (docs/gpu.md): the project's runtime dependencies as cp312 manylinux wheels
-# installed into deps/ (its Python has grpcio and protobuf of other versions and no health,
+# Packs what the GPU machine lacks into git-ignored files under .gpubundle/ that travel with one
+# command (docs/gpu.md): the project's runtime dependencies as cp312 manylinux wheels installed
+# into deps/ (its Python has grpcio and protobuf of other versions and no health,
 # reflection, pydantic-settings or aiohttp), and the onnxruntime 1.32.0 CPU build into ort132/, so
 # the cross-machine stage compares the same onnxruntime on two CPUs. Versions come from
 # constraints.txt, as on every other machine; onnxconverter-common is for the fp16 exports.
@@ -26,5 +26,7 @@ target=(--only-binary=:all: --no-deps --python-version 3.12 --implementation cp 
 "$python" -m pip install -q --target "$tmp/ort132" "${target[@]}" "$(grep -E '^onnxruntime==' constraints.txt)"
 rm -rf "$tmp"/deps/bin "$tmp"/ort132/bin
 mkdir -p .gpubundle
-tar -C "$tmp" -cf - deps ort132 | xz -6 -T0 > .gpubundle/bundle.tar.xz
-ls -l .gpubundle/bundle.tar.xz
+rm -f .gpubundle/*.tar.xz
+# Two files: part 2's training command carries deps alone (beside the emoji set); part 1 both.
+for part in deps ort132; do tar -C "$tmp" -cf - "$part" | xz -6 -T0 > ".gpubundle/$part.tar.xz"; done
+ls -l .gpubundle/

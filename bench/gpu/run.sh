@@ -15,7 +15,7 @@ if [ "$provider" = cuda ] && [ ! -f "$work/ortgpu/onnxruntime/__init__.py" ]; th
   echo "joining ${#parts[@]} pieces of onnxruntime-gpu"
   cat "${parts[@]}" | xz -d | tar xf - -C "$work/ortgpu"
 fi
-[ -d "$work/deps" ] || tar -xJf .gpubundle/bundle.tar.xz -C "$work"
+for part in deps ort132; do [ -d "$work/$part" ] || tar -xJf ".gpubundle/$part.tar.xz" -C "$work"; done
 gpu_site=""
 [ "$provider" = cuda ] && gpu_site="$work/ortgpu:"
 export PYTHONPATH="$gpu_site$work/deps:$PWD"
