@@ -6,6 +6,8 @@ ones finished) and records every request's status and latency, the server's RSS 
 at the end a SIGTERM with the load still running. What a production server must show:
 errors only as RESOURCE_EXHAUSTED (refused at admission, retryable) or UNAVAILABLE (after the
 SIGTERM), no admitted request lost (the server's own count at stop), flat memory, no crash.
+Every seed is new, so the response cache only fills: RSS may grow by --cache-mb and must then
+stay flat (the cache's own bytes are read from /metrics before the SIGTERM).
 
     python -m bench.soak --minutes 3 --out bench/results      # table + soak.json
 """
@@ -21,6 +23,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,19 @@ from artctl.v1 import generator_pb2_grpc as pb_grpc
 from bench.serve import serve_command
 
 ADMITTED = re.compile(r"model (\S+): (\d+) requests admitted, (\d+) finished")
+CACHE_SERIES = ("artctl_cache_bytes", "artctl_cache_entries", "artctl_cache_evictions_total")
+
+
+def cache_figures(metrics_port: int) -> dict[str, float]:
+    """The response cache's size and evictions, as the server's /metrics states them."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in CACHE_SERIES:
+            found[name] = float(value)
+    return found
 
 
 def rss_mb(pid: int) -> float:
@@ -109,10 +125,15 @@ def open_loop(stub: Any, rate: float, seeds: int, seconds: float, rec: Recorder,
 def run(args: argparse.Namespace) -> dict[str, Any]:
     model = Path(args.model) if args.model else embedded_default()
     assert model is not None, "give --model: this install ships no default model"
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     log_path = Path(args.out) / "soak-server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    serve = serve_command(model, port, "--grace", str(args.grace), "--max-queue-s", str(args.max_queue_s))
+    serve = serve_command(
+        model,
+        port,
+        *("--grace", str(args.grace), "--max-queue-s", str(args.max_queue_s)),
+        *("--cache-mb", str(args.cache_mb), "--metrics-port", str(metrics_port)),
+    )
     with log_path.open("w") as log:
         proc = subprocess.Popen(serve, stderr=log)
         target = f"127.0.0.1:{port}"
@@ -135,6 +156,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rec = Recorder()
             rss_start = rss_mb(proc.pid)
             sent = open_loop(stub, rate, args.seeds, args.minutes * 60, rec, args.timeout)
+            cache = cache_figures(metrics_port)
             rec.stopping = True
             stop_at = time.perf_counter()
             proc.send_signal(signal.SIGTERM)
@@ -169,6 +191,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "end": rss_mbs[-1] if rss_mbs else float("nan"),
         },
         "rss_every_second": rss,
+        "cache_mb": args.cache_mb,
+        "cache_at_sigterm": cache,
         "admitted_finished_at_stop": admitted,
         "lost_admitted": sum(a - f for a, f in admitted.values()),
         # Every request the server finished reached its client as OK (the capacity probe's too).
@@ -195,6 +219,11 @@ def table(r: dict[str, Any]) -> str:
         ("codes after SIGTERM", json.dumps(r["codes_after_sigterm"])),
         ("OK latency p50 / p99 / max", f"{lat['p50']} / {lat['p99']} / {lat['max']} ms"),
         ("RSS start / max / end", f"{rss['start']} / {rss['max']} / {rss['end']} MB"),
+        (
+            "cache at SIGTERM",
+            f"{r['cache_at_sigterm'].get('artctl_cache_bytes', 0) / 2**20:.1f} of {r['cache_mb']} MiB, "
+            f"{r['cache_at_sigterm'].get('artctl_cache_evictions_total', 0):.0f} evictions",
+        ),
         ("admitted, finished at stop", json.dumps(r["admitted_finished_at_stop"])),
         ("lost admitted requests", str(r["lost_admitted"])),
         ("finished = OK (+ probe)", f"{r['finished_equals_ok']} ({r['probe_requests']} probe requests)"),
@@ -215,6 +244,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=10.0, help="each request's deadline (s)")
     parser.add_argument("--grace", type=float, default=10.0, help="the server's --grace")
     parser.add_argument("--max-queue-s", type=float, default=2.0, help="the server's --max-queue-s")
+    parser.add_argument("--cache-mb", type=int, default=64, help="the server's --cache-mb (it fills)")
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args()
     result = run(args)
