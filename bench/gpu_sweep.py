@@ -23,40 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.serve import REPO, free_port, serve_command, summarise
+from bench.serve import LOAD_SCRIPT, REPO, free_port, serve_command, summarise
 
 LEVELS, SMOKE_LEVELS = (1, 16, 64, 256), (1, 4)
 FORMATS = ("png", "raw")
-
-LOAD = r"""
-import asyncio, json, sys, time
-import grpc
-from artctl.v1 import generator_pb2 as pb, generator_pb2_grpc as pb_grpc
-
-async def main(target, concurrency, seconds, warmup, fmt, first_seed):
-    fmt = pb.IMAGE_FORMAT_RAW if fmt == "raw" else pb.IMAGE_FORMAT_PNG
-    async with grpc.aio.insecure_channel(target) as ch:
-        stub = pb_grpc.GeneratorStub(ch)
-        latencies, errors = [], 0
-        counter = iter(range(first_seed, first_seed + 10**9))
-        stop_at = time.perf_counter() + warmup + seconds
-        measure_from = time.perf_counter() + warmup
-        async def worker():
-            nonlocal errors
-            while (start := time.perf_counter()) < stop_at:
-                try:
-                    await stub.Generate(pb.GenerateRequest(seeds=[next(counter)], format=fmt), timeout=30)
-                except grpc.RpcError:
-                    errors += 1
-                    continue
-                if start >= measure_from:
-                    latencies.append(time.perf_counter() - start)
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        print(json.dumps({"latencies": latencies, "errors": errors}))
-
-target, n, seconds, warmup, fmt, first = sys.argv[1:7]
-asyncio.run(main(target, int(n), float(seconds), float(warmup), fmt, int(first)))
-"""
 
 
 def inference_seconds(metrics_port: int) -> float:
@@ -79,7 +49,7 @@ def load(target: str, concurrency: int, seconds: float, fmt: str, procs: int, sa
             [
                 sys.executable,
                 "-c",
-                LOAD,
+                LOAD_SCRIPT,
                 target,
                 str(n),
                 str(seconds),

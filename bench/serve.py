@@ -75,21 +75,19 @@ import asyncio, json, sys, time
 import grpc
 from artctl.v1 import generator_pb2 as pb, generator_pb2_grpc as pb_grpc
 
-async def main(target, concurrency, seconds, warmup):
+async def main(target, concurrency, seconds, warmup, fmt, first_seed):
+    fmt = pb.IMAGE_FORMAT_RAW if fmt == "raw" else pb.IMAGE_FORMAT_PNG
     async with grpc.aio.insecure_channel(target) as ch:
         stub = pb_grpc.GeneratorStub(ch)
         latencies, errors = [], 0
-        counter = iter(range(10**9))
+        counter = iter(range(first_seed, first_seed + 10**9))
         stop_at = time.perf_counter() + warmup + seconds
         measure_from = time.perf_counter() + warmup
         async def worker():
             nonlocal errors
-            while True:
-                start = time.perf_counter()
-                if start >= stop_at:
-                    return
+            while (start := time.perf_counter()) < stop_at:
                 try:
-                    await stub.Generate(pb.GenerateRequest(seeds=[next(counter)]), timeout=30)
+                    await stub.Generate(pb.GenerateRequest(seeds=[next(counter)], format=fmt), timeout=30)
                 except grpc.RpcError:
                     errors += 1
                     continue
@@ -98,7 +96,9 @@ async def main(target, concurrency, seconds, warmup):
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         print(json.dumps({"latencies": latencies, "errors": errors, "seconds": seconds}))
 
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])))
+# target concurrency seconds warmup [png|raw] [first seed]: one seed per request, each seed new
+args = sys.argv[1:] + ["png", "0"][len(sys.argv) - 5 :]
+asyncio.run(main(args[0], int(args[1]), float(args[2]), float(args[3]), args[4], int(args[5])))
 """
 
 
