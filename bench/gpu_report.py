@@ -18,14 +18,15 @@ TARGETS = {
 
 
 def _determinism(d: dict[str, Any]) -> list[str]:
-    head = ("model", "prec", "shape", "seeds", "passes", "reopen", "img/s", "cost")
-    lines = ["{:<12} {:<5} {:>8} {:>6} {:>9} {:>7} {:>10} {:>7}".format(*head)]
+    head = ("model", "prec", "shape", "seeds", "differ", "passes", "reopen", "alone", "img/s", "cost")
+    lines = ["{:<12} {:<5} {:>8} {:>6} {:>7} {:>7} {:>7} {:>11} {:>10} {:>7}".format(*head)]
     for c in d.get("cells", []):
         shape = str(c["exec_batch"]) if c["exec_batch"] else "natural"
         cost = f"{c['canonical_cost']:.1%}" if "canonical_cost" in c else ""
+        alone = f"{c['alone_mismatches']}/{c['alone_seeds']}"
         lines.append(
-            f"{c['model']:<12} {c['precision']:<5} {shape:>8} {c['seeds']:>6} "
-            f"{c['mismatches_per_pass']!s:>9} {c['mismatches_after_reopen']:>7} "
+            f"{c['model']:<12} {c['precision']:<5} {shape:>8} {c['seeds']:>6} {c['mismatching_images']:>7} "
+            f"{c['mixed_pass_mismatches']:>7} {c['mismatches_after_reopen']:>7} {alone:>11} "
             f"{c['images_per_s']:>10.0f} {cost:>7}"
         )
     return lines
