@@ -89,7 +89,12 @@ def hashes_under(pythonpath: str | None, seeds: int, path: Path, timeout: float)
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, str(REPO)) if p)
     cmd = [sys.executable, "-m", "bench.gpu_cross", "--seeds", str(seeds), "--json", str(path)]
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=max(1.0, timeout))
+    try:
+        done = subprocess.run(
+            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=max(1.0, timeout)
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"out of time after {timeout:.0f} s"}
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
     result: dict[str, Any] = json.loads(path.read_text())
@@ -97,12 +102,20 @@ def hashes_under(pythonpath: str | None, seeds: int, path: Path, timeout: float)
 
 
 def cross(
-    work: Path, seeds: int, reference: Path | None, sites: dict[str, str], stop_at: float
+    work: Path,
+    seeds: int,
+    reference: Path | None,
+    sites: dict[str, str],
+    stop_at: float,
+    partial: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Each site's hashes against the reference and against this process's own onnxruntime."""
+    """Each site's hashes against the reference and against this process's own onnxruntime
+    (`partial` receives each site's entry as it is done)."""
     ref = json.loads(reference.read_text()) if reference else None
     found: dict[str, dict[str, Any]] = {}
     report: dict[str, Any] = {}
+    if partial is not None:
+        partial["sites"] = report
     for name, pythonpath in {OWN: None, **sites}.items():
         if time.perf_counter() > stop_at:
             report[name] = {"skipped": "out of time"}

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,8 @@ class Plan:
     ort_sites: dict[str, str]
     budgets: dict[str, float]
     models: dict[str, dict[str, Path]] = field(default_factory=dict)
+    # What the running stage has measured so far: written if a timeout stops it (SIGTERM).
+    partial: dict[str, Any] = field(default_factory=dict)
 
     def deadline(self, stage: str) -> float:
         return time.perf_counter() + self.budgets[stage]
@@ -163,15 +166,15 @@ def build_models(plan: Plan) -> dict[str, Any]:
         cfg = TrainConfig(network=net, steps=1, batch=4, synthetic_size=16, sample_every=1, seed=2026)
         training_loop(cfg, run)
         fp32 = export_checkpoint(run, plan.work / f"{name}-fp32.onnx", parity_seeds=8, companions=False)
-        plan.models[name] = {"fp32": fp32.path, "fp16": plan.work / f"{name}-fp16.onnx"}
+        plan.models[name] = {"fp32": fp32.path}
+        fp16 = plan.work / f"{name}-fp16.onnx"
         try:
-            export_checkpoint(
-                run, plan.models[name]["fp16"], parity_seeds=8, precision="fp16", companions=False
-            )
+            export_checkpoint(run, fp16, parity_seeds=8, precision="fp16", companions=False)
             fp16_note = "exported, parity-checked against PyTorch"
         except ParityError as exc:  # random weights can exceed fp16's parity bound; pixels need no torch
             fp16_note = f"the parity gate refused it ({exc}); converted from the fp32 graph instead"
-            fp16_from_fp32(fp32.path, plan.models[name]["fp16"])
+            fp16_from_fp32(fp32.path, fp16)
+        plan.models[name]["fp16"] = fp16
         info[name] = {
             "fp16": fp16_note,
             "resolution": net.resolution,
@@ -248,23 +251,31 @@ def determinism(plan: Plan) -> dict[str, Any]:
     seeds = [rng.randrange(2**64) for _ in range(plan.seeds)]
     canonical = 8 if plan.smoke else CUDA_EXEC_BATCH
     cells: list[dict[str, Any]] = []
+    plan.partial = {"provider": plan.provider, "canonical_exec_batch": canonical, "cells": cells}
     todo = [(m, p, e) for m in plan.models for p in plan.models[m] for e in (canonical, 0)]
     for i, (model, precision, exec_batch) in enumerate(todo):
         share = (stop_at - time.perf_counter()) / (len(todo) - i)  # what is left, shared fairly
-        cell = one_cell(plan.models[model][precision], plan, exec_batch, seeds, time.perf_counter() + share)
+        try:
+            cell = one_cell(
+                plan.models[model][precision], plan, exec_batch, seeds, time.perf_counter() + share
+            )
+        except Exception as exc:  # one graph the EP refuses must not cost the other cells
+            cell = {"exec_batch": exec_batch, "error": f"{type(exc).__name__}: {exc}"}
         cells.append({"model": model, "precision": precision, **cell})
     for cell in cells:  # does the canonical shape change pixels against natural batch-1 renders?
-        if cell["exec_batch"]:
+        if cell["exec_batch"] and "error" not in cell:
             twin = next(
                 c
                 for c in cells
                 if (c["model"], c["precision"], c["exec_batch"]) == (cell["model"], cell["precision"], 0)
             )
+            if "error" in twin:
+                continue
             common = set(cell["alone"]) & set(twin["alone"])
             cell["canonical_vs_natural_alone"] = sum(cell["alone"][s] != twin["alone"][s] for s in common)
             cell["canonical_cost"] = round(1 - cell["images_per_s"] / twin["images_per_s"], 3)
     for cell in cells:
-        cell.pop("alone")
+        cell.pop("alone", None)
     return {"provider": plan.provider, "canonical_exec_batch": canonical, "cells": cells}
 
 
@@ -274,13 +285,14 @@ def determinism(plan: Plan) -> dict[str, Any]:
 def cross(plan: Plan) -> dict[str, Any]:
     from bench.gpu_cross import cross as run_cross
 
-    return run_cross(plan.work, plan.seeds, plan.reference, plan.ort_sites, plan.deadline("cross"))
+    stop_at = plan.deadline("cross")
+    return run_cross(plan.work, plan.seeds, plan.reference, plan.ort_sites, stop_at, plan.partial)
 
 
 def sweep(plan: Plan) -> dict[str, Any]:
     from bench.gpu_sweep import sweep as run_sweep
 
-    return run_sweep(plan.models, plan.provider, plan.smoke, plan.deadline("sweep"))
+    return run_sweep(plan.models, plan.provider, plan.smoke, plan.deadline("sweep"), plan.partial)
 
 
 RUNNERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
@@ -301,20 +313,33 @@ def run(plan: Plan, stages: list[str]) -> dict[str, Any]:
         assert default is not None
         plan.models = {"default": {"fp32": default}}
     summary: dict[str, Any] = {}
+    spare = 0.0  # seconds earlier stages left unused: the next stage may spend them
     for stage in stages:
+        plan.budgets[stage] += spare
         started = time.perf_counter()
+        plan.partial = {}
         try:
             result = {"ok": True, **RUNNERS[stage](plan)}
         except PreflightError:
             raise
         except Exception as exc:  # one stage's failure must not cost the others their minutes
-            result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        result["seconds"] = round(time.perf_counter() - started, 1)
-        result["budget_s"] = plan.budgets[stage]
-        (plan.out / f"{stage}.json").write_text(json.dumps(result, indent=2) + "\n")
-        summary[stage] = result
+            result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", **plan.partial}
+        except SystemExit:  # the command's timeout (SIGTERM): keep what this stage measured
+            result = {"ok": False, "error": "stopped by the time limit", **plan.partial}
+            _finish(plan, stage, result, started, summary)
+            raise
+        _finish(plan, stage, result, started, summary)
+        spare = max(0.0, plan.budgets[stage] - result["seconds"])
         print(f"[{stage}] {'ok' if result['ok'] else result['error']} in {result['seconds']} s", flush=True)
     return summary
+
+
+def _finish(plan: Plan, stage: str, result: dict[str, Any], started: float, summary: dict[str, Any]) -> None:
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    result["budget_s"] = round(plan.budgets[stage], 1)
+    (plan.out / f"{stage}.json").write_text(json.dumps(result, indent=2) + "\n")
+    summary[stage] = result
+    (plan.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.provider, args.seeds = "cpu", min(args.seeds, 32)
     sites = dict(s.split("=", 1) for s in args.ort_site)
+    # A timeout's SIGTERM becomes SystemExit, so the running stage still writes what it has.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory() as work:
         plan = Plan(
             args.provider,

@@ -25,7 +25,8 @@ import numpy as np
 
 from bench.serve import LOAD_SCRIPT, REPO, free_port, serve_command, summarise
 
-LEVELS, SMOKE_LEVELS = (1, 16, 64, 256), (1, 4)
+# The levels the targets name come first, so a short budget cuts the least telling rows.
+LEVELS, SMOKE_LEVELS = (64, 256, 16, 1), (1, 4)
 FORMATS = ("png", "raw")
 
 
@@ -69,39 +70,57 @@ def load(target: str, concurrency: int, seconds: float, fmt: str, procs: int, sa
     ]
     latencies: list[float] = []
     errors = 0
+    failed = 0
     for proc in running:
-        out, _ = proc.communicate(timeout=seconds + 120)
-        doc = json.loads(out)
+        try:
+            out, _ = proc.communicate(timeout=seconds + 120)
+            doc = json.loads(out)
+        except (subprocess.TimeoutExpired, ValueError):  # a client that hung or crashed
+            proc.kill()
+            failed += 1
+            continue
         latencies += doc["latencies"]
         errors += doc["errors"]
-    return summarise(latencies, seconds, errors)
+    return {**summarise(latencies, seconds, errors), "failed_clients": failed}
 
 
 def server_rows(
-    model: Path, provider: str, max_batch: int, levels: tuple[int, ...], seconds: float, stop_at: float
+    model: Path,
+    provider: str,
+    max_batch: int,
+    levels: tuple[int, ...],
+    seconds: float,
+    stop_at: float,
+    rows: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
+    """Rows appended to `rows` as they are measured (a timeout keeps those done)."""
     port, metrics_port = free_port(), free_port()
     extra = ["--provider", provider, "--max-batch", str(max_batch), "--cache-mb", "0"]
+    if max_batch == 1:  # one image per call at its natural shape, not padded to the canonical 64
+        extra += ["--exec-batch", "0"]
     extra += ["--queue-size", "65536", "--log-level", "WARNING", "--metrics-port", str(metrics_port)]
     proc = subprocess.Popen(serve_command(model, port, *extra), cwd=REPO)
-    rows: list[dict[str, Any]] = []
     try:
         from artctl.cli.common import wait_for_server
 
         wait_for_server(f"127.0.0.1:{port}", timeout=120, proc=proc)
         procs = max(1, min(8, (os.cpu_count() or 2) // 2))
-        for fmt in FORMATS:
-            for level in levels:
+        for level in levels:
+            for fmt in FORMATS:
                 if time.perf_counter() + seconds + 2 > stop_at:
                     rows.append({"format": fmt, "concurrency": level, "skipped": "out of time"})
                     continue
                 busy0, t0 = inference_seconds(metrics_port), time.perf_counter()
                 row = load(f"127.0.0.1:{port}", level, seconds, fmt, procs, salt=len(rows))
+                # Over the whole level, client start and drain included: a lower bound of busy.
                 busy = (inference_seconds(metrics_port) - busy0) / (time.perf_counter() - t0)
                 rows.append({"format": fmt, "concurrency": level, "inference_busy": round(busy, 3), **row})
     finally:
         proc.terminate()
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
     return rows
 
 
@@ -122,23 +141,35 @@ def ceiling(model: Path, provider: str, batch: int, fmt: str, seconds: float) ->
     return {"format": fmt, "batch": batch, "images_per_s": round(done / (time.perf_counter() - start), 1)}
 
 
-def sweep(models: dict[str, dict[str, Path]], provider: str, smoke: bool, stop_at: float) -> dict[str, Any]:
+def sweep(
+    models: dict[str, dict[str, Path]],
+    provider: str,
+    smoke: bool,
+    stop_at: float,
+    result: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`result` is filled as rows are measured, so a timeout keeps what was done."""
     levels = SMOKE_LEVELS if smoke else LEVELS
-    seconds = 0.3 if smoke else 3.0
+    seconds = 0.3 if smoke else 2.0
     max_batch = 8 if smoke else 256
     chosen = [m for m in ("dcgan64", "stylegan256") if m in models] or list(models)[:1]
     chosen = chosen[:1] if smoke else chosen  # a server start is most of a smoke run
-    result: dict[str, Any] = {"levels": list(levels), "seconds_per_level": seconds, "models": {}}
+    result = {} if result is None else result
+    result.update(levels=list(levels), seconds_per_level=seconds, models={})
     for i, name in enumerate(chosen):
         path = models[name]["fp32"]
         share = (stop_at - time.perf_counter()) / (len(chosen) - i)
         part_stop = time.perf_counter() + share
-        entry: dict[str, Any] = {"ceiling": [ceiling(path, provider, max_batch, f, seconds) for f in FORMATS]}
-        batched_stop = time.perf_counter() + (part_stop - time.perf_counter()) * 0.55
-        entry["batched"] = server_rows(path, provider, max_batch, levels, seconds, batched_stop)
-        entry["batch-1"] = server_rows(path, provider, 1, levels, seconds, part_stop)
-        entry["ratios"] = ratios(entry, levels)
+        entry: dict[str, Any] = {"ceiling": [], "batched": [], "batch-1": []}
         result["models"][name] = entry
+        try:  # one model's failure (a server that does not start) must not cost the other's rows
+            entry["ceiling"] = [ceiling(path, provider, max_batch, f, seconds) for f in FORMATS]
+            batched_stop = time.perf_counter() + (part_stop - time.perf_counter()) * 0.55
+            server_rows(path, provider, max_batch, levels, seconds, batched_stop, entry["batched"])
+            server_rows(path, provider, 1, levels, seconds, part_stop, entry["batch-1"])
+            entry["ratios"] = ratios(entry, levels)
+        except Exception as exc:
+            entry["error"] = f"{type(exc).__name__}: {exc}"
     return result
 
 
@@ -157,7 +188,9 @@ def ratios(entry: dict[str, Any], levels: tuple[int, ...]) -> dict[str, Any]:
         b, one = at("batched", top), at("batch-1", top)
         best = max((r.get("images_per_s", 0.0) for r in entry["batched"] if r["format"] == fmt), default=0.0)
         roof = next(c["images_per_s"] for c in entry["ceiling"] if c["format"] == fmt)
+        measured = [r for r in entry["batched"] if r["format"] == fmt and "skipped" not in r]
         out[fmt] = {
+            "levels_measured": sorted(r["concurrency"] for r in measured),
             f"batched_over_batch1_at_{top}": round(b / one, 2) if b and one else None,
             "best_batched_over_ceiling": round(best / roof, 3) if roof else None,
             "best_batched_images_per_s": round(best, 1),

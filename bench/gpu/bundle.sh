@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 python=${PYTHON:-.venv/bin/python}
-deps=(grpcio grpcio-health-checking grpcio-reflection protobuf pydantic pydantic_core pydantic-settings
+deps=(annotated-doc grpcio grpcio-health-checking grpcio-reflection protobuf pydantic pydantic_core pydantic-settings
   python-dotenv typing-inspection annotated-types typing_extensions aiohttp aiohappyeyeballs aiosignal
   attrs frozenlist multidict yarl propcache idna typer shellingham rich markdown-it-py mdurl
   Pygments prometheus_client safetensors onnxconverter-common)

@@ -21,21 +21,41 @@ else
 fi
 run="$work/run"
 rm -rf "$run"
+precision=fp32  # what the CPU trains in anyway
 if [ "$device" = cuda ]; then  # bf16 only where it is faster: both measured, side by side
-  for precision in bf16 fp32; do
-    "$python" bench/train.py --presets emoji64-gpu --device cuda --precision "$precision" --steps 20 \
-      --warmup 5 --out "$out/train-probe-$precision.json" || echo "probe $precision failed" >&2
+  for p in bf16 fp32; do
+    "$python" bench/train.py --presets emoji64-gpu --device cuda --precision "$p" --steps 20 \
+      --warmup 5 --out "$out/train-probe-$p.json" || echo "probe $p failed" >&2
   done
+  precision=$("$python" - "$out" <<'PY'
+import json, pathlib, sys
+rates = {}
+for p in ("bf16", "fp32"):
+    try:
+        rates[p] = json.loads((pathlib.Path(sys.argv[1]) / f"train-probe-{p}.json").read_text())["results"][0]["img_per_s"]
+    except (OSError, KeyError, IndexError, ValueError):
+        pass
+print("fp32" if rates.get("fp32", 0) > rates.get("bf16", 0) else "bf16")
+PY
+)
 fi
+echo "training in $precision" | tee "$out/train.log"
 started=$(date +%s)
-"$python" -m artctl train "$data" --preset emoji64-gpu --device "$device" --out "$run" \
-  --minutes "${MINUTES:-7}" "${extra[@]}" 2>&1 | tail -n 40 | tee "$out/train.log"
-echo "train wall s: $(( $(date +%s) - started ))" | tee -a "$out/train.log"
+set +e  # a crash late in training must still bring back the last checkpoint
+"$python" -m artctl train "$data" --preset emoji64-gpu --device "$device" --precision "$precision" \
+  --out "$run" --minutes "${MINUTES:-7}" "${extra[@]}" 2>&1 | tail -n 40 | tee -a "$out/train.log"
+status=${PIPESTATUS[0]}
+set -e
+echo "train exit $status, wall s: $(( $(date +%s) - started ))" | tee -a "$out/train.log"
+[ -f "$run/latest" ] || { echo "no checkpoint to bring back" >&2; exit 1; }
 latest="$run/checkpoints/$(cat "$run/latest")"
 split -b 15M -d "$latest/G_ema.safetensors" "$out/G_ema.safetensors.part"
 sha256sum "$latest/G_ema.safetensors" | cut -d' ' -f1 > "$out/G_ema.sha256"
-samples=$(ls "$run"/samples-*.png | tail -n 1)
-tar -C "$run" -czf "$out/run-records.tar.gz" config.json metrics.jsonl latest loss-curve.png \
-  "$(basename "$samples")" "checkpoints/$(cat "$run/latest")/config.json" \
-  "checkpoints/$(cat "$run/latest")/state.json"
+records=(config.json metrics.jsonl latest "checkpoints/$(cat "$run/latest")/config.json"
+  "checkpoints/$(cat "$run/latest")/state.json")
+samples=$(cd "$run" && ls samples-*.png 2>/dev/null | tail -n 1 || true)
+for extra_file in loss-curve.png "$samples"; do  # absent after a crash: bring what there is
+  if [ -n "$extra_file" ] && [ -f "$run/$extra_file" ]; then records+=("$extra_file"); fi
+done
+tar -C "$run" -czf "$out/run-records.tar.gz" "${records[@]}"
 ls -l "$out"
