@@ -163,7 +163,9 @@ def build_models(plan: Plan) -> dict[str, Any]:
     info: dict[str, Any] = {"default": {"file": default.name}}
     for name, net in nets.items():
         run = plan.work / f"run-{name}"
-        cfg = TrainConfig(network=net, steps=1, batch=4, synthetic_size=16, sample_every=1, seed=2026)
+        cfg = TrainConfig(  # on the CPU: the same models on every machine, and torch leaves the GPU alone
+            network=net, steps=1, batch=4, synthetic_size=16, sample_every=1, seed=2026, device="cpu"
+        )
         training_loop(cfg, run)
         fp32 = export_checkpoint(run, plan.work / f"{name}-fp32.onnx", parity_seeds=8, companions=False)
         plan.models[name] = {"fp32": fp32.path}
