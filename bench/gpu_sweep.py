@@ -17,13 +17,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from bench.serve import LOAD_SCRIPT, REPO, free_port, serve_command, summarise
+from bench.serve import LOAD_SCRIPT, REPO, free_port, run_ceiling, serve_command, summarise
 
 # The levels the targets name come first, so a short budget cuts the least telling rows.
 LEVELS, SMOKE_LEVELS = (64, 256, 16, 1), (1, 4)
@@ -124,23 +121,6 @@ def server_rows(
     return rows
 
 
-def ceiling(model: Path, provider: str, batch: int, fmt: str, seconds: float) -> dict[str, Any]:
-    """In-process ONNX Runtime at `batch` plus encoding on every core: what no server can beat."""
-    from serving.pipeline import encode_image
-    from serving.runtime import Engine, load_model
-
-    runtime = load_model(model, engine=Engine.choose(provider))
-    done, start = 0, time.perf_counter()
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        runtime.render(np.arange(batch, dtype=np.uint64))
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            images = runtime.render(np.arange(done, done + batch, dtype=np.uint64))
-            list(pool.map(lambda img: encode_image(img, fmt), images))
-            done += batch
-    return {"format": fmt, "batch": batch, "images_per_s": round(done / (time.perf_counter() - start), 1)}
-
-
 def sweep(
     models: dict[str, dict[str, Path]],
     provider: str,
@@ -163,7 +143,9 @@ def sweep(
         entry: dict[str, Any] = {"ceiling": [], "batched": [], "batch-1": []}
         result["models"][name] = entry
         try:  # one model's failure (a server that does not start) must not cost the other's rows
-            entry["ceiling"] = [ceiling(path, provider, max_batch, f, seconds) for f in FORMATS]
+            entry["ceiling"] = [
+                {"format": f, **run_ceiling(path, seconds, max_batch, provider, f)} for f in FORMATS
+            ]
             batched_stop = time.perf_counter() + (part_stop - time.perf_counter()) * 0.55
             server_rows(path, provider, max_batch, levels, seconds, batched_stop, entry["batched"])
             server_rows(path, provider, 1, levels, seconds, part_stop, entry["batch-1"])

@@ -152,20 +152,23 @@ def run_server_sweep(
         proc.wait(timeout=60)
 
 
-def run_ceiling(model: Path, seconds: float, batch: int = 64, provider: str = "cpu") -> dict[str, Any]:
-    """Raw ORT at a fixed batch plus parallel PNG encoding in this process: the upper bound."""
+def run_ceiling(
+    model: Path, seconds: float, batch: int = 64, provider: str = "cpu", fmt: str = "png"
+) -> dict[str, Any]:
+    """Raw ORT at a fixed batch plus parallel encoding (PNG or RAW) in this process: the upper bound."""
     from serving.pipeline import encode_image
     from serving.runtime import Engine, load_model
 
     runtime = load_model(model, engine=Engine.choose(provider))
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+    runtime.render(np.arange(batch, dtype=np.uint64))  # warm-up: first-call setup is not throughput
     done, next_seed = 0, 0
     latencies = []
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         t0 = time.perf_counter()
         images = runtime.render(np.arange(next_seed, next_seed + batch, dtype=np.uint64))
-        list(pool.map(lambda img: encode_image(img, "png"), images))
+        list(pool.map(lambda img: encode_image(img, fmt), images))
         latencies.append(time.perf_counter() - t0)
         next_seed += batch
         done += batch

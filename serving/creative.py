@@ -153,12 +153,7 @@ def walk_frames(
         None if psi_arr is None else float(psi_arr[0]),
         None if labels is None else int(labels[0]),
     )
-    parts = []
-    for start in range(0, frames, chunk):
-        parts.append(graphs.synthesize(plan.ws[start : start + chunk]))
-        if on_progress:
-            on_progress(min(start + chunk, frames), frames)
-    return np.concatenate(parts)
+    return _in_chunks(lambda part: graphs.synthesize(plan.ws[part]), frames, chunk, on_progress)
 
 
 def z_walk_frames(
@@ -183,14 +178,26 @@ def z_walk_frames(
     lab = label_index(label, card.label_names)
     psi_arr = check_psi(card, None if psi is None else [psi], frames)
     labels = check_labels(card, [] if lab is None else [lab], frames)
+    return _in_chunks(
+        lambda part: runtime.render_latents(
+            z[part], None if psi_arr is None else psi_arr[part], None if labels is None else labels[part]
+        ),
+        frames,
+        chunk,
+        on_progress,
+    )
+
+
+def _in_chunks(
+    render: Callable[[slice], npt.NDArray[np.uint8]],
+    frames: int,
+    chunk: int,
+    on_progress: Callable[[int, int], None] | None,
+) -> npt.NDArray[np.uint8]:
+    """A walk's frames rendered `chunk` at a time (memory stays bounded), progress after each."""
     parts = []
     for start in range(0, frames, chunk):
-        part = slice(start, start + chunk)
-        parts.append(
-            runtime.render_latents(
-                z[part], None if psi_arr is None else psi_arr[part], None if labels is None else labels[part]
-            )
-        )
+        parts.append(render(slice(start, start + chunk)))
         if on_progress:
             on_progress(min(start + chunk, frames), frames)
     return np.concatenate(parts)

@@ -9,9 +9,10 @@ counted. A request that does not decode is INVALID_ARGUMENT, with one line, not 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -113,16 +114,42 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(refuse)
 
-    def _counter(self, rpc: str, request: Any) -> Callable[[grpc.StatusCode], None]:
+    def _counter(self, rpc: str, request: Callable[[], Any]) -> Callable[[grpc.StatusCode], None]:
+        """count(code): the call once, under the model its request names; `request()` is asked at
+        count time, so a stream can name its first request (None: no request came)."""
         started = time.perf_counter()
-        name = next((getattr(request, f) for f in MODEL_FIELDS if hasattr(request, f)), "")
-        model = self.model_label(str(name))
 
         def count(code: grpc.StatusCode) -> None:
+            first = request()
+            if first is None:
+                model = UNKNOWN_LABEL
+            else:
+                name = next((getattr(first, f) for f in MODEL_FIELDS if hasattr(first, f)), "")
+                model = self.model_label(str(name))
             self.metrics.requests.labels(model, rpc, code.name).inc()
             self.metrics.request_duration.labels(model, rpc, code.name).observe(time.perf_counter() - started)
 
         return count
+
+    async def _relay(
+        self,
+        items: AsyncGenerator[Any, None],
+        rpc: str,
+        context: grpc.aio.ServicerContext,
+        count: Callable[[grpc.StatusCode], None],
+    ) -> AsyncGenerator[Any, None]:
+        """A behaviour's items, passed on; the call counted once and its failure sent as a status.
+        Closing the relay closes `items` at once, so a stream's clean-up does not wait for GC."""
+        try:
+            async with contextlib.aclosing(items) as each:
+                async for item in each:
+                    yield item
+        except asyncio.CancelledError:
+            count(grpc.StatusCode.CANCELLED)
+            raise
+        except Exception as exc:
+            await self._fail(exc, rpc, context, count)
+        count(grpc.StatusCode.OK)
 
     async def _fail(
         self,
@@ -158,18 +185,16 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
 
     def _stream(self, rpc: str, behaviour: Any) -> Any:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            count = self._counter(rpc, request)
-            try:
+            async def items() -> AsyncGenerator[Any, None]:
                 if isinstance(request, UndecodableRequest):
                     raise request
                 async for item in behaviour(request, context):
                     yield item
-            except asyncio.CancelledError:
-                count(grpc.StatusCode.CANCELLED)
-                raise
-            except Exception as exc:
-                await self._fail(exc, rpc, context, count)
-            count(grpc.StatusCode.OK)
+
+            relay = self._relay(items(), rpc, context, self._counter(rpc, lambda: request))
+            async with contextlib.aclosing(relay) as each:
+                async for item in each:
+                    yield item
 
         return call
 
@@ -188,22 +213,11 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
                         raise request
                     yield request
 
-            started = time.perf_counter()
-
-            def count(code: grpc.StatusCode) -> None:
-                model = self.model_label(str(getattr(first[0], "model_name", ""))) if first else UNKNOWN_LABEL
-                self.metrics.requests.labels(model, rpc, code.name).inc()
-                elapsed = time.perf_counter() - started
-                self.metrics.request_duration.labels(model, rpc, code.name).observe(elapsed)
-
-            try:
-                async for item in behaviour(checked(), context):
+            count = self._counter(rpc, lambda: first[0] if first else None)
+            async with contextlib.aclosing(
+                self._relay(behaviour(checked(), context), rpc, context, count)
+            ) as each:
+                async for item in each:
                     yield item
-            except asyncio.CancelledError:
-                count(grpc.StatusCode.CANCELLED)
-                raise
-            except Exception as exc:
-                await self._fail(exc, rpc, context, count)
-            count(grpc.StatusCode.OK)
 
         return call
