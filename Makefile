@@ -16,6 +16,9 @@ TOOLS_STAMP := $(TOOLS_VENV)/.installed
 # The JS IPFS importer (npm, pinned by tests/ipfs/package-lock.json): the reference peer of
 # tests/test_ipfs.py for directory CIDs.
 IPFS_STAMP := tests/ipfs/node_modules/.installed
+# The Nouns art and its reference SVG renderer (npm, pinned by tests/nouns/package-lock.json): the
+# known answers of tests/test_nouns.py for artctl's own decoder.
+NOUNS_STAMP := tests/nouns/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint e2e install proto clean help
@@ -51,9 +54,13 @@ $(IPFS_STAMP): tests/ipfs/package-lock.json
 	cd tests/ipfs && npm ci --no-audit --no-fund --silent
 	@touch $(IPFS_STAMP)
 
-install: $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP) $(IPFS_STAMP)
+$(NOUNS_STAMP): tests/nouns/package-lock.json
+	cd tests/nouns && npm ci --no-audit --no-fund --silent
+	@touch $(NOUNS_STAMP)
 
-test: $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP) $(IPFS_STAMP)
+install: $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP) $(IPFS_STAMP) $(NOUNS_STAMP)
+
+test: $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP) $(IPFS_STAMP) $(NOUNS_STAMP)
 	ARTCTL_TRITON_PYTHON=$(TRITON_VENV)/bin/python ARTCTL_TOOLS_BIN=$(TOOLS_VENV)/bin \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -69,4 +76,4 @@ proto: $(STAMP)
 	$(BIN)/python -m artctl.protogen
 
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) $(TOOLS_VENV) tests/ipfs/node_modules demo runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TRITON_VENV) $(TOOLS_VENV) tests/ipfs/node_modules tests/nouns/node_modules demo runs .pytest_cache .mypy_cache .ruff_cache

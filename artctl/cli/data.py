@@ -45,4 +45,36 @@ def data_emoji(
     run_command(body)
 
 
+@data_app.command("nouns")
+def data_nouns(
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: one sub-folder per value of --labels."),
+    n: int = typer.Option(20000, "--n", help="Number of compositions."),
+    seed: int = typer.Option(0, help="Seed of the trait draws (the held-out set: --seed 999 --n 10000)."),
+    size: int = typer.Option(32, help="Image size in pixels: the art is 32 x 32."),
+    labels: str = typer.Option(
+        "glasses",
+        help="The trait whose values name the sub-folders: glasses, head, body, accessory, "
+        "background, or none (one flat folder).",
+    ),
+    assets: Path | None = typer.Option(
+        None,
+        help="A @nouns/assets folder, tarball or image-data.json (default: the pinned version, via npm).",
+    ),
+) -> None:
+    """Random compositions of the Nouns art (CC0), 32 x 32 RGB, with parts.jsonl and palette.json."""
+
+    def body() -> None:
+        from trainer.nouns import SIZE, make_nouns
+
+        if size != SIZE:
+            raise ValueError(f"--size must be {SIZE}: the Nouns art is drawn on a {SIZE} x {SIZE} grid")
+        report = make_nouns(out, n=n, seed=seed, labels=labels, assets=assets)
+        typer.echo(
+            f"{report.count} compositions in {len(report.labels)} folder(s), "
+            f"{report.palette_size} palette colours -> {report.out}"
+        )
+
+    run_command(body)
+
+
 GROUPS = (("data", data_app),)
