@@ -23,7 +23,9 @@ class NetworkConfig(BaseModel):
 
     architecture: Literal["dcgan", "stylegan"] = "dcgan"
     resolution: int = 32
-    channels: Literal[3, 4] = 4
+    channels: Literal[0, 3, 4] = Field(
+        0, description="3 (RGB), 4 (RGBA) or 0: follow the data (RGB when every pixel is opaque)"
+    )
     z_dim: int = Field(64, ge=1, le=4096)
     g_base: int = Field(32, ge=4, description="channels of the generator's last hidden layer")
     d_base: int = Field(32, ge=4, description="channels of the discriminator's first layer")
@@ -173,7 +175,6 @@ _STYLEGAN_OPT = {"lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0, "beta2": 0.99, "e
 _SMALL_STYLEGAN_NET = {
     "architecture": "stylegan",
     "resolution": 64,
-    "channels": 4,
     "z_dim": 128,
     "w_dim": 128,
     "g_base": 16,
@@ -182,13 +183,13 @@ _SMALL_STYLEGAN_NET = {
 }
 PRESETS: dict[str, dict[str, Any]] = {
     "dcgan32": {
-        "network": {"architecture": "dcgan", "resolution": 32, "channels": 4},
+        "network": {"architecture": "dcgan", "resolution": 32},
         "mirror": True,
         "steps": 10000,
         **_RECIPE_CPU,
     },
     "dcgan64": {
-        "network": {"architecture": "dcgan", "resolution": 64, "channels": 4, "z_dim": 128, "g_base": 64},
+        "network": {"architecture": "dcgan", "resolution": 64, "z_dim": 128, "g_base": 64},
         "batch": 64,
         "mirror": True,
         "steps": 20000,
@@ -226,7 +227,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "network": {
             "architecture": "stylegan",
             "resolution": 64,
-            "channels": 4,
             "z_dim": 256,
             "w_dim": 256,
             "g_base": 64,
@@ -289,6 +289,33 @@ PRESETS["emoji64-gpu"] = {
     "seed": 7,
 }
 PRESETS["emoji64-stylegan"] = PRESETS["stylegan64"]  # its earlier name
+# Pixel art on a CPU (docs/quality.md, "Pixel art"): the Nouns-style recipe, conditional on the data's
+# sub-folders (the glasses of `artctl data nouns`). No flips: pixel-art characters face one way.
+_PIXEL_ART = {"mirror": False, **_RECIPE_CPU, "sample_every": 1000, "checkpoint_every": 1000}
+PRESETS["nouns32"] = {
+    "network": {
+        "architecture": "dcgan",
+        "resolution": 32,
+        "conditional": True,
+        "spectral_norm": True,
+        "z_dim": 64,
+        "g_base": 64,
+        "d_base": 64,
+    },
+    "loss": "hinge",
+    "lr_g": 2e-4,
+    "lr_d": 2e-4,
+    "beta1": 0.0,
+    "beta2": 0.9,
+    "batch": 64,
+    "steps": 60000,
+    "seed": 7,
+    **_PIXEL_ART,
+}
+PRESETS["pixel32"] = {
+    **PRESETS["nouns32"],
+    "network": {**PRESETS["nouns32"]["network"], "conditional": False},
+}
 
 PRESET_NOTES: dict[str, str] = {
     "dcgan32": "DCGAN, 32 px, 2,000+ images: the quick start",
@@ -301,12 +328,17 @@ PRESET_NOTES: dict[str, str] = {
     "emoji64-stylegan-cond": "the embedded default model's recipe: conditional small-data-stylegan64",
     "emoji64-gpu": "the emoji set on one GPU: conditional StyleGAN-type, RpGAN + R1 + R2, ADA, no flips",
     "emoji64-stylegan": "the earlier name of stylegan64",
+    "nouns32": "pixel art, 32 px, conditional on sub-folders (Nouns' glasses): SNGAN + hinge, no flips",
+    "pixel32": "pixel art, 32 px, unconditional: nouns32 without labels, no flips",
 }
 SMALL_DATA = 2000  # fewer images than this: the small-data recipe of the family (augmentation)
 
 
-def auto_preset(architecture: str, images: int) -> str:
-    """The preset for a run that names none: the family's recipe for the data's size."""
+def auto_preset(architecture: str, images: int, pixel_art: bool = False, labelled: bool = False) -> str:
+    """The preset for a run that names none: the family's recipe for the data's size, or the
+    pixel-art recipe (no flips) for a DCGAN on a folder that ships a palette.json."""
+    if pixel_art and architecture == "dcgan":
+        return "nouns32" if labelled else "pixel32"
     small = images < SMALL_DATA
     if architecture == "stylegan":
         return "small-data-stylegan64" if small else "stylegan64"

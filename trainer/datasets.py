@@ -2,6 +2,9 @@
 
 Every data set is loaded once into a float tensor in [-1, 1] (artists bring hundreds to thousands of
 images, which fit in memory) and carries a fingerprint that the checkpoint and model card record.
+With `channels=0` the channels follow the data: RGB when every pixel is opaque, else RGBA. A
+folder's palette (its `palette.json`, else its distinct colours when there are at most 256) is
+recorded with the data, so an export can snap to it without the data at hand.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 SYNTHETIC_SHAPES = "synthetic:shapes"
 MIN_IMAGES = 8
+MAX_PALETTE = 256  # the most colours an exported graph snaps to
+PALETTE_FILE = "palette.json"
 
 
 class DatasetError(ValueError):
@@ -36,6 +41,7 @@ class ImageDataset:
     source: str
     skipped: list[str] = field(default_factory=list)  # "path (why)" of each file that would not decode
     loose: list[str] = field(default_factory=list)  # images outside the label folders (label -1)
+    palette: list[str] | None = None  # "#rrggbb"/"#rrggbbaa": palette.json's, or <= 256 distinct colours
 
     def check_labelled(self) -> None:
         """Conditional training needs every image in a label folder: refuse loose ones by name."""
@@ -65,6 +71,39 @@ def _to_array(img: Image.Image, resolution: int, channels: int) -> np.ndarray:
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, img).convert("RGB")
     return np.asarray(img, dtype=np.uint8)
+
+
+def distinct_colours(arrays: list[np.ndarray]) -> list[str] | None:
+    """The data's colours as "#rrggbb[aa]", sorted, when there are at most MAX_PALETTE (else None).
+    Fully transparent pixels count as one colour, whatever their RGB."""
+    if not arrays:
+        return None
+    pixels = np.concatenate([a.reshape(-1, a.shape[-1]) for a in arrays])
+    if pixels.shape[1] == 4:
+        pixels = np.where(pixels[:, 3:] == 0, 0, pixels)
+    packed = np.zeros(len(pixels), dtype=np.uint64)
+    for c in range(pixels.shape[1]):
+        packed = (packed << np.uint64(8)) | pixels[:, c].astype(np.uint64)
+    unique = np.unique(packed)
+    if len(unique) > MAX_PALETTE:
+        return None
+    digits = 2 * pixels.shape[1]
+    return [f"#{int(v):0{digits}x}" for v in unique]
+
+
+def read_palette_file(path: Path) -> list[str]:
+    """The colours of a palette.json ({"colors": ["#rrggbb", ...]}), checked: at most MAX_PALETTE."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        colours = doc["colors"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{path}: not a palette file with a \"colors\" list ({exc})") from None
+    bad = [c for c in colours if not (isinstance(c, str) and len(c) in (7, 9) and c.startswith("#"))]
+    if bad or not colours:
+        raise DatasetError(f"{path}: colours must be \"#rrggbb\" or \"#rrggbbaa\", got {bad[:3] or 'none'}")
+    if len(colours) > MAX_PALETTE:
+        raise DatasetError(f"{path} has {len(colours)} colours; a palette holds at most {MAX_PALETTE}")
+    return [c.lower() for c in colours]
 
 
 def _to_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
@@ -107,6 +146,7 @@ def _decode_all(
     source: str,
     kind: str,
     label_map: dict[str, str] | None = None,
+    palette: list[str] | None = None,
 ) -> ImageDataset:
     """Decode (relative posix path, bytes) pairs; labels from `label_map` when given, else the first
     path component when there are several."""
@@ -124,15 +164,13 @@ def _decode_all(
         label_names = []
     if label_names and "" in label_names:  # a label "" would be a class made by accident
         label_names.remove("")
-    digest = hashlib.sha256(f"{kind}:{resolution}:{channels}".encode())
-    if label_map is not None:
-        digest.update(json.dumps(label_of, sort_keys=True).encode())
-    arrays, labels, skipped = [], [], []
+    decode_channels = 4 if channels == 0 else channels
+    arrays, labels, skipped, hashed = [], [], [], []
     for rel, data in entries:
         try:
             with Image.open(io.BytesIO(data)) as img:
                 img.load()
-                arrays.append(_to_array(img, resolution, channels))
+                arrays.append(_to_array(img, resolution, decode_channels))
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
             reason = "not an image Pillow can read" if isinstance(exc, UnidentifiedImageError) else str(exc)
             skipped.append(f"{rel} ({reason})")
@@ -140,7 +178,16 @@ def _decode_all(
         labels.append(
             label_names.index(label_of[rel]) if label_of[rel] in label_names else -1 if label_names else 0
         )
-        digest.update(f"{rel}:{hashlib.sha256(data).hexdigest()}\n".encode())
+        hashed.append(f"{rel}:{hashlib.sha256(data).hexdigest()}\n")
+    if channels == 0:  # follow the data: drop an alpha channel that is opaque everywhere
+        channels = 3 if arrays and all(bool((a[..., 3] == 255).all()) for a in arrays) else 4
+        if channels == 3:
+            arrays = [a[..., :3] for a in arrays]
+    digest = hashlib.sha256(f"{kind}:{resolution}:{channels}".encode())
+    if label_map is not None:
+        digest.update(json.dumps(label_of, sort_keys=True).encode())
+    for line in hashed:
+        digest.update(line.encode())
     if len(arrays) < MIN_IMAGES:
         unreadable = f"; unreadable: {', '.join(skipped[:3])}" if skipped else ""
         raise DatasetError(
@@ -154,6 +201,7 @@ def _decode_all(
         source=source,
         skipped=skipped,
         loose=[rel for rel, _ in entries if label_names and label_of[rel] not in label_names],
+        palette=palette if palette is not None else distinct_colours(arrays),
     )
 
 
@@ -197,7 +245,8 @@ def load_folder(
     _check_folder_path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     entries = [(p.relative_to(path).as_posix(), p.read_bytes()) for p in files]
-    return _decode_all(entries, resolution, channels, str(path), "folder", labels)
+    palette = read_palette_file(path / PALETTE_FILE) if (path / PALETTE_FILE).is_file() else None
+    return _decode_all(entries, resolution, channels, str(path), "folder", labels, palette)
 
 
 def load_zip(
@@ -284,7 +333,7 @@ def load_dataset(
     if spec == SYNTHETIC_SHAPES:
         if labels_file:
             raise DatasetError("a labels file applies to a folder or a .zip, not to synthetic:shapes")
-        return synthetic_shapes(synthetic_size, resolution, channels)
+        return synthetic_shapes(synthetic_size, resolution, channels or 4)
     if spec.startswith("synthetic:"):
         raise DatasetError(f"unknown synthetic data set {spec!r}; available: {SYNTHETIC_SHAPES}")
     labels = read_labels_file(Path(labels_file)) if labels_file else None

@@ -74,6 +74,9 @@ class Trainer:
         self.data = load_dataset(
             config.data, net.resolution, net.channels, config.synthetic_size, config.labels_file
         )
+        if not net.channels:  # the channels follow the data: RGB when it is opaque
+            net = net.model_copy(update={"channels": int(self.data.images.shape[1])})
+            config = config.model_copy(update={"network": net})
         if self.data.label_names and not net.label_names:
             net = net.model_copy(update={"label_names": self.data.label_names})
             config = config.model_copy(update={"network": net})
@@ -109,6 +112,7 @@ class Trainer:
             "data_source": self.data.source,
             "data_size": len(self.data),
             "label_names": net.label_names,
+            "palette": self.data.palette,
             "contracts": CONTRACTS,
             "artctl_version": __version__,
             "torch_version": torch.__version__,

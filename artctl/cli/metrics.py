@@ -65,6 +65,9 @@ def metrics_fid(
             raise CliError("--n must be at least 2")
         generate, info = generator_source(model, psi)
         real = real_images(data, info.resolution, info.channels)
+        pixel_art = PixelArtJudge.of(data, real)
+        if pixel_art is not None:
+            generate = pixel_art.watch(generate)
         labels = {
             "real": f"features of {len(real.images)} real images (once; cached)",
             "generated": "generated",
@@ -78,6 +81,8 @@ def metrics_fid(
             for bar in bars.values():
                 bar.__exit__()
         doc = {"model": str(model), "data": data, "psi": psi, **report.__dict__}
+        if pixel_art is not None:
+            doc["pixel_art"] = pixel_art.scores()
         if as_json:
             echo_json(doc)
         else:
@@ -96,6 +101,109 @@ def metrics_fid(
                     f"memorised {g['memorised']:.3f} of samples nearer a real than its nearest real "
                     f"(real vs real: {g['memorised_baseline']:.3f})"
                 )
+            if "pixel_art" in doc:
+                typer.echo(pixel_art_line(doc["pixel_art"]))
+        if out is not None:
+            from artctl.fileio import write_json_atomic
+
+            write_json_atomic(out, doc)
+
+    run_command(body)
+
+
+class PixelArtJudge:
+    """Keeps the generated images of a pixel-art data set (one with a palette) and scores them."""
+
+    def __init__(self, palette: list[str], art: Any) -> None:
+        self.palette, self.art = palette, art
+        self.images: list[npt.NDArray[np.uint8]] = []
+        self.asked: list[str] | None = []
+
+    @classmethod
+    def of(cls, data: str, real: Any) -> PixelArtJudge | None:
+        """A judge when `data` is a folder with a palette (palette.json, else the real images' colours
+        when there are at most 256); with the Nouns parts too when the folder came from
+        `artctl data nouns` (its parts.jsonl names the glasses)."""
+        from trainer.datasets import PALETTE_FILE, distinct_colours, read_palette_file
+
+        folder = Path(data)
+        if not folder.is_dir():
+            return None
+        if (folder / PALETTE_FILE).is_file():
+            palette: list[str] | None = read_palette_file(folder / PALETTE_FILE)
+        else:
+            palette = distinct_colours(list(real.images))
+        if not palette:
+            return None
+        art = None
+        parts = folder / "parts.jsonl"
+        if parts.is_file() and "glasses_name" in parts.open().readline():
+            from trainer.nouns import load_art
+
+            art = load_art()
+        return cls(palette, art)
+
+    def watch(self, generate: Any) -> Any:
+        def watched(start: int, count: int, labels: Sequence[str] | None = None) -> npt.NDArray[np.uint8]:
+            images = generate(start, count, labels)
+            self.images.append(images)
+            if labels is None or self.asked is None:
+                self.asked = None
+            else:
+                self.asked.extend(labels)
+            return images
+
+        return watched
+
+    def scores(self) -> dict[str, Any]:
+        from trainer.pixelart import pixel_art_scores
+
+        return pixel_art_scores(np.concatenate(self.images), self.palette, self.asked, self.art)
+
+
+def pixel_art_line(scores: dict[str, Any]) -> str:
+    """One line of the pixel-art scores that apply (raw -> snapped)."""
+    parts = [f"off-palette {scores['off_palette_raw']:.3f} -> {scores['off_palette_snapped']:.3f} snapped"]
+    for key, name in (
+        ("noggles_exact", "noggles exact"),
+        ("label_fidelity", "label fidelity"),
+        ("heads_copied", "heads copied"),
+    ):
+        if f"{key}_raw" in scores:
+            parts.append(f"{name} {scores[f'{key}_raw']:.3f} -> {scores[f'{key}_snapped']:.3f}")
+    return "pixel art: " + "   ".join(parts)
+
+
+@metrics_app.command("pixels")
+def metrics_pixels(
+    model: Path = typer.Option(..., "--model", help="An exported .onnx, or a run/checkpoint directory."),
+    data: Path = typer.Option(..., "--data", help="The real pixel art: a folder with palette.json."),
+    n: int = typer.Option(2000, "--n", help="Images to generate (seeds 0..n-1, labels as in the data)."),
+    psi: float | None = typer.Option(None, help="Truncation psi for models with one."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the report as JSON here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON document."),
+) -> None:
+    """Pixel-art quality without Inception (seconds, not minutes): off-palette pixels before and
+    after the snap and, for `artctl data nouns` folders, noggles exact, label fidelity, heads copied."""
+
+    def body() -> None:
+        from trainer.metrics import real_images
+
+        if n < 1:
+            raise CliError("--n must be at least 1")
+        generate, info = generator_source(model, psi)
+        real = real_images(str(data), info.resolution, info.channels)
+        judge = PixelArtJudge.of(str(data), real)
+        if judge is None:
+            raise CliError(f"{data} is not pixel art: no palette.json and more than 256 colours")
+        watched = judge.watch(generate)
+        for start in range(0, n, 256):
+            watched(start, min(256, n - start), real.labels_for(start, min(256, n - start)))
+        doc = {"model": str(model), "data": str(data), "psi": psi, **judge.scores()}
+        if as_json:
+            echo_json(doc)
+        else:
+            typer.echo(pixel_art_line(doc))
         if out is not None:
             from artctl.fileio import write_json_atomic
 

@@ -77,7 +77,13 @@ OVERRIDES: list[tuple[str, type, str, tuple[str, ...], str | None]] = [
         "--tensorboard/--no-tensorboard",
     ),
     ("resolution", int, "Image size in pixels (16..256, a power of two).", ("network.resolution",), None),
-    ("channels", int, "3 (RGB) or 4 (RGBA, transparency kept).", ("network.channels",), None),
+    (
+        "channels",
+        int,
+        "3 (RGB), 4 (RGBA, transparency kept) or 0: follow the data (RGB when every pixel is opaque).",
+        ("network.channels",),
+        None,
+    ),
     ("z_dim", int, "Latent size.", ("network.z_dim",), None),
     ("steps", int, "Optimisation steps.", ("steps",), None),
     (
@@ -243,15 +249,25 @@ train.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defi
 def _auto_preset(overrides: dict[str, Any]) -> str:
     """The family's recipe for the data's size, said on stderr (so --dry-run's JSON stays clean)."""
     from trainer.config import PRESET_NOTES, SMALL_DATA, auto_preset
-    from trainer.datasets import count_images
+    from trainer.datasets import PALETTE_FILE, count_images
 
     data = overrides.get("data", "synthetic:shapes")
     images = count_images(data)
-    name = auto_preset(overrides["network"].get("architecture", "dcgan"), images)
+    folder = Path(data)
+    pixel_art = folder.is_dir() and (folder / PALETTE_FILE).is_file()
+    labelled = folder.is_dir() and sum(1 for p in folder.iterdir() if p.is_dir()) >= 2
+    name = auto_preset(overrides["network"].get("architecture", "dcgan"), images, pixel_art, labelled)
+    if pixel_art and name in ("nouns32", "pixel32"):
+        why = f"{data} has a {PALETTE_FILE}: pixel art"
+    else:
+        why = f"{data} has {images:,} images, {'under' if images < SMALL_DATA else 'at least'} {SMALL_DATA:,}"
+    flips = (
+        "no flips: pixel-art characters face one way"
+        if name in ("nouns32", "pixel32")
+        else "random horizontal flips (--no-mirror for art that must not be mirrored)"
+    )
     typer.echo(
-        f"preset: {name} ({PRESET_NOTES[name]}; {data} has {images:,} images, "
-        f"{'under' if images < SMALL_DATA else 'at least'} {SMALL_DATA:,}); --preset NAME picks another",
-        err=True,
+        f"preset: {name} ({PRESET_NOTES[name]}; {why}); {flips}; --preset NAME picks another", err=True
     )
     return name
 
