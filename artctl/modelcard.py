@@ -36,6 +36,10 @@ class ModelCard:
     exporter_version: str = ""
     torch_version: str = ""
     precision: str = "fp32"
+    # artctl-palette-v1: the colours the graph snaps its pixels to ("#rrggbb[aa]", in order) and
+    # artctl.palette.palette_sha256 of them; empty for models without a snap (all before the palette).
+    palette: list[str] = field(default_factory=list)
+    palette_sha256: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_metadata(self) -> dict[str, str]:
@@ -87,6 +91,7 @@ _FIELD_CHECKS: dict[str, tuple[Any, str]] = {
     "default_psi": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
     "has_psi": (lambda v: isinstance(v, bool), "true or false"),
     "has_label": (lambda v: isinstance(v, bool), "true or false"),
+    "palette": (lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v), "a list of colours"),
     "contracts": (
         lambda v: (
             isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())

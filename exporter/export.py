@@ -24,6 +24,14 @@ from artctl.directions import directions_path
 from artctl.directions import to_json as directions_json
 from artctl.fileio import write_bytes_atomic
 from artctl.modelcard import ModelCard, file_sha256, sidecar_path
+from artctl.palette import (
+    PALETTE_CONTRACT,
+    PaletteError,
+    check_channels,
+    load_palette,
+    palette_sha256,
+    parse_colours,
+)
 from artctl.profile import recommended_profile
 from artctl.seeds import CONTRACTS
 from exporter import EXPORTER_VERSION
@@ -46,6 +54,7 @@ from exporter.parity import (
     FP32_TOLERANCE,
     TOLERANCES,
     ParityError,
+    check_snap,
     compare,
     cpu_session,
     parity_check,
@@ -61,6 +70,7 @@ DEFAULT_PSI = SERVED_PSI  # the psi training grids show
 __all__ = [
     "ExportError",
     "ExportResult",
+    "PaletteError",
     "ParityError",
     "companion_path",
     "export_checkpoint",
@@ -74,6 +84,7 @@ class ExportResult:
     sha256: str
     card: ModelCard
     parity: dict[str, Any] = field(default_factory=dict)
+    palette_note: str = "none"  # what --palette resolved to, in words, for the CLI's output line
 
 
 def _companions(
@@ -85,10 +96,12 @@ def _companions(
     n_seeds: int,
     optimize: str = "basic",
     precision: str = "fp32",
+    palette: list[str] | None = None,
 ) -> tuple[dict[str, onnx.ModelProto], dict[str, Any]]:
     """Mapping and synthesis graphs of a StyleGAN-type generator, each parity-checked.
 
-    The mapping graph stays fp32 (it is tiny, and w feeds style mixing); synthesis follows `precision`.
+    The mapping graph stays fp32 (it is tiny, and w feeds style mixing); synthesis follows `precision`
+    and ends with the same palette snap as the main graph, so creative tools give palette colours too.
     """
     has_label = "label" in inputs
     mapping = export_graph(MappingGraph(G, has_label), example_inputs(inputs, z_dim), "ws", opset)
@@ -96,7 +109,7 @@ def _companions(
     synthesis = export_graph(SynthesisGraph(G), {"ws": ws_example}, FLOAT_OUTPUT, opset)
     append_quantisation(synthesis, *shape)
     mapping = finish_graph(mapping, optimize, "fp32")
-    synthesis = finish_graph(synthesis, optimize, precision)
+    synthesis = finish_graph(synthesis, optimize, precision, palette, shape[2])
     tolerance = TOLERANCES[precision]
 
     feeds = parity_inputs(np.arange(n_seeds, dtype=np.uint64), z_dim, True, G.num_classes)
@@ -105,11 +118,17 @@ def _companions(
         ws = G.map(torch.from_numpy(feeds["z"]), label=label, psi=torch.from_numpy(feeds["psi"]))
         images = G.synthesis(ws)
     batch_sizes = BATCH_SIZES
-    map_diff, _ = compare(cpu_session(mapping), feeds, ws.numpy(), "ws", batch_sizes)
+    map_diff = compare(cpu_session(mapping), feeds, ws.numpy(), "ws", batch_sizes).max_diff
     h, w, c = shape
     syn_session = cpu_session(with_float_output(synthesis, h, w, c))
-    syn_diff, _ = compare(
-        syn_session, {"ws": ws.numpy()}, images.numpy(), FLOAT_OUTPUT, batch_sizes, quantize(images).numpy()
+    syn_diff, _, syn_mismatches = compare(
+        syn_session,
+        {"ws": ws.numpy()},
+        images.numpy(),
+        FLOAT_OUTPUT,
+        batch_sizes,
+        quantize(images).numpy(),
+        palette,
     )
     for graph_name, diff, bound in (
         ("mapping", map_diff, FP32_TOLERANCE),
@@ -119,13 +138,37 @@ def _companions(
             raise ParityError(
                 f"{graph_name} graph differs from PyTorch by {diff:.3g} (> {bound:g}); model not written"
             )
-    report = {"mapping_max_abs_diff": map_diff, "synthesis_max_abs_diff": syn_diff}
+    check_snap("synthesis", syn_mismatches)
+    report: dict[str, Any] = {"mapping_max_abs_diff": map_diff, "synthesis_max_abs_diff": syn_diff}
+    if palette:
+        report["synthesis_palette_snap_mismatches"] = syn_mismatches
     return {"mapping": mapping, "synthesis": synthesis}, report
 
 
 def companion_path(out: Path, graph: str) -> Path:
     """model.onnx -> model.mapping.onnx / model.synthesis.onnx."""
     return Path(out).with_name(f"{Path(out).stem}.{graph}.onnx")
+
+
+def resolve_palette(choice: str | Path | list[str], meta: dict[str, Any]) -> tuple[list[str] | None, str]:
+    """--palette auto|FILE|none -> (the colours or None, what that means in words).
+
+    auto is the palette the checkpoint recorded at training time (meta["palette"]), or no snap when it
+    recorded none; FILE is a palette.json (artctl-palette-v1); none is no snap.
+    """
+    if isinstance(choice, list):
+        colours = parse_colours(choice)
+        return colours, f"{len(colours)} colours (given)"
+    if str(choice) == "none":
+        return None, "none (no snap)"
+    if str(choice) == "auto":
+        recorded = meta.get("palette")
+        if not recorded:
+            return None, "auto: the checkpoint records no palette, so no snap"
+        colours = parse_colours(recorded, "the checkpoint's recorded palette")
+        return colours, f"auto: {len(colours)} colours recorded in the checkpoint"
+    colours = load_palette(Path(choice))
+    return colours, f"{len(colours)} colours from {choice}"
 
 
 def export_checkpoint(
@@ -140,12 +183,14 @@ def export_checkpoint(
     companions: bool = True,
     precision: str = "fp32",
     optimize: str = "basic",
+    palette: str | Path | list[str] = "auto",
     on_step: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export a checkpoint (or a run's latest) to `out`, plus the sidecar NAME.json.
 
     StyleGAN-type models get a `psi` input (default_psi in the card, 0.7 unless given) and, with
-    `companions`, the mapping and synthesis graphs beside `out`.
+    `companions`, the mapping and synthesis graphs beside `out`. `palette` (auto, a palette.json
+    path, none, or a list of colours) snaps every output pixel to its nearest palette colour.
     """
     if opset not in SUPPORTED_OPSETS:
         raise ExportError(
@@ -175,6 +220,9 @@ def export_checkpoint(
     except RuntimeError as exc:
         raise CheckpointError(f"{ck.path}: weights do not fit the {net.architecture} config ({exc})") from exc
     G.eval()
+    colours, palette_note = resolve_palette(palette, ck.meta)
+    if colours:
+        check_channels(colours, net.channels)
     has_psi = bool(getattr(G, "has_psi", False))
     has_label = net.num_classes > 0
     inputs = ["z"] + (["psi"] if has_psi else []) + (["label"] if has_label else [])
@@ -185,15 +233,17 @@ def export_checkpoint(
     )
     shape = (net.resolution, net.resolution, net.channels)
     append_quantisation(model, *shape)
-    model = finish_graph(model, optimize, precision)
+    model = finish_graph(model, optimize, precision, colours, net.channels)
     step(f"checking parity with PyTorch ({parity_seeds} seeds, batches 1, 7 and 64)")
-    parity = parity_check(G, model, net.z_dim, shape, n_seeds=parity_seeds, tolerance=TOLERANCES[precision])
+    parity = parity_check(
+        G, model, net.z_dim, shape, n_seeds=parity_seeds, tolerance=TOLERANCES[precision], palette=colours
+    )
     parity.update(precision=precision, optimization=optimize)
     extra_graphs: dict[str, onnx.ModelProto] = {}
     if has_psi and companions and hasattr(G, "map"):
         step("exporting and checking the mapping and synthesis graphs")
         extra_graphs, companion_parity = _companions(
-            G, inputs, net.z_dim, shape, opset, parity_seeds, optimize, precision
+            G, inputs, net.z_dim, shape, opset, parity_seeds, optimize, precision, colours
         )
         parity.update(companion_parity)
 
@@ -218,11 +268,13 @@ def export_checkpoint(
         default_psi=(DEFAULT_PSI if default_psi is None else float(default_psi)) if has_psi else 1.0,
         has_psi=has_psi,
         has_label=has_label,
-        contracts=dict(CONTRACTS),
+        contracts={**CONTRACTS, "palette": PALETTE_CONTRACT} if colours else dict(CONTRACTS),
         data_fingerprint=str(ck.meta.get("data_fingerprint", "")),
         exporter_version=EXPORTER_VERSION,
         torch_version=torch.__version__.split("+")[0],
         precision=precision,
+        palette=list(colours or []),
+        palette_sha256=palette_sha256(colours) if colours else "",
         extra=extra,
     )
     # Every graph is serialised before anything is written; the main model goes first, the sidecar
@@ -262,4 +314,4 @@ def export_checkpoint(
         where.unlink(missing_ok=True)
     sidecar_bytes = (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode()
     write_bytes_atomic(sidecar_path(out), sidecar_bytes, fsync=True)
-    return ExportResult(path=out, sha256=sha, card=card, parity=parity)
+    return ExportResult(path=out, sha256=sha, card=card, parity=parity, palette_note=palette_note)

@@ -23,6 +23,8 @@ from exporter import EXPORTER_VERSION
 from exporter.optimize import float_probe_name, optimize_offline, to_fp16
 
 FLOAT_OUTPUT = "image_float"
+UNSNAPPED_OUTPUT = "image_unsnapped"  # the quantised pixels before the palette snap (parity probe)
+SNAP_PREFIX = "palette_snap"
 
 
 class ExportError(ValueError):
@@ -51,10 +53,96 @@ def append_quantisation(model: onnx.ModelProto, height: int, width: int, channel
     )
 
 
+def append_snap(model: onnx.ModelProto, colours: list[str], channels: int) -> None:
+    """Snap `image` to the nearest palette colour in-graph (artctl-palette-v1; artctl.palette.snap).
+
+    For pixel p and colour c, |p - c|^2 = |p|^2 + (|c|^2 - 2 p.c); |p|^2 is the same for every c, so
+    ArgMin over K of score = |c|^2 + p.(-2c) picks the same colour, and ties at the same indices, as
+    the squared distance. Every term is an integer below 2^24 in magnitude (|score| <= 4 * 255 * 510),
+    so float32 MatMul and Add are exact in any summation order, with or without FMA (and under TF32,
+    which keeps the 9-bit operands whole). ArgMin with select_last_index=0 sends ties to the lower
+    index; Gather then picks the palette's uint8 colour. An RGB palette on an RGBA model replaces the
+    colour channels and passes alpha through. Appended after fp16 conversion, so it is always fp32.
+    """
+    from artctl.palette import check_channels, palette_array
+
+    check_channels(colours, channels)
+    pal = palette_array(colours)
+    width = pal.shape[1]
+    graph = model.graph
+    (producer,) = [n for n in graph.node if "image" in n.output]
+    producer.output[:] = [UNSNAPPED_OUTPUT if o == "image" else o for o in producer.output]
+    p = SNAP_PREFIX
+    wide = pal.astype(np.int64)
+    inits = {
+        f"{p}_weights": (-2 * wide.T).astype(np.float32),  # [C, K]
+        f"{p}_norms": (wide**2).sum(axis=1).astype(np.float32),  # [K]
+        f"{p}_colours": pal,  # uint8 [K, C]
+    }
+    for name, value in inits.items():
+        graph.initializer.append(numpy_helper.from_array(value, name))
+    nodes = [
+        helper.make_node("Cast", [UNSNAPPED_OUTPUT], [f"{p}_pixels"], to=TensorProto.FLOAT, name=f"{p}_cast")
+    ]
+    colour_in = f"{p}_pixels"
+    if width < channels:  # RGB palette, RGBA model: compare and replace the first three channels only
+        for name, value in {
+            f"{p}_rgb_start": [0],
+            f"{p}_rgb_end": [width],
+            f"{p}_alpha_end": [channels],
+            f"{p}_axis": [3],
+        }.items():
+            graph.initializer.append(numpy_helper.from_array(np.array(value, dtype=np.int64), name))
+        nodes.append(
+            helper.make_node(
+                "Slice",
+                [f"{p}_pixels", f"{p}_rgb_start", f"{p}_rgb_end", f"{p}_axis"],
+                [f"{p}_rgb"],
+                name=f"{p}_rgb",
+            )
+        )
+        colour_in = f"{p}_rgb"
+    snapped = "image" if width == channels else f"{p}_snapped_rgb"
+    nodes += [
+        helper.make_node("MatMul", [colour_in, f"{p}_weights"], [f"{p}_dot"], name=f"{p}_dot"),
+        helper.make_node("Add", [f"{p}_dot", f"{p}_norms"], [f"{p}_score"], name=f"{p}_score"),
+        helper.make_node(
+            "ArgMin",
+            [f"{p}_score"],
+            [f"{p}_index"],
+            axis=-1,
+            keepdims=0,
+            select_last_index=0,
+            name=f"{p}_argmin",
+        ),
+        helper.make_node("Gather", [f"{p}_colours", f"{p}_index"], [snapped], axis=0, name=f"{p}_gather"),
+    ]
+    if width < channels:
+        nodes += [
+            helper.make_node(
+                "Slice",
+                [UNSNAPPED_OUTPUT, f"{p}_rgb_end", f"{p}_alpha_end", f"{p}_axis"],
+                [f"{p}_alpha"],
+                name=f"{p}_alpha",
+            ),
+            helper.make_node("Concat", [snapped, f"{p}_alpha"], ["image"], axis=3, name=f"{p}_concat"),
+        ]
+    graph.node.extend(nodes)
+
+
 def with_float_output(model: onnx.ModelProto, height: int, width: int, channels: int) -> onnx.ModelProto:
-    """A copy of the graph that also outputs the fp32 tensor entering the quantisation, as FLOAT_OUTPUT."""
+    """A copy of the graph that also outputs the fp32 tensor entering the quantisation, as FLOAT_OUTPUT.
+
+    A palette-snapped graph also outputs its pixels before the snap, as UNSNAPPED_OUTPUT.
+    """
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
+    if any(UNSNAPPED_OUTPUT in n.output for n in probe.graph.node):
+        probe.graph.output.append(
+            helper.make_tensor_value_info(
+                UNSNAPPED_OUTPUT, TensorProto.UINT8, ["batch", height, width, channels]
+            )
+        )
     source = float_probe_name(probe, FLOAT_OUTPUT)
     if source != FLOAT_OUTPUT:
         # After fp16 conversion FLOAT_OUTPUT names the half-precision tensor; free the name and point
@@ -143,10 +231,21 @@ def stamp(model: onnx.ModelProto, card: ModelCard) -> bytes:
     return model.SerializeToString(deterministic=True)
 
 
-def finish_graph(model: onnx.ModelProto, optimize: str, precision: str) -> onnx.ModelProto:
-    """Offline optimisation, then reduced precision, then the full ONNX checker."""
+def finish_graph(
+    model: onnx.ModelProto,
+    optimize: str,
+    precision: str,
+    palette: list[str] | None = None,
+    channels: int = 3,
+) -> onnx.ModelProto:
+    """Offline optimisation, then reduced precision, then the palette snap, then the full ONNX checker.
+
+    The snap comes after the fp16 conversion so its exact integer arithmetic is never halved.
+    """
     model = optimize_offline(model, optimize)
     if precision == "fp16":
         model = to_fp16(model)
+    if palette:
+        append_snap(model, palette, channels)
     onnx.checker.check_model(model, full_check=True)
     return model

@@ -6,16 +6,17 @@ compared, so a graph that only agrees at one batch size is refused too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
 
+from artctl.palette import snap
 from artctl.profile import SERVING_LEVEL, session_options
 from artctl.seeds import latents
-from exporter.graphs import FLOAT_OUTPUT, ExportError, with_float_output
+from exporter.graphs import FLOAT_OUTPUT, UNSNAPPED_OUTPUT, ExportError, with_float_output
 from trainer.preview import preview_labels, quantize
 
 FP32_TOLERANCE = 1e-4
@@ -55,6 +56,12 @@ def torch_call(G: torch.nn.Module, feeds: dict[str, np.ndarray]) -> torch.Tensor
         )
 
 
+class Comparison(NamedTuple):
+    max_diff: float  # max |onnx - torch| of the float output
+    differing: int  # uint8 values (before any palette snap) that differ from torch's quantisation
+    snap_mismatches: int  # snapped uint8 values that differ from artctl.palette.snap of the unsnapped
+
+
 def compare(
     session: ort.InferenceSession,
     feeds: dict[str, np.ndarray],
@@ -62,11 +69,17 @@ def compare(
     float_output: str,
     batch_sizes: tuple[int, ...],
     ref_u8: np.ndarray | None = None,
-) -> tuple[float, int]:
-    """Max |onnx - torch| over every batch cut, and the uint8 pixels that differ (when given)."""
+    palette: list[str] | None = None,
+) -> Comparison:
+    """Max |onnx - torch| over every batch cut, the uint8 pixels that differ (when given), and, for a
+    palette-snapped graph, how many snapped values differ from the numpy reference snap."""
     n = len(reference)
-    names = [float_output] if ref_u8 is None else [float_output, "image"]
-    max_diff, differing = 0.0, 0
+    names = [float_output]
+    if ref_u8 is not None or palette:
+        names.append(UNSNAPPED_OUTPUT if palette else "image")
+    if palette:
+        names.append("image")
+    max_diff, differing, mismatches = 0.0, 0, 0
     for bs in batch_sizes:
         for start in range(0, n, bs):
             part = {k: v[start : start + bs] for k, v in feeds.items()}
@@ -74,7 +87,9 @@ def compare(
             max_diff = max(max_diff, float(np.abs(outputs[0] - reference[start : start + bs]).max()))
             if ref_u8 is not None:
                 differing += int(np.count_nonzero(outputs[1] != ref_u8[start : start + bs]))
-    return max_diff, differing
+            if palette:
+                mismatches += int(np.count_nonzero(outputs[2] != snap(outputs[1], palette)))
+    return Comparison(max_diff, differing, mismatches)
 
 
 def cpu_session(model: onnx.ModelProto) -> ort.InferenceSession:
@@ -91,10 +106,13 @@ def parity_check(
     n_seeds: int = 256,
     batch_sizes: tuple[int, ...] = BATCH_SIZES,
     tolerance: float = FP32_TOLERANCE,
+    palette: list[str] | None = None,
 ) -> dict[str, Any]:
     """Compare ONNX Runtime with PyTorch over n_seeds seeds, cut into each batch size in turn.
 
-    The feeds (psi, label) follow the generator's has_psi and num_classes attributes.
+    The feeds (psi, label) follow the generator's has_psi and num_classes attributes. With a
+    `palette`, the float and unsnapped uint8 outputs are compared with PyTorch as without one, and
+    the snapped output must equal artctl.palette.snap of the unsnapped pixels exactly.
     """
     h, w, c = shape
     session = cpu_session(with_float_output(model, h, w, c))
@@ -103,7 +121,9 @@ def parity_check(
     )
     ref_float = torch_call(G, feeds)
     ref_u8 = quantize(ref_float).numpy()
-    max_diff, differing = compare(session, feeds, ref_float.numpy(), FLOAT_OUTPUT, batch_sizes, ref_u8)
+    max_diff, differing, mismatches = compare(
+        session, feeds, ref_float.numpy(), FLOAT_OUTPUT, batch_sizes, ref_u8, palette
+    )
     total = n_seeds * len(batch_sizes) * h * w * c
     report = {
         "seeds": n_seeds,
@@ -114,8 +134,20 @@ def parity_check(
         "uint8_pixels_differing": differing,
         "uint8_pixels_differing_share": differing / total,
     }
+    if palette:
+        report["palette_snap_mismatches"] = mismatches
     if not max_diff <= tolerance:
         raise ParityError(
             f"ONNX output differs from PyTorch by {max_diff:.3g} (> {tolerance:g}); model not written"
         )
+    check_snap("main", mismatches)
     return report
+
+
+def check_snap(graph_name: str, mismatches: int) -> None:
+    """The in-graph palette snap must be the reference snap exactly: any mismatch refuses the model."""
+    if mismatches:
+        raise ParityError(
+            f"{graph_name} graph's palette snap differs from the reference snap in {mismatches} "
+            "value(s); model not written"
+        )

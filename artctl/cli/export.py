@@ -40,6 +40,11 @@ def export(
         "--companions/--no-companions",
         help="StyleGAN-type models: also write NAME.mapping.onnx and NAME.synthesis.onnx.",
     ),
+    palette: str = typer.Option(
+        "auto",
+        help="Snap every pixel to the nearest colour of a palette (at most 256) inside the graph: auto "
+        "(the palette the checkpoint recorded; none if it has none), a palette.json file, or none.",
+    ),
 ) -> None:
     """Export a generator to a single ONNX file with uint8 output and a model card (needs `train`)."""
 
@@ -57,6 +62,7 @@ def export(
             companions=companions,
             precision=precision,
             optimize=optimize,
+            palette=palette,
             on_step=lambda message: typer.echo(f"export: {message}", err=True),
         )
         p = result.parity
@@ -65,6 +71,11 @@ def export(
             f"parity:  max |onnx - torch| = {p['max_abs_diff']:.2e} over {p['seeds']} seeds, batches "
             f"{p['batch_sizes']}; uint8 pixels differing: {p['uint8_pixels_differing_share']:.2e}"
         )
+        card = result.card
+        sha = f"  (sha256 {card.palette_sha256})" if card.palette else ""
+        typer.echo(f"palette: {result.palette_note}{sha}")
+        if "palette_snap_mismatches" in p:
+            typer.echo(f"snap:    in-graph snap = reference snap, {p['palette_snap_mismatches']} mismatches")
         for graph in ("mapping", "synthesis"):
             if f"{graph}_file" in result.card.extra:
                 typer.echo(f"{graph + ':':10}{result.path.with_name(result.card.extra[graph + '_file'])}")
