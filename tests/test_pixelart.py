@@ -187,3 +187,11 @@ def test_metaplex_refuses_svg_before_writing(tiny_model: Path, tmp_path: Path) -
     assert res.returncode != 0
     assert "image_format: Sugar (--format metaplex) takes no SVG images" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "drop").exists()
+
+
+def test_studio_never_smooths_images() -> None:
+    css = (REPO / "serving" / "studio" / "studio.css").read_text()
+    rule = next(line for line in css.splitlines() if line.startswith("img {"))
+    assert rule.index("crisp-edges") < rule.index("pixelated")  # the fallback first, the last known wins
+    for line in css.splitlines():  # and nothing sizes an image with smoothing
+        assert "image-rendering" not in line or ("auto" not in line and "smooth" not in line)
