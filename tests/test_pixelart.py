@@ -195,3 +195,24 @@ def test_studio_never_smooths_images() -> None:
     assert rule.index("crisp-edges") < rule.index("pixelated")  # the fallback first, the last known wins
     for line in css.splitlines():  # and nothing sizes an image with smoothing
         assert "image-rendering" not in line or ("auto" not in line and "smooth" not in line)
+
+
+def test_svg_shards_merge_and_rebase_keep_the_extension(tiny_model: Path, tmp_path: Path) -> None:
+    from artctl.drops.merge import merge
+    from artctl.drops.mint import mint
+    from artctl.drops.rebase import rebase
+    from artctl.drops.shard import Shard
+
+    cfg = parse_collection({"name": "P", "size": 5, "salt": "s", "image_scale": 2, "image_format": "svg"})
+    renderer = LocalRenderer(tiny_model)
+    single = mint(cfg, tmp_path / "single", renderer)
+    for i in range(2):
+        mint(cfg, tmp_path / f"part{i}", renderer, shard=Shard(i, 2))
+    merged = merge(tmp_path / "merged", [tmp_path / "part0", tmp_path / "part1"])
+    assert merged.provenance == single.provenance
+    assert (tmp_path / "merged" / "manifest.json").read_bytes() == single.manifest.read_bytes()
+    rebase(tmp_path / "merged", images_cid=True)
+    meta = json.loads((tmp_path / "merged" / "metadata" / "3.json").read_text())
+    images = json.loads((tmp_path / "merged" / "manifest.json").read_text())["ipfs_directories"]["images"]
+    assert meta["image"] == f"ipfs://{images}/3.svg"
+    assert verify(tmp_path / "merged", renderer).ok
