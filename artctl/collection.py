@@ -11,9 +11,19 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from artctl.curation import Curation
+from artctl.delivery import MAX_SCALE
 from artctl.evm import EVM_ADDRESS, checksum_problem
 
 if sys.version_info >= (3, 11):
@@ -160,6 +170,10 @@ class CollectionConfig(_Strict):
     psi: float | None = Field(None, ge=0.0, le=2.0)
     base_uri: str | None = Field(None, description="prefix of each token's image URI")
     ipfs: bool = Field(False, description="image URI = ipfs://<CIDv1 of the image file>")
+    image_scale: int = Field(
+        1, ge=1, le=MAX_SCALE, description="whole-number nearest-neighbour upscale of each token's file"
+    )
+    image_format: Literal["png", "svg"] = Field("png", description="token image files: PNG, or SVG rects")
     external_url: str = ""
     image: str = Field("", description="collection-level image URI (collection.json)")
     royalties: Royalties | None = None
@@ -182,6 +196,16 @@ class CollectionConfig(_Strict):
             raise ValueError(f"size: {self.size}, but the curation pins {len(self.curation.entries)} entries")
         return self
 
+    @model_serializer(mode="wrap")
+    def _echo(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        """Leave image_scale/image_format out of the echo at their defaults, so drops minted before
+        they existed keep their manifest bytes and journal identity (absent means 1 and png)."""
+        data: dict[str, object] = handler(self)
+        for key, default in (("image_scale", 1), ("image_format", "png")):
+            if data.get(key) == default:
+                data.pop(key)
+        return data
+
     def token_ids(self) -> range:
         return range(self.start_index, self.start_index + self.size)
 
@@ -189,7 +213,7 @@ class CollectionConfig(_Strict):
         if self.ipfs:
             return f"ipfs://{cid}"
         base = self.base_uri if self.base_uri is not None else "ipfs://<images-CID>/"
-        return f"{base}{token_id}.png"
+        return f"{base}{token_id}.{self.image_format}"
 
 
 def _one_line(exc: ValidationError, source: str) -> str:

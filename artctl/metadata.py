@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from artctl.collection import EVM_ADDRESS, SOLANA_ADDRESS, CollectionConfig, ConfigError
+from artctl.delivery import MIME_TYPES
 from artctl.seeds import CONTRACTS
 
 FORMATS = ("erc721", "metaplex")
@@ -29,6 +30,11 @@ def check_format(config: CollectionConfig, fmt: str) -> None:
     if fmt == "erc721" and recipient and not EVM_ADDRESS.match(recipient):
         raise ConfigError("royalties.recipient: erc721 needs an EVM address (0x + 40 hex digits)")
     if fmt == "metaplex":
+        if config.image_format != "png":
+            raise ConfigError(
+                f"image_format: Sugar (--format metaplex) takes no {config.image_format.upper()} "
+                'images; use image_format = "png" or --format erc721'
+            )
         if recipient and not SOLANA_ADDRESS.match(recipient):
             raise ConfigError("royalties.recipient: metaplex needs a Solana base58 address")
         longest = token_name(config, config.start_index + config.size - 1)
@@ -82,7 +88,10 @@ def token_metadata(
         doc["symbol"] = config.symbol
         doc["seller_fee_basis_points"] = config.royalties.basis_points if config.royalties else 0
         # Creators are no longer read from off-chain JSON (Sugar warns): they go in Sugar's config.
-        doc["properties"] = {"category": "image", "files": [{"uri": entry["image"], "type": "image/png"}]}
+        doc["properties"] = {
+            "category": "image",
+            "files": [{"uri": entry["image"], "type": MIME_TYPES[config.image_format]}],
+        }
     return doc
 
 

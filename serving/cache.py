@@ -1,7 +1,7 @@
 """The response cache: encoded images by everything that decides their bytes, shared by every API.
 
 An image is a pure function of (model bytes, seed, psi, label, edit) and its encoding of the
-format, so a cached reply is the reply a fresh render would give, byte for byte (tests check it).
+format and scale, so a cached reply is the reply a fresh render would give, byte for byte (tests check it).
 That is what makes caching safe here, and why the key holds the model's SHA-256 rather than its
 name: a hot-reloaded model never serves its predecessor's pictures. Bounded in bytes, least
 recently used first out; the event loop is its only user, so it needs no lock.
@@ -85,9 +85,11 @@ def row_keys(
     labels: npt.NDArray[np.int64] | None,
     fmt: str,
     edit: Hashable = (),
+    scale: int = 1,
 ) -> list[CacheKey]:
     """One key per row: the model's hash and every input that reaches the graph, as exact values
-    (psi as its float32 bytes, the edit as serving.directions.edit_key gives it)."""
+    (psi as its float32 bytes, the edit as serving.directions.edit_key gives it), and the encoding
+    (format and upscale: the same pixels at two scales are two different replies)."""
     return [
         (
             model_sha256,
@@ -96,6 +98,7 @@ def row_keys(
             None if labels is None else int(labels[i]),
             edit,
             fmt,
+            scale,
         )
         for i in range(len(seeds))
     ]

@@ -24,7 +24,15 @@ from serving.creative import mixed_ws, walk_ws
 from serving.edits import check_edits, edited_columns
 from serving.pipeline import Encoded, Pipeline, deadline_of, image_fields
 from serving.registry import ModelRegistry, ServedModel
-from serving.requests import Limits, SeedRows, generate_inputs, image_format, mix_inputs, walk_inputs
+from serving.requests import (
+    Limits,
+    SeedRows,
+    generate_inputs,
+    image_format,
+    mix_inputs,
+    request_scale,
+    walk_inputs,
+)
 
 
 def profile_message(profile: RenderProfile) -> pb.RenderProfile:
@@ -95,6 +103,7 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         offset: int,
     ) -> list[pb.Artwork]:
         shape = model.runtime.image_shape
+        scale = request_scale(request.scale)
         traits = dict(request.traits)
         out = []
         for k, enc in enumerate(encoded):
@@ -103,7 +112,7 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
             meta = artwork_metadata(model, seed, psi, label, enc, traits) if request.include_metadata else ""
             out.append(
                 pb.Artwork(
-                    **image_fields(enc, shape),
+                    **image_fields(enc, shape, scale),
                     seed=seed,
                     metadata_json=meta,
                     psi=1.0 if psi is None else psi,
@@ -114,13 +123,20 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         return out
 
     async def render_seeds(
-        self, model: ServedModel, rows: SeedRows, fmt: str, deadline: float | None, edits: Sequence[Edit] = ()
+        self,
+        model: ServedModel,
+        rows: SeedRows,
+        fmt: str,
+        deadline: float | None,
+        edits: Sequence[Edit] = (),
+        scale: int = 1,
     ) -> list[Encoded]:
-        """Encoded images of validated rows, through the response cache: what Generate and the HTTP
-        image URLs share, so both give the same bytes and fill the same cache."""
+        """Encoded images of validated rows (upscaled `scale` times), through the response cache:
+        what Generate and the HTTP image URLs share, so both give the same bytes and fill the same
+        cache."""
         if edits:
             check_edits(model, edits)
-        keys = row_keys(model.runtime.sha256, rows.seeds, rows.psi, rows.labels, fmt, edit_key(edits))
+        keys = row_keys(model.runtime.sha256, rows.seeds, rows.psi, rows.labels, fmt, edit_key(edits), scale)
         held = self.pipeline.cached(keys)
         if held is not None:  # every row is cached: not even the mapping runs
             return held
@@ -128,7 +144,7 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
             batcher, columns = await edited_columns(model, rows.seeds, rows.psi, rows.labels, edits)
         else:
             batcher, columns = model.batcher, rows.columns()
-        return await self.pipeline.images(model.name, batcher, columns, fmt, deadline, keys)
+        return await self.pipeline.images(model.name, batcher, columns, fmt, deadline, keys, scale)
 
     async def Generate(
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
@@ -138,7 +154,8 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
             rows = generate_inputs(request, model.runtime.card, model.name, self.limits)
             fmt = image_format(request.format)
             edits = [(e.direction, e.amount) for e in request.edits]
-            encoded = await self.render_seeds(model, rows, fmt, deadline_of(context), edits)
+            scale = request_scale(request.scale)
+            encoded = await self.render_seeds(model, rows, fmt, deadline_of(context), edits, scale)
         return pb.GenerateResponse(
             model=model.name,
             profile=profile_message(model.runtime.profile),
@@ -154,7 +171,12 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
             fmt = image_format(request.format)
             offset = 0
             stream = self.pipeline.stream(
-                model.name, model.batcher, rows.columns(), fmt, deadline_of(context)
+                model.name,
+                model.batcher,
+                rows.columns(),
+                fmt,
+                deadline_of(context),
+                request_scale(request.scale),
             )
             async with contextlib.aclosing(stream) as parts:
                 async for encoded in parts:

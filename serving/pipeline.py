@@ -19,6 +19,7 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
+from artctl.delivery import upscale
 from artctl.imaging import encode_png
 from artctl.seeds import pixel_sha256
 from serving.batcher import Columns, DynamicBatcher
@@ -36,10 +37,12 @@ class Encoded:
     seconds: float
 
 
-def encode_image(image_hwc: npt.NDArray[np.uint8], fmt: str) -> Encoded:
-    """Encode one image; zlib releases the GIL, so a thread pool encodes in parallel."""
+def encode_image(image_hwc: npt.NDArray[np.uint8], fmt: str, scale: int = 1) -> Encoded:
+    """Encode one image, upscaled `scale` times by nearest neighbour (the hash stays the native
+    pixels'); zlib releases the GIL, so a thread pool encodes in parallel."""
     started = time.perf_counter()
     digest = pixel_sha256(image_hwc)
+    image_hwc = upscale(image_hwc, scale)
     if fmt == "png":
         data, mime = encode_png(image_hwc), "image/png"
     elif fmt == "raw":
@@ -55,14 +58,15 @@ def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
     return None if remaining is None else time.monotonic() + remaining
 
 
-def image_fields(enc: Encoded, shape: tuple[int, int, int]) -> dict[str, Any]:
-    """The fields every image message carries: bytes, MIME type, size and pixel hash."""
+def image_fields(enc: Encoded, shape: tuple[int, int, int], scale: int = 1) -> dict[str, Any]:
+    """The fields every image message carries: bytes, MIME type, size (of the bytes, so upscaled)
+    and pixel hash (of the native pixels)."""
     h, w, c = shape
     return {
         "image": enc.data,
         "mime": enc.mime,
-        "width": w,
-        "height": h,
+        "width": w * scale,
+        "height": h * scale,
         "channels": c,
         "pixel_sha256": enc.pixel_sha256,
     }
@@ -84,11 +88,11 @@ class Pipeline:
         self.metrics.images.labels(model).inc(len(images))
         return images
 
-    async def encode(self, images: npt.NDArray[np.uint8], fmt: str) -> list[Encoded]:
+    async def encode(self, images: npt.NDArray[np.uint8], fmt: str, scale: int = 1) -> list[Encoded]:
         """Encode all images in parallel in the encoder pool."""
         loop = asyncio.get_running_loop()
         encoded = await asyncio.gather(
-            *(loop.run_in_executor(self.encode_pool, encode_image, img, fmt) for img in images)
+            *(loop.run_in_executor(self.encode_pool, encode_image, img, fmt, scale) for img in images)
         )
         hist = self.metrics.encode_duration.labels(fmt)
         for item in encoded:
@@ -110,28 +114,35 @@ class Pipeline:
         fmt: str,
         deadline: float | None,
         keys: list[CacheKey] | None = None,
+        scale: int = 1,
     ) -> list[Encoded]:
         """Encoded images of all rows. With `keys` (one per row: serving.cache.row_keys), rows the
         cache holds are not rendered again; the others are, and kept."""
         cache = self.cache
         if cache is None or not cache.enabled or keys is None:
-            return await self.encode(await self.render(model, batcher, columns, deadline), fmt)
+            return await self.encode(await self.render(model, batcher, columns, deadline), fmt, scale)
         found = [cache.get(key) for key in keys]
         missing = [i for i, item in enumerate(found) if item is None]
         if missing:
             rows = np.asarray(missing)
             part = {name: column[rows] for name, column in columns.items()}
-            fresh = await self.encode(await self.render(model, batcher, part, deadline), fmt)
+            fresh = await self.encode(await self.render(model, batcher, part, deadline), fmt, scale)
             for i, item in zip(missing, fresh):
                 cache.put(keys[i], item)
                 found[i] = item
         return [item for item in found if item is not None]
 
     async def stream(
-        self, model: str, batcher: DynamicBatcher, columns: Columns, fmt: str, deadline: float | None
+        self,
+        model: str,
+        batcher: DynamicBatcher,
+        columns: Columns,
+        fmt: str,
+        deadline: float | None,
+        scale: int = 1,
     ) -> AsyncGenerator[list[Encoded], None]:
         """Encoded images batch by batch, in order, as the batcher finishes them."""
         async with contextlib.aclosing(batcher.stream(columns, deadline)) as parts:
             async for images in parts:
                 self.metrics.images.labels(model).inc(len(images))
-                yield await self.encode(images, fmt)
+                yield await self.encode(images, fmt, scale)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from artctl.delivery import MAX_SCALE
 from artctl.kserve.v2 import grpc_service_pb2 as kpb
 from artctl.latentwalk import WalkError, schedule
 from artctl.modelcard import ModelCard
@@ -127,6 +128,15 @@ def check_traits(traits: dict[str, str]) -> int:
     return size
 
 
+def request_scale(value: int) -> int:
+    """A request's upscale: 0 (unset, as proto3 sends it) is 1; INVALID_ARGUMENT outside 1..16."""
+    if value == 0:
+        return 1
+    if not 1 <= value <= MAX_SCALE:
+        raise InvalidRequestError(f"scale must be in 1..{MAX_SCALE} (0 or unset means 1), got {value}")
+    return int(value)
+
+
 def image_format(value: int) -> str:
     """The encoder name for a request's ImageFormat; INVALID_ARGUMENT for values we do not know."""
     fmt = FORMATS.get(value)  # type: ignore[call-overload]
@@ -168,9 +178,10 @@ def generate_inputs(
     """Seeds, psi and labels of a Generate(Stream) request, refused early if the reply could not be sent."""
     seeds = check_seeds(request.seeds, limits.max_seeds)
     image_format(request.format)
+    size = card.resolution * request_scale(request.scale)
     traits = check_traits(dict(request.traits))
     metadata = traits + RESPONSE_OVERHEAD if request.include_metadata else 0
-    check_response(len(seeds), (card.resolution, card.resolution, card.channels), metadata, limits, streamed)
+    check_response(len(seeds), (size, size, card.channels), metadata, limits, streamed)
     psi = check_psi(card, [request.psi] if request.HasField("psi") else None, len(seeds), name)
     return SeedRows(seeds, psi, check_labels(card, list(request.labels), len(seeds), name))
 

@@ -2,9 +2,14 @@
 on the URL and the model.
 
     GET /v1/models                                       the models, their cards and directions
-    GET /v1/models/{m}/images/{seed}.png?psi=&label=&edit=0:2.5,3:-1
-    GET /v1/models/{m}/mix/{content}/{style}.png?layers=coarse&psi=&label=
-    GET /v1/models/{m}/walk/{a}/{b}/{i}.png?frames=N&space=z&psi=&label=
+    GET /v1/models/{m}/images/{seed}.png?psi=&label=&edit=0:2.5,3:-1&scale=N
+    GET /v1/models/{m}/mix/{content}/{style}.png?layers=coarse&psi=&label=&scale=N
+    GET /v1/models/{m}/walk/{a}/{b}/{i}.png?frames=N&space=z&psi=&label=&scale=N
+
+`scale=N` (1..16) upscales the PNG N times by nearest neighbour, for pixel art shown large; the
+ETag and X-Pixel-Sha256 stay the native pixels' hash. Only the canonical spelling is served (`2`,
+not `02`, `+2` or `2.0`: a 400 names it), so a CDN never holds one picture under many URLs;
+`scale=1` is accepted as the default is, because it is that default's one spelling.
 
 Determinism makes them immutable: with `v=` the model's SHA-256 (its first 12 hex digits or more)
 the reply is `Cache-Control: public, max-age=31536000, immutable`, ready for a CDN, and a URL for
@@ -16,12 +21,14 @@ If-None-Match gives 304. Every reply, hit or fresh, comes through the response c
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 from aiohttp import web
 
+from artctl.delivery import MAX_SCALE
 from artctl.directions import parse_edits
 from artctl.latentwalk import SPACES, lerp, schedule, slerp
 from artctl.modelcard import label_index
@@ -58,6 +65,28 @@ def _float(query: Any, name: str) -> float | None:
         return float(text)
     except ValueError:
         raise InvalidRequestError(f"{name} must be a number, got {text[:24]!r}") from None
+
+
+def _scale(query: Any) -> int:
+    """The URL's `scale`, 1 when absent; 400 for anything but its canonical spelling."""
+    given = query.getall("scale", [])
+    if not given:
+        return 1
+    if len(given) > 1:
+        raise InvalidRequestError("give scale once")
+    text = str(given[0])
+    if text.isascii() and text.isdigit() and text[0] != "0" and int(text) <= MAX_SCALE:
+        return int(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if value.is_integer() and 1 <= value <= MAX_SCALE:
+        raise InvalidRequestError(
+            f"scale must be written scale={int(value)}, not {text[:24]!r} "
+            "(a whole number without sign, leading zeros or decimals)"
+        )
+    raise InvalidRequestError(f"scale must be a whole number in 1..{MAX_SCALE}, got {text[:24]!r}")
 
 
 class ImageRoutes:
@@ -128,6 +157,8 @@ class ImageRoutes:
 
     @staticmethod
     def _reply(request: web.Request, item: Encoded, pinned: bool) -> web.Response:
+        """The PNG. Its ETag is the native pixels' hash at every scale: an ETag is per URL, and the
+        scale is in the URL, so two scales of one picture are two resources that never meet."""
         etag = f'"{item.pixel_sha256}"'
         headers = {"ETag": etag, "Cache-Control": IMMUTABLE if pinned else REVALIDATE}
         if etag in request.headers.get("If-None-Match", ""):
@@ -140,18 +171,27 @@ class ImageRoutes:
         seed = check_seeds([_seed(request.match_info["seed"])], 1)
         psi, labels = self._psi_label(request, model, 1)
         edits = parse_edits(request.query.get("edit", ""))
-        (item,) = await self.generator.render_seeds(model, SeedRows(seed, psi, labels), "png", None, edits)
+        scale = _scale(request.query)
+        (item,) = await self.generator.render_seeds(
+            model, SeedRows(seed, psi, labels), "png", None, edits, scale
+        )
         return self._reply(request, item, pinned)
 
     async def _cached_render(
-        self, key: CacheKey, model: ServedModel, render: Callable[[], Awaitable[tuple[Any, Any]]]
+        self,
+        key: CacheKey,
+        model: ServedModel,
+        render: Callable[[], Awaitable[tuple[Any, Any]]],
+        scale: int = 1,
     ) -> Encoded:
-        """One image through the cache: `render` gives (batcher, columns) only on a miss."""
+        """One image through the cache: `render` gives (batcher, columns) only on a miss. The scale
+        is added to the key here, so no route can forget it."""
+        key = (*key, scale)
         held = self.pipeline.cached([key])
         if held is not None:
             return held[0]
         batcher, columns = await render()
-        (item,) = await self.pipeline.images(model.name, batcher, columns, "png", None, [key])
+        (item,) = await self.pipeline.images(model.name, batcher, columns, "png", None, [key], scale)
         return item
 
     async def mix(self, request: web.Request) -> web.Response:
@@ -172,7 +212,8 @@ class ImageRoutes:
             ws = await asyncio.to_thread(mixed_ws, style.graphs, c, s, layers, psi, labels)
             return style.batcher, {"ws": ws}
 
-        return self._reply(request, await self._cached_render(key, model, render), pinned)
+        scale = _scale(request.query)
+        return self._reply(request, await self._cached_render(key, model, render, scale), pinned)
 
     async def walk(self, request: web.Request) -> web.Response:
         model, pinned = self._model(request)
@@ -215,7 +256,8 @@ class ImageRoutes:
                 ws = lerp(both[0], both[1], t)[None]
             return model.styles.batcher, {"ws": ws}
 
-        return self._reply(request, await self._cached_render(key, model, render), pinned)
+        scale = _scale(request.query)
+        return self._reply(request, await self._cached_render(key, model, render, scale), pinned)
 
 
 def _b(array: Any) -> bytes | None:

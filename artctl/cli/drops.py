@@ -203,7 +203,9 @@ def merge(
 def rebase(
     drop: Path = typer.Argument(..., help="A finished ERC-721 drop."),
     base_uri: str | None = typer.Option(
-        None, "--base-uri", help="The new prefix of every image URI (+ '{id}.png')."
+        None,
+        "--base-uri",
+        help="The new prefix of every image URI (+ '{id}.png', or '.svg' for an SVG drop).",
     ),
     images_cid: bool = typer.Option(
         False, "--images-cid", help="Use ipfs://<the images folder's CID>/, which the manifest records."

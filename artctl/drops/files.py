@@ -19,9 +19,10 @@ import numpy as np
 from artctl import __version__
 from artctl.cid import DirectoryTooLarge, directory_cid
 from artctl.collection import CollectionConfig
+from artctl.delivery import native_pixels
 from artctl.drops.layout import Layout
 from artctl.fileio import write_atomic
-from artctl.imaging import contact_sheet, decode_png, image_grid
+from artctl.imaging import contact_sheet, image_grid
 from artctl.jsonstream import Fill, Write, constant, dump_streamed, iter_array
 from artctl.metadata import collection_metadata, stable_json
 from artctl.rarity import RarityTally
@@ -142,10 +143,14 @@ def manifest_doc(
     return doc
 
 
-def contact_sheet_png(out_dir: Path, ids: Sequence[Any], layout: Layout, legacy: bool = False) -> bytes:
+def contact_sheet_png(
+    out_dir: Path, ids: Sequence[Any], layout: Layout, legacy: bool = False, scale: int = 1
+) -> bytes:
     """Up to 100 tokens spread over the drop, each at 96 px or more with its id under it (a legacy
-    drop's sheet: its first 64 tokens at 1x), read back from disk one at a time."""
-    images = np.stack([decode_png(layout.image(out_dir, i).read_bytes()) for i in ids])
+    drop's sheet: its first 64 tokens at 1x), read back from disk one at a time. Upscaled or SVG
+    files are read back to their native pixels first, so the sheet is the same at every
+    image_scale, and zoomed by nearest neighbour only (pixel art stays crisp)."""
+    images = np.stack([native_pixels(layout.image(out_dir, i).read_bytes(), scale, layout.ext) for i in ids])
     buf = io.BytesIO()
     if legacy:
         image_grid(images, cols=min(8, len(images))).save(buf, format="PNG")
@@ -170,7 +175,7 @@ def final_files(
 
     def sheet(write: Write) -> None:
         ids = tally.legacy_sheet_ids if legacy else tally.sheet_ids
-        write(contact_sheet_png(out_dir, ids, layout, legacy))
+        write(contact_sheet_png(out_dir, ids, layout, legacy, config.image_scale))
 
     files: dict[str, Fill] = {
         "manifest.json": lambda write: dump_streamed(header, "tokens", entries(), write),

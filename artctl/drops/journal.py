@@ -146,7 +146,7 @@ class Journal:
     def _strays(self, ids: range) -> list[str]:
         """Files in images/ and metadata/ that are not token files of `ids` (nor our temporaries)."""
         strays = []
-        for sub, suffix in (("images", ".png"), ("metadata", ".json")):
+        for sub, suffix in (("images", f".{self.layout.ext}"), ("metadata", ".json")):
             folder = self.out_dir / sub
             for path in sorted(folder.iterdir()) if folder.is_dir() else []:
                 stem = path.name.removesuffix(suffix)

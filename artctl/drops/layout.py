@@ -1,7 +1,7 @@
 """Where a drop's files live, by metadata format.
 
-- erc721: `images/{id}.png` and `metadata/{id}.json` by token id, `collection.json` beside them
-  (upload each folder to IPFS; token URIs are `base_uri + id`).
+- erc721: `images/{id}.png` (`.svg` with `image_format = "svg"`) and `metadata/{id}.json` by token
+  id, `collection.json` beside them (upload each folder to IPFS; token URIs are `base_uri + id`).
 - metaplex: Solana Sugar's (and `mplx`'s) asset folder, ready for `sugar upload`: `assets/{n}.png`
   and `assets/{n}.json` numbered from 0 without gaps whatever the collection's first token id,
   plus `assets/collection.png` and `assets/collection.json` for the collection NFT. Each JSON
@@ -22,10 +22,11 @@ ASSETS = "assets"
 class Layout:
     sugar: bool  # metaplex: Sugar's numbered asset folder
     start_index: int  # the collection's first token id (asset 0 in Sugar's folder)
+    ext: str = "png"  # the image files' extension: the config's image_format
 
     @classmethod
     def of(cls, fmt: str, config: CollectionConfig) -> Layout:
-        return cls(sugar=fmt == "metaplex", start_index=config.start_index)
+        return cls(sugar=fmt == "metaplex", start_index=config.start_index, ext=config.image_format)
 
     @property
     def folders(self) -> tuple[str, ...]:
@@ -38,7 +39,7 @@ class Layout:
     def image_name(self, token_id: int) -> str:
         """A token's image, relative to the drop (as messages name it)."""
         folder = ASSETS if self.sugar else "images"
-        return f"{folder}/{self._name(token_id)}.png"
+        return f"{folder}/{self._name(token_id)}.{self.ext}"
 
     def metadata_name(self, token_id: int) -> str:
         folder = ASSETS if self.sugar else "metadata"
@@ -52,7 +53,7 @@ class Layout:
 
     def image_uri(self, config: CollectionConfig, token_id: int, cid: str) -> str:
         """The `image` a token's metadata names: Sugar's file name, else the config's URI scheme."""
-        return f"{self._name(token_id)}.png" if self.sugar else config.image_uri(token_id, cid)
+        return f"{self._name(token_id)}.{self.ext}" if self.sugar else config.image_uri(token_id, cid)
 
     @property
     def collection_json(self) -> str:
@@ -63,7 +64,8 @@ class Layout:
         a collection may hold millions)."""
         if self.sugar and name in ("collection.json", "collection.png"):
             return folder == ASSETS
-        suffixes = {"images": (".png",), "metadata": (".json",), ASSETS: (".png", ".json")}.get(folder, ())
+        image = f".{self.ext}"
+        suffixes = {"images": (image,), "metadata": (".json",), ASSETS: (image, ".json")}.get(folder, ())
         stem, dot, suffix = name.rpartition(".")
         if not dot or f".{suffix}" not in suffixes or not stem.isdigit() or str(int(stem)) != stem:
             return False

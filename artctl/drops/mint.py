@@ -80,7 +80,7 @@ def mint(
             else:
                 fresh = render_chunk(ctx, id_chunk, renderer)
                 for entry, item in fresh:
-                    write_token_files(out_dir, ctx, entry, item.png, keep_existing=repair)
+                    write_token_files(out_dir, ctx, entry, item.file or item.png, keep_existing=repair)
                 entries = [e for e, _ in fresh]
                 journal.record(id_chunk, entries)
                 rendered += len(entries)
@@ -109,7 +109,8 @@ def mint(
 
 def placeholder_notes(config: CollectionConfig, fmt: str, directories: dict[str, Any] | None) -> list[str]:
     """A word when token metadata points at a placeholder instead of real image URIs."""
-    base = config.image_uri(config.start_index, "").removesuffix(f"{config.start_index}.png")
+    first = f"{config.start_index}.{config.image_format}"
+    base = config.image_uri(config.start_index, "").removesuffix(first)
     if fmt != "erc721" or config.ipfs or "<" not in base:
         return []
     images = (directories or {}).get("images")

@@ -24,7 +24,7 @@ from artctl.traits import TraitPlan
 
 
 def rebase(drop: Path, base_uri: str | None = None, images_cid: bool = False) -> MintResult:
-    """Rewrite the drop's image URIs as base_uri + "{id}.png" (or ipfs://<images CID>/)."""
+    """Rewrite the drop's image URIs as base_uri + "{id}.png" (or .svg; or ipfs://<images CID>/)."""
     drop = Path(drop)
     doc, config = load_manifest(drop)
     if doc.get("shard"):

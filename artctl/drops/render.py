@@ -26,6 +26,7 @@ class Rendered:
     png: bytes
     pixel_sha256: str
     pixels: npt.NDArray[np.uint8] | None = None  # given by in-process renderers (saves a PNG decode)
+    file: bytes | None = None  # the drop's image file (scale, format), set by drops.tokens.render_chunk
 
 
 Edits = Sequence[tuple[int, float]]  # (direction, amount), artctl-edit-v1

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from artctl.cid import cid_of_bytes
 from artctl.collection import CollectionConfig
+from artctl.delivery import encode_file
 from artctl.drops import MintError
 from artctl.drops.layout import Layout
 from artctl.drops.render import Rendered, Renderer
@@ -71,6 +73,15 @@ class DropContext:
     @property
     def layout(self) -> Layout:
         return Layout.of(self.fmt, self.config)
+
+    @property
+    def plain(self) -> bool:
+        """PNG at scale 1: the renderer's own PNG is the file (as every drop before image_scale)."""
+        return self.config.image_scale == 1 and self.config.image_format == "png"
+
+    def image_file(self, pixels: npt.NDArray[np.uint8]) -> bytes:
+        """What mint writes for these native pixels at the drop's image_scale and image_format."""
+        return encode_file(pixels, self.config.image_scale, self.config.image_format)
 
     def metadata(self, entry: dict[str, Any]) -> dict[str, Any]:
         psi = entry.get("psi", self.inputs.get("psi"))  # a curated token states its own
@@ -173,7 +184,8 @@ def _render_curated(
 def render_chunk(
     ctx: DropContext, ids: Sequence[int], renderer: Renderer
 ) -> list[tuple[dict[str, Any], Rendered]]:
-    """Render tokens and build their manifest entries (pixels checked against the renderer's hash)."""
+    """Render tokens and build their manifest entries (pixels checked against the renderer's hash);
+    each item's `file` is the image file to write, upscaled and encoded as the config says."""
     config, plan = ctx.config, ctx.plan
     wanted: list[Curated] | None = None
     if config.curation is not None:
@@ -193,7 +205,8 @@ def render_chunk(
         pix = pixel_sha256(pixels)
         if pix != item.pixel_sha256:
             raise MintError(f"token {token_id}: PNG pixels do not match the renderer's pixel hash")
-        cid = cid_of_bytes(item.png)
+        item.file = item.png if ctx.plain else ctx.image_file(pixels)
+        cid = cid_of_bytes(item.file)
         entry: dict[str, Any] = {
             "id": token_id,
             "seed": str(seed),
@@ -201,7 +214,7 @@ def render_chunk(
                 config.salt, token_id, pixels, pair[0] if pair and plan.conditioning else None
             ),
             "pixel_sha256": pix,
-            "file_sha256": sha256_hex(item.png),
+            "file_sha256": sha256_hex(item.file),
             "cid": cid,
             "image": ctx.layout.image_uri(config, token_id, cid),
         }

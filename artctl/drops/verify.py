@@ -1,7 +1,9 @@
 """`artctl verify`: re-render every token of a drop and check everything a buyer could be shown.
 
 Checked per token: seed (contract), re-rendered pixels vs the manifest, the image file's SHA-256,
-decoded pixels and IPFS CID, traits, image URI and the metadata file's exact bytes. Each token is
+decoded pixels and IPFS CID (an upscaled or SVG file must also be exactly the bytes mint writes
+from the re-rendered pixels at the drop's image_scale and image_format), traits, image URI and the
+metadata file's exact bytes. Each token is
 also classified against its image file (identical, within 1 LSB, different image), and the
 renderer's profile is compared with the drop's, so a re-render on another runtime says what
 differs and by how much. Checked per drop: token ids, provenance (manifest and provenance.txt),
@@ -28,6 +30,7 @@ import numpy.typing as npt
 
 from artctl.cid import cid_of_bytes
 from artctl.collection import CollectionConfig, ConfigError, parse_collection
+from artctl.delivery import native_pixels, visible
 from artctl.drops import MintError, sugar
 from artctl.drops.files import DropTally, directory_cids, final_files
 from artctl.drops.journal import read_manifest_head
@@ -122,16 +125,23 @@ def _check_token(
     else:
         if hashlib.sha256(data).hexdigest() != entry.get("file_sha256"):
             add(f"{image_name}: file SHA-256 does not match manifest.json (swapped or edited image)")
+        scale, fmt = ctx.config.image_scale, ctx.config.image_format
+        if not ctx.plain and data != ctx.image_file(pixels):
+            add(
+                f"{image_name}: is not the file mint writes from token {tid}'s re-rendered pixels "
+                f"({fmt} at scale {scale})"
+            )
         try:
-            stored = decode_png(data)
-            if pixel_sha256(stored) != fresh["pixel_sha256"]:
+            stored = native_pixels(data, scale, fmt, pixels.shape[2])
+            if pixel_sha256(stored) != pixel_sha256(visible(pixels) if fmt == "svg" else pixels):
                 add(f"{image_name}: its pixels are not token {tid}'s re-rendered image")
-        except (OSError, ValueError):
-            add(f"{image_name}: not a readable PNG")
+        except (OSError, ValueError) as exc:
+            stored = None
+            add(f"{image_name}: not a readable {fmt.upper()} at scale {scale} ({exc})")
         cid = cid_of_bytes(data)
         if cid != entry.get("cid"):
             add(f"{image_name}: IPFS CID {cid} does not match manifest.json ({entry.get('cid')})")
-    kind, near = classify(pixels, stored)
+    kind, near = classify(visible(pixels) if ctx.config.image_format == "svg" else pixels, stored)
     report.classes[kind] += 1
     report.near_pixels += near
     expected_uri = layout.image_uri(ctx.config, token_id, str(entry.get("cid")))

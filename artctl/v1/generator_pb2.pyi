@@ -33,7 +33,7 @@ LATENT_SPACE_Z: LatentSpace
 LATENT_SPACE_W: LatentSpace
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "seeds", "psi", "labels", "format", "include_metadata", "traits", "edits")
+    __slots__ = ("model", "seeds", "psi", "labels", "format", "include_metadata", "traits", "edits", "scale")
     class TraitsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class GenerateRequest(_message.Message):
     INCLUDE_METADATA_FIELD_NUMBER: _ClassVar[int]
     TRAITS_FIELD_NUMBER: _ClassVar[int]
     EDITS_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
     model: str
     seeds: _containers.RepeatedScalarFieldContainer[int]
     psi: float
@@ -57,7 +58,8 @@ class GenerateRequest(_message.Message):
     include_metadata: bool
     traits: _containers.ScalarMap[str, str]
     edits: _containers.RepeatedCompositeFieldContainer[DirectionEdit]
-    def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., psi: _Optional[float] = ..., labels: _Optional[_Iterable[int]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., include_metadata: _Optional[bool] = ..., traits: _Optional[_Mapping[str, str]] = ..., edits: _Optional[_Iterable[_Union[DirectionEdit, _Mapping]]] = ...) -> None: ...
+    scale: int
+    def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., psi: _Optional[float] = ..., labels: _Optional[_Iterable[int]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., include_metadata: _Optional[bool] = ..., traits: _Optional[_Mapping[str, str]] = ..., edits: _Optional[_Iterable[_Union[DirectionEdit, _Mapping]]] = ..., scale: _Optional[int] = ...) -> None: ...
 
 class DirectionEdit(_message.Message):
     __slots__ = ("direction", "amount")
