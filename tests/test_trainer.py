@@ -42,11 +42,18 @@ def test_dcgan_sizes_train_without_nan(tmp_path: Path, resolution: int, channels
     assert Image.open(tmp_path / "run" / "samples-000002.png").size[0] > resolution
 
 
-def test_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("memory_format", ["contiguous", "channels_last"])
+def test_resume_equals_an_uninterrupted_run(tmp_path: Path, memory_format: str) -> None:
     def cfg(steps: int) -> TrainConfig:
         net = NetworkConfig(resolution=16, channels=4, z_dim=16, g_base=8, d_base=8)
         return TrainConfig(
-            network=net, steps=steps, batch=8, synthetic_size=64, sample_every=100, log_every=100
+            network=net,
+            steps=steps,
+            batch=8,
+            synthetic_size=64,
+            sample_every=100,
+            log_every=100,
+            memory_format=memory_format,  # type: ignore[arg-type]
         )
 
     straight = training_loop(cfg(6), tmp_path / "straight")

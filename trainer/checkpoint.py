@@ -64,7 +64,7 @@ def _optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[st
     tensors = {}
     for index, entries in state["state"].items():
         for key, value in entries.items():
-            tensors[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).detach().cpu().clone()
+            tensors[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
     return tensors, state["param_groups"]
 
 

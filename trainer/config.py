@@ -111,6 +111,11 @@ class TrainConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: CUDA when available (GPU LOCAL_RANK under torchrun), else CPU"
     )
+    memory_format: Literal["contiguous", "channels_last"] = Field(
+        "contiguous",
+        description="channels_last trains conv nets about 2x faster on a CPU (oneDNN); contiguous keeps "
+        "the pixels of runs made before it existed",
+    )
     precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="bf16 autocast of G and D on GPU (auto: bf16 on CUDA); CPU always trains in fp32"
     )
@@ -291,7 +296,13 @@ PRESETS["emoji64-gpu"] = {
 PRESETS["emoji64-stylegan"] = PRESETS["stylegan64"]  # its earlier name
 # Pixel art on a CPU (docs/quality.md, "Pixel art"): the Nouns-style recipe, conditional on the data's
 # sub-folders (the glasses of `artctl data nouns`). No flips: pixel-art characters face one way.
-_PIXEL_ART = {"mirror": False, **_RECIPE_CPU, "sample_every": 1000, "checkpoint_every": 1000}
+_PIXEL_ART = {
+    "mirror": False,
+    "memory_format": "channels_last",
+    **_RECIPE_CPU,
+    "sample_every": 1000,
+    "checkpoint_every": 1000,
+}
 PRESETS["nouns32"] = {
     "network": {
         "architecture": "dcgan",

@@ -97,10 +97,10 @@ def read_palette_file(path: Path) -> list[str]:
         doc = json.loads(Path(path).read_text())
         colours = doc["colors"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"{path}: not a palette file with a \"colors\" list ({exc})") from None
+        raise DatasetError(f'{path}: not a palette file with a "colors" list ({exc})') from None
     bad = [c for c in colours if not (isinstance(c, str) and len(c) in (7, 9) and c.startswith("#"))]
     if bad or not colours:
-        raise DatasetError(f"{path}: colours must be \"#rrggbb\" or \"#rrggbbaa\", got {bad[:3] or 'none'}")
+        raise DatasetError(f'{path}: colours must be "#rrggbb" or "#rrggbbaa", got {bad[:3] or "none"}')
     if len(colours) > MAX_PALETTE:
         raise DatasetError(f"{path} has {len(colours)} colours; a palette holds at most {MAX_PALETTE}")
     return [c.lower() for c in colours]

@@ -96,8 +96,11 @@ class Trainer:
         init_weights(self.D, net)
         if net.spectral_norm:
             apply_spectral_norm(self.D)
-        self.G.to(self.device)
-        self.D.to(self.device)
+        self.memory_format = (
+            torch.channels_last if config.memory_format == "channels_last" else torch.contiguous_format
+        )
+        self.G.to(self.device, memory_format=self.memory_format)
+        self.D.to(self.device, memory_format=self.memory_format)
         self.G_ema = copy.deepcopy(self.G).eval()
         betas = (config.beta1, config.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
@@ -175,7 +178,7 @@ class Trainer:
             flip = torch.rand(n, generator=self.gen) < 0.5
             real = torch.where(flip[:, None, None, None], real.flip(3), real)
         z = torch.randn(n, self.net.z_dim, generator=self.gen).to(self.device)
-        return real.to(self.device), c, z
+        return real.to(self.device).contiguous(memory_format=self.memory_format), c, z
 
     def step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step of D, then G, then the EMA; returns (loss_D, loss_G)."""
