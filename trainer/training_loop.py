@@ -99,8 +99,11 @@ class Trainer:
         self.memory_format = (
             torch.channels_last if config.memory_format == "channels_last" else torch.contiguous_format
         )
-        self.G.to(self.device, memory_format=self.memory_format)
-        self.D.to(self.device, memory_format=self.memory_format)
+        self.G.to(self.device)
+        self.D.to(self.device)
+        if config.memory_format == "channels_last":
+            self.G.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            self.D.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.G_ema = copy.deepcopy(self.G).eval()
         betas = (config.beta1, config.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
