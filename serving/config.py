@@ -100,7 +100,7 @@ class ServerOptions(BaseSettings):
     log_level: str = Field("INFO", description="Logging level.")
     models: list[Path] = Field(
         default_factory=list,
-        description="Model files or folders of .onnx files (default: the embedded model).",
+        description="Model files or folders of .onnx files (default: every embedded model).",
         json_schema_extra={"argument": True},
     )
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from artctl.directions import Directions, DirectionsError, directions_path, load_directions
 from artctl.modelcard import file_sha256
-from artctl.models import embedded_default
+from artctl.models import embedded_models
 from serving.batcher import BatchObserver, DynamicBatcher, RenderFn
 from serving.config import ServerOptions
 from serving.errors import ModelLoadError, NoStyleGraphsError
@@ -37,7 +37,7 @@ Loaded = tuple[ModelRuntime, StyleGraphs | None, Directions | None]
 
 
 def discover_models(paths: list[Path]) -> list[Path]:
-    """Model files from the arguments (files, or folders of *.onnx); the embedded default when none."""
+    """Model files from the arguments (files, or folders of *.onnx); every embedded model when none."""
     found: list[Path] = []
     for p in paths:
         p = Path(p)
@@ -46,13 +46,13 @@ def discover_models(paths: list[Path]) -> list[Path]:
         else:
             found.append(p)
     if not paths:
-        default = embedded_default()
-        if default is None:
+        shipped = embedded_models()  # default first, so it stays the default alias
+        if not shipped:
             raise ModelLoadError(
                 "no model given and this install has no embedded default model; pass MODEL.onnx "
                 "(make one with `artctl train` and `artctl export`)"
             )
-        found.append(default)
+        found += shipped.values()
     return found
 
 

@@ -29,7 +29,10 @@ class LocalRenderer:
 
     def __init__(self, model_path: Path, threads: int = 0, level: str = SERVING_LEVEL) -> None:
         self.path = Path(model_path)
-        self.runtime = load_model(self.path, engine=Engine.choose("cpu", threads, level=level))
+        # named by its file, as a server names it (the embedded emoji model's card still says default)
+        self.runtime = load_model(
+            self.path, name=self.path.stem, engine=Engine.choose("cpu", threads, level=level)
+        )
         self._directions: Directions | None = None
         self._graphs: StyleGraphs | None = None
 

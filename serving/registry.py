@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from artctl.directions import Directions
+from artctl.models import W_SPACE_HINT
 from serving.batcher import DynamicBatcher
 from serving.errors import InvalidRequestError, ModelNotFoundError
 from serving.runtime import ModelRuntime
@@ -45,7 +46,7 @@ class ServedModel:
         if self.styles is None:
             raise InvalidRequestError(
                 f"model {self.name!r} has no mapping/synthesis graphs: style mixing and walks need a "
-                "StyleGAN-type model exported with its companions"
+                f"StyleGAN-type model exported with its companions; {W_SPACE_HINT}"
             )
         return self.styles
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from artctl.modelcard import ModelCard, file_sha256, read_sidecar
+from artctl.models import W_SPACE_HINT
 from artctl.seeds import latents
 from serving.errors import NoStyleGraphsError
 from serving.runtime import Graph, Labels, ModelRuntime, Psi, Seeds, conditioning, load_model, open_graph
@@ -56,8 +58,12 @@ class StyleGraphs:
         return self.synthesize(rows["ws"])
 
 
-def _companion(runtime: ModelRuntime, graph: str) -> Path:
-    name = runtime.card.extra.get(f"{graph}_file")
+def _companion(runtime: ModelRuntime, graph: str, listed: dict[str, Any]) -> Path:
+    """The graph's file: the sidecar's name for it first, since a renamed model (the embedded emoji
+    model was default.onnx once) keeps the old name in its card, whose bytes cannot change."""
+    entry = listed.get(graph)
+    name = entry.get("file") if isinstance(entry, dict) else None
+    name = name or runtime.card.extra.get(f"{graph}_file")
     if not name:
         raise NoStyleGraphsError(
             f"model {runtime.name!r} has no {graph} graph: style mixing, walks in w and restore need a "
@@ -74,12 +80,13 @@ def load_style_graphs(runtime: ModelRuntime, probe: bool = True) -> StyleGraphs:
     if not runtime.card.has_psi:
         raise NoStyleGraphsError(
             f"model {runtime.name!r} ({runtime.card.architecture}) has no w space: style mixing, walks "
-            "in w and restore need a StyleGAN-type model"
+            f"in w and restore need a StyleGAN-type model; {W_SPACE_HINT}"
         )
     listed = (read_sidecar(runtime.path) or {}).get("companions") or {}
+    listed = listed if isinstance(listed, dict) else {}
     sessions = {}
     for graph in GRAPHS:
-        path = _companion(runtime, graph)
+        path = _companion(runtime, graph, listed)
         entry = listed.get(graph) if isinstance(listed, dict) else None
         expected = entry.get("sha256") if isinstance(entry, dict) else None
         if expected and file_sha256(path) != expected:
@@ -103,5 +110,6 @@ def load_style_graphs(runtime: ModelRuntime, probe: bool = True) -> StyleGraphs:
 
 
 def open_style_graphs(path: Path) -> StyleGraphs:
-    """A model file's w-space graphs on the CPU, for the command line."""
-    return load_style_graphs(load_model(path))
+    """A model file's w-space graphs on the CPU, for the command line (named by its file, as a
+    server names it: the embedded emoji model's card still says default)."""
+    return load_style_graphs(load_model(path, name=Path(path).stem))

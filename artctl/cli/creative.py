@@ -11,11 +11,14 @@ from artctl.cli.common import CliError, progress_bar, run_command, seed_list
 
 PSI_HELP = "Truncation psi in [0, 2] [the card's default]."
 LABEL_HELP = "Label name or index (conditional models) [0]."
-STYLE_MODEL_HELP = "A StyleGAN-type .onnx exported with its companions."
+STYLE_MODEL_HELP = (
+    "A StyleGAN-type .onnx exported with its companions, or emoji (the embedded one; the Nouns "
+    "default has no w space)."
+)
 
 
 def mix(
-    model: Path = typer.Option(..., "--model", help=STYLE_MODEL_HELP),
+    model: str = typer.Option(..., "--model", help=STYLE_MODEL_HELP),
     content: str = typer.Option(..., "--content", help="Content seed(s), comma-separated."),
     style: str = typer.Option(..., "--style", help="Style seed(s), comma-separated."),
     layers: str = typer.Option(
@@ -31,6 +34,7 @@ def mix(
     """Style mixing: the content seed with the style seed's w on the chosen layers (needs `serve`)."""
 
     def body() -> None:
+        from artctl.cli.drops import resolve_local_model
         from artctl.fileio import write_bytes_atomic
         from artctl.imaging import encode_png
         from artctl.seeds import pixel_sha256
@@ -43,7 +47,7 @@ def mix(
         style_seeds = seed_list(style, "--style")
         if not grid and (len(content_seeds) != 1 or len(style_seeds) != 1):
             raise CliError("give one --content and one --style seed, or --grid for several")
-        graphs = open_style_graphs(model)
+        graphs = open_style_graphs(resolve_local_model(model, Path.cwd()))
         picture, span = mix_picture(graphs, content_seeds, style_seeds, layers, psi, label, grid)
         write_bytes_atomic(out, encode_png(picture))
         if grid:
@@ -58,8 +62,11 @@ def mix(
 
 
 def interpolate(
-    model: Path = typer.Option(
-        ..., "--model", help="An exported .onnx; w walks need a StyleGAN-type one with its companions."
+    model: str = typer.Option(
+        ...,
+        "--model",
+        help="An exported .onnx or an embedded model (default, emoji); w walks need a StyleGAN-type "
+        "one with its companions (emoji).",
     ),
     seeds: str = typer.Option(..., "--seeds", help="Keyframe seeds, comma-separated (at least two)."),
     frames: int = typer.Option(60, "--frames", help="Total frames; every seed is one of them."),
@@ -74,6 +81,7 @@ def interpolate(
 
     def body() -> None:
         from artctl.animation import animation_format, write_animation
+        from artctl.cli.drops import resolve_local_model
         from artctl.latentwalk import SPACES
         from serving.creative import walk_frames, z_walk_frames
         from serving.errors import NoStyleGraphsError
@@ -84,8 +92,9 @@ def interpolate(
         if space not in SPACES:
             raise CliError(f"--space must be z or w, got {space!r}")
         keys = seed_list(seeds, "--seeds")
+        path = resolve_local_model(model, Path.cwd())
         try:
-            graphs = open_style_graphs(model)
+            graphs = open_style_graphs(path)
         except NoStyleGraphsError:
             if space == "w":
                 raise
@@ -94,7 +103,7 @@ def interpolate(
         progress, update = progress_bar("interpolate", frames, unit="frames")
         with progress:
             if graphs is None:
-                runtime = load_model(model, engine=Engine.choose("cpu"))
+                runtime = load_model(path, name=path.stem, engine=Engine.choose("cpu"))
                 images = z_walk_frames(runtime, keys, frames, loop, psi, label, on_progress=update)
             else:
                 images = walk_frames(graphs, keys, frames, space, loop, psi, label, on_progress=update)

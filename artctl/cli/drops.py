@@ -44,23 +44,26 @@ def _curated(cfg: Any, path: Path) -> Any:
     return parse_collection(raw, str(path))
 
 
-def resolve_local_model(model: str, base_dir: Path | None = None) -> Path:
-    """The .onnx file to render in this process: `default` (or "") is the model this install ships,
-    as a server resolves it; a relative path is tried against `base_dir` first."""
-    if model in ("", "default"):
-        from artctl.models import embedded_default
+def resolve_local_model(model: str | Path, base_dir: Path | None = None) -> Path:
+    """The .onnx file to render in this process: an embedded model's name (`default` or "", `emoji`)
+    is the model this install ships under it, as a server resolves it; a relative path is tried
+    against `base_dir` first."""
+    from artctl.models import embedded, embedded_models
 
-        shipped = embedded_default()
+    text = str(model)
+    if text in ("", *embedded_models()) or text == "default":
+        shipped = embedded(text)
         if shipped is None:
-            raise RenderError("this install ships no default model; give an .onnx path")
+            raise RenderError(f"this install ships no {text or 'default'} model; give an .onnx path")
         return shipped
     path = Path(model)
     if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
         path = base_dir / path
     if not path.is_file():
+        names = ", ".join(embedded_models()) or "none"
         raise RenderError(
-            f"the model must be an .onnx file, and {str(path)!r} is not one "
-            "(set model in the config, or pass --model)"
+            f"the model must be an .onnx file or an embedded model's name ({names}), and "
+            f"{str(path)!r} is neither (set model in the config, or pass --model)"
         )
     return path
 

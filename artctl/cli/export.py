@@ -89,13 +89,16 @@ def export(
     run_command(body)
 
 
-def inspect(model: Path = typer.Argument(..., help="An exported .onnx file.")) -> None:
+def inspect(
+    model: str = typer.Argument(..., help="An exported .onnx file, or an embedded model (default, emoji)."),
+) -> None:
     """Print a model's card (metadata) and signature as JSON."""
 
     def body() -> None:
+        from artctl.cli.drops import resolve_local_model
         from serving.runtime import load_model
 
-        rt = load_model(model)
+        rt = load_model(resolve_local_model(model, Path.cwd()))
         doc = {"card": rt.card.to_json(), "sha256": rt.sha256, **rt.signature()}
         typer.echo(json.dumps(doc, indent=2))
 

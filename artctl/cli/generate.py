@@ -19,7 +19,9 @@ CHUNK = 64  # images rendered per ONNX Runtime call
 def generate(
     seeds: str = typer.Option(..., "--seeds", help="Seeds: comma-separated, ranges as 0-15."),
     model: str = typer.Option(
-        "default", "--model", help="An .onnx file, or default (the model this install ships)."
+        "default",
+        "--model",
+        help="An .onnx file, or an embedded model: default (the Nouns pixel art) or emoji.",
     ),
     psi: float | None = typer.Option(None, help="Truncation psi in [0, 2] [the card's default]."),
     label: str | None = typer.Option(None, help="Label name or index (conditional models) [0]."),
@@ -71,7 +73,7 @@ def generate(
         if as_json:
             echo_json(
                 {
-                    "model": card.name,
+                    "model": renderer.runtime.name,
                     "psi": shown_psi if card.has_psi else None,
                     "label": index,
                     "images": files,
@@ -83,7 +85,7 @@ def generate(
         extra += (
             f", label {card.label_names[index] if card.label_names else index}" if index is not None else ""
         )
-        typer.echo(f"{len(files)} images of {card.name}{extra} -> {out}/seedNNNN.png")
+        typer.echo(f"{len(files)} images of {renderer.runtime.name}{extra} -> {out}/seedNNNN.png")
         if grid_path:
             typer.echo(f"  grid: {grid_path}")
 
