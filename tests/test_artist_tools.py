@@ -186,28 +186,26 @@ def test_serving_a_folder_without_models_says_why(tmp_path: Path) -> None:
 
 
 def test_the_docs_say_what_the_code_does() -> None:
-    from artctl.models import embedded_default
+    from artctl.models import embedded
     from artctl.stylemix import parse_layers
     from serving.styles import open_style_graphs
     from trainer.config import NetworkConfig
 
     creative = (REPO / "docs" / "creative.md").read_text()
     said = re.search(
-        r"A 64 px model \(the embedded default\) has (\d+) layers: "
+        r"A 64 px model \(the embedded emoji model\) has (\d+) layers: "
         r"coarse\s+(\S+), middle (\S+), fine\s+(\S+)\.",
         creative,
     )
     assert said, "creative.md no longer states the layer split"
-    default = embedded_default()
-    assert default is not None
-    graphs = open_style_graphs(default)
+    emoji = embedded("emoji")
+    assert emoji is not None
+    graphs = open_style_graphs(emoji)
     assert int(said.group(1)) == graphs.num_ws
     for group, text in zip(("coarse", "middle", "fine"), said.groups()[1:]):
         span = parse_layers(group, graphs.num_ws)
         assert text == f"{span.lo}-{span.hi}", group
-    assert (
-        "model.json" not in creative and (default.with_suffix(".json")).is_file()
-    )  # the sidecar is NAME.json
+    assert "model.json" not in creative and (emoji.with_suffix(".json")).is_file()  # the sidecar is NAME.json
     sizes = re.search(r"RGBA kept, (\d+)–(\d+) px", (REPO / "README.md").read_text())
     assert (
         sizes

@@ -335,12 +335,12 @@ def test_unknown_names_create_no_series_and_are_escaped_in_errors(tiny_model: Pa
 
 
 def test_label_errors_name_the_served_model(tmp_path: Path) -> None:
-    from artctl.models import embedded_default
+    from artctl.models import embedded
 
-    model = embedded_default()
+    model = embedded("emoji")
     assert model is not None
     for suffix in (".onnx", ".json", ".mapping.onnx", ".synthesis.onnx"):
-        shutil.copy(model.with_name(f"default{suffix}"), tmp_path / f"renamed{suffix}")
+        shutil.copy(model.with_name(f"emoji{suffix}"), tmp_path / f"renamed{suffix}")
     with (
         running_server([tmp_path / "renamed.onnx"]) as (_, target),
         grpc.insecure_channel(target) as ch,

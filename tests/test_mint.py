@@ -135,6 +135,13 @@ def test_the_example_collection_mints_with_the_embedded_default_model(tmp_path: 
     result = mint(cfg, tmp_path / "drop", LocalRenderer(model))
     entries = list(result.entries)
     assert len(entries) == 6
-    families = {"Faces", "Animals", "Food", "Travel"}
-    assert all(e["traits"]["Family"] in families for e in entries), "the conditioning trait was skipped"
-    assert all({"Palette", "Brightness", "Background"} <= set(e["traits"]) for e in entries)
+    noggles = set(next(t for t in cfg.traits if t.name == "Noggles").values)
+    assert all(e["traits"]["Noggles"] in noggles for e in entries), "the conditioning trait was skipped"
+    assert all(set(e["traits"]) == {"Noggles", "Palette", "Brightness"} for e in entries)
+    # Pixel art at image_scale 10: each 32 x 32 token becomes a 320 x 320 PNG of whole-pixel blocks.
+    from PIL import Image
+
+    with Image.open(result.out_dir / "images" / "1.png") as image:
+        assert cfg.image_scale == 10 and image.size == (320, 320)
+        big = np.asarray(image)
+    assert (big == np.repeat(np.repeat(big[::10, ::10], 10, 0), 10, 1)).all()

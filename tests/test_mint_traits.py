@@ -150,5 +150,5 @@ def test_example_config_has_conditioning_and_derived_traits() -> None:
     config = load_collection(REPO / "examples" / "collection.toml")
     kinds = {t.kind for t in config.traits}
     assert kinds == {"conditioning", "derived"}
-    plan = plan_traits(config, {"has_label": False})  # today's default model: unconditional
+    plan = plan_traits(config, {"has_label": False})  # an unconditional model
     assert plan.conditioning is None and len(plan.order) == len(config.traits) - 1

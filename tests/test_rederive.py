@@ -17,7 +17,7 @@ from artctl.collection import CollectionConfig
 from artctl.drops.mint import mint
 from artctl.drops.render import ServerRenderer
 from artctl.drops.verify import DIFFERENT, IDENTICAL, NEAR, verify
-from artctl.models import embedded_default
+from artctl.models import embedded, embedded_default
 from serving.local import LocalRenderer
 from tests.helpers import running_server
 
@@ -44,9 +44,10 @@ def snippet(tmp: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def default_model() -> Path:
-    model = embedded_default()
-    assert model is not None, "the package ships default.onnx"
+def emoji_model() -> Path:
+    """The embedded StyleGAN-type model: these drops use psi and its emoji labels."""
+    model = embedded("emoji")
+    assert model is not None, "the package ships emoji.onnx"
     return model
 
 
@@ -75,13 +76,13 @@ def test_the_snippet_is_short_and_needs_no_artctl(tmp_path: Path) -> None:
 
 
 def test_local_and_served_drops_of_1000_tokens_rederive_with_the_documented_snippet(
-    default_model: Path, tmp_path: Path
+    emoji_model: Path, tmp_path: Path
 ) -> None:
     script = snippet(tmp_path)
-    renderer = LocalRenderer(default_model)
+    renderer = LocalRenderer(emoji_model)
     z_dim = renderer.model_card()["z_dim"]
     local = mint(config(1000, "local-salt"), tmp_path / "local", renderer)
-    with running_server([default_model], max_seeds_per_request=256) as (_, target):
+    with running_server([emoji_model], max_seeds_per_request=256) as (_, target):
         from artctl.client import GeneratorClient
 
         with GeneratorClient(target) as client:
@@ -93,39 +94,65 @@ def test_local_and_served_drops_of_1000_tokens_rederive_with_the_documented_snip
         assert manifest["format"] == "artctl-manifest-v4"
         assert manifest["inputs"]["psi"] == psi and manifest["inputs"]["z_dim"] == z_dim
         assert all(t["label_name"] == manifest["inputs"]["labels"][t["label"]] for t in manifest["tokens"])
-        done = run_snippet(script, result.out_dir, default_model)
+        done = run_snippet(script, result.out_dir, emoji_model)
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stdout.strip() == "1000 of 1000 tokens re-derived"
 
 
-def test_the_snippet_catches_a_wrong_pixel_hash(default_model: Path, tmp_path: Path) -> None:
-    result = mint(config(3, "tamper"), tmp_path / "drop", LocalRenderer(default_model))
+def test_a_drop_of_the_nouns_default_rederives_with_the_documented_snippet(tmp_path: Path) -> None:
+    """The product's face: a palette-snapped DCGAN without psi, re-derived by a plain session."""
+    model = embedded_default()
+    assert model is not None, "the package ships default.onnx"
+    renderer = LocalRenderer(model)
+    card = renderer.model_card()
+    assert card["architecture"] == "dcgan" and not card["has_psi"] and card["palette"]
+    noggles = {
+        "name": "Noggles",
+        "kind": "conditioning",
+        "values": ["Deep Teal", "Grass", "Hip Rose", "Square Black"],
+        "weights": [1, 1, 1, 1],
+        "labels": ["deep-teal", "grass", "hip-rose", "square-black"],
+    }
+    cfg = CollectionConfig.model_validate(
+        {"name": "Nouns", "size": 200, "salt": "nouns-salt", "traits": [noggles]}
+    )
+    result = mint(cfg, tmp_path / "drop", renderer)
+    manifest = json.loads(result.manifest.read_text())
+    assert manifest["inputs"]["psi"] is None
+    assert {t["label_name"] for t in manifest["tokens"]} == set(noggles["labels"])
+    done = run_snippet(snippet(tmp_path), result.out_dir, model)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "200 of 200 tokens re-derived"
+
+
+def test_the_snippet_catches_a_wrong_pixel_hash(emoji_model: Path, tmp_path: Path) -> None:
+    result = mint(config(3, "tamper"), tmp_path / "drop", LocalRenderer(emoji_model))
     manifest = json.loads(result.manifest.read_text())
     manifest["tokens"][1]["pixel_sha256"] = "0" * 64
     (result.out_dir / "manifest.json").write_text(json.dumps(manifest))
-    done = run_snippet(snippet(tmp_path), result.out_dir, default_model)
+    done = run_snippet(snippet(tmp_path), result.out_dir, emoji_model)
     assert done.returncode == 1 and done.stdout.strip() == "2 of 3 tokens re-derived"
 
 
 def test_verify_classifies_a_drop_rendered_under_another_optimisation_level(
-    default_model: Path, tmp_path: Path
+    emoji_model: Path, tmp_path: Path
 ) -> None:
-    drop = mint(config(128, "levels"), tmp_path / "drop", LocalRenderer(default_model, level="all")).out_dir
+    drop = mint(config(128, "levels"), tmp_path / "drop", LocalRenderer(emoji_model, level="all")).out_dir
     assert (
         json.loads((drop / "manifest.json").read_text())["render_profile"]["graph_optimization"]
         == "ORT_ENABLE_ALL"
     )
-    report = verify(drop, LocalRenderer(default_model, level="extended"))
+    report = verify(drop, LocalRenderer(emoji_model, level="extended"))
     assert report.profile_differences == {"graph_optimization": ("ORT_ENABLE_ALL", "ORT_ENABLE_EXTENDED")}
     assert sum(report.classes.values()) == 128
     assert report.classes[NEAR] + report.classes[DIFFERENT] > 0 and report.problems
     if report.classes[NEAR]:
         assert report.near_pixels >= report.classes[NEAR]
     # The same drop, re-rendered under its own recorded profile: every token identical.
-    same = verify(drop, LocalRenderer(default_model, level="all"))
+    same = verify(drop, LocalRenderer(emoji_model, level="all"))
     assert same.ok and same.classes[IDENTICAL] == 128 and not same.profile_differences
     cli = subprocess.run(
-        [sys.executable, "-m", "artctl", "verify", str(drop), "--local", "--model", str(default_model)],
+        [sys.executable, "-m", "artctl", "verify", str(drop), "--local", "--model", str(emoji_model)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -133,7 +160,7 @@ def test_verify_classifies_a_drop_rendered_under_another_optimisation_level(
     assert cli.returncode == 0, cli.stdout + cli.stderr
 
 
-def test_a_plain_onnxruntime_session_renders_what_the_server_renders(default_model: Path) -> None:
+def test_a_plain_onnxruntime_session_renders_what_the_server_renders(emoji_model: Path) -> None:
     """A collector's first try: onnxruntime with no options at all (its default, ENABLE_ALL)."""
     import grpc
     import numpy as np
@@ -144,7 +171,7 @@ def test_a_plain_onnxruntime_session_renders_what_the_server_renders(default_mod
     from artctl.v1 import generator_pb2_grpc as pb_grpc
 
     seeds = list(range(256))
-    session = ort.InferenceSession(str(default_model), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(emoji_model), providers=["CPUExecutionProvider"])
     feeds = {
         "z": latents(seeds, 128),
         "psi": np.full(256, 0.7, np.float32),
@@ -152,7 +179,7 @@ def test_a_plain_onnxruntime_session_renders_what_the_server_renders(default_mod
     }
     plain = [pixel_sha256(img) for img in session.run(["image"], feeds)[0]]
     served = []
-    with running_server([default_model]) as (_, target), grpc.insecure_channel(target) as ch:
+    with running_server([emoji_model]) as (_, target), grpc.insecure_channel(target) as ch:
         for half in (slice(0, 128), slice(128, 256)):  # raw 64 px RGBA: two replies under 4 MiB each
             labels = [int(v) for v in feeds["label"][half]]
             request = pb.GenerateRequest(
@@ -167,13 +194,13 @@ def test_a_plain_onnxruntime_session_renders_what_the_server_renders(default_mod
         assert profile.cpu_isa and profile.runtime.startswith("onnxruntime ")
 
 
-def test_renders_at_enable_all_do_not_depend_on_threads_or_batch(default_model: Path) -> None:
+def test_renders_at_enable_all_do_not_depend_on_threads_or_batch(emoji_model: Path) -> None:
     import numpy as np
 
     from serving.runtime import Engine, load_model
 
     seeds = np.arange(24, dtype=np.uint64)
-    one_thread = load_model(default_model, engine=Engine.choose("cpu", threads=1)).render(seeds)
-    four = load_model(default_model, engine=Engine.choose("cpu", threads=4))
+    one_thread = load_model(emoji_model, engine=Engine.choose("cpu", threads=1)).render(seeds)
+    four = load_model(emoji_model, engine=Engine.choose("cpu", threads=4))
     alone = np.stack([four.render(seeds[i : i + 1])[0] for i in range(len(seeds))])
     np.testing.assert_array_equal(alone, one_thread)
