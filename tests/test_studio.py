@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from artctl.client import GeneratorClient
-from artctl.models import embedded_default
+from artctl.models import embedded, embedded_models
 from tests.helpers import free_port, running_server
 from tests.test_rederive import run_snippet, snippet
 
@@ -49,9 +49,11 @@ def browser() -> Any:
 
 @pytest.fixture(scope="module")
 def studio() -> Iterator[tuple[Any, str, str]]:
-    model = embedded_default()
-    assert model is not None
-    with running_server([model], http_port=free_port(), max_seeds_per_request=256) as (server, target):
+    """Every embedded model, as `artctl serve` with no arguments serves them (default first)."""
+    models = embedded_models()
+    assert list(models)[:1] == ["default"] and "emoji" in models
+    paths = list(models.values())
+    with running_server(paths, http_port=free_port(), max_seeds_per_request=256) as (server, target):
         driver = browser()
         try:
             yield driver, f"http://127.0.0.1:{server.http_port}", target
@@ -69,10 +71,35 @@ def wait_for(driver: Any, script: str, seconds: float = 60) -> Any:
     raise AssertionError(f"the page never made true: {script}")
 
 
+def open_emoji(driver: Any, base: str) -> None:
+    """Load the studio and pick the emoji model (psi, mixing and w-space directions are its)."""
+    driver.get(f"{base}/studio")
+    wait_for(driver, "return window.artctlStudio && window.artctlStudio.state.model.name === 'default'")
+    driver.execute_script(
+        "const p = document.getElementById('model'); p.value = 'emoji';p.dispatchEvent(new Event('change'))"
+    )
+    wait_for(driver, "return window.artctlStudio.state.model.name === 'emoji'")
+    wait_for(driver, "return document.querySelectorAll('.tile img').length === 72")
+
+
+def test_the_picker_lists_every_embedded_model_with_the_nouns_default_first(
+    studio: tuple[Any, str, str],
+) -> None:
+    driver, base, _ = studio
+    driver.get(f"{base}/studio")
+    wait_for(driver, "return window.artctlStudio && window.artctlStudio.state.model.name === 'default'")
+    options = driver.execute_script("return [...document.getElementById('model').options].map(o => o.value)")
+    assert options[:1] == ["default"] and "emoji" in options
+    assert driver.execute_script("return document.getElementById('psi-box').hidden")  # a DCGAN: no psi
+    wait_for(
+        driver,
+        "return [...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth === 32)",
+    )
+
+
 def test_the_grid_shows_exactly_what_grpc_renders(studio: tuple[Any, str, str]) -> None:
     driver, base, target = studio
-    driver.get(f"{base}/studio")
-    wait_for(driver, "return document.querySelectorAll('.tile img').length >= 72")
+    open_emoji(driver, base)
     wait_for(
         driver,
         "return [...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth === 64)",
@@ -87,7 +114,9 @@ def test_the_grid_shows_exactly_what_grpc_renders(studio: tuple[Any, str, str]) 
         for seed, label, src in tiles[::7]:  # every label row, every column, spread
             with urllib.request.urlopen(src, timeout=30) as reply:
                 shown = reply.headers["X-Pixel-Sha256"]
-            grpc_art = client.generate([int(seed)], psi=0.7, labels=[labels.index(label)]).artworks[0]
+            grpc_art = client.generate(
+                [int(seed)], model="emoji", psi=0.7, labels=[labels.index(label)]
+            ).artworks[0]
             assert shown == grpc_art.pixel_sha256, (seed, label)
 
 
@@ -99,8 +128,7 @@ def test_pins_and_an_edit_become_a_curation_that_mints_verifies_and_rederives(
     driver, base, target = studio
     driver.get(f"{base}/studio")
     driver.execute_script("localStorage.clear()")
-    driver.get(f"{base}/studio")
-    wait_for(driver, "return document.querySelectorAll('.tile img').length >= 72")
+    open_emoji(driver, base)
     tiles = driver.find_elements(By.CSS_SELECTOR, ".tile")
     for index, edit in ((3, False), (20, True), (45, False)):  # three seeds, by clicking
         tiles[index].click()
@@ -130,7 +158,9 @@ def test_pins_and_an_edit_become_a_curation_that_mints_verifies_and_rederives(
     picks = tmp_path / "curation.json"
     picks.write_text(json.dumps(exported))
     config = tmp_path / "c.toml"
-    config.write_text('name = "Studio picks"\nsize = 50\nsalt = "studio-secret"\nstart_index = 1\n')
+    config.write_text(  # the curation was made with the emoji model, so the drop names it
+        'name = "Studio picks"\nsize = 50\nsalt = "studio-secret"\nstart_index = 1\nmodel = "emoji"\n'
+    )
 
     def artctl(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -148,19 +178,19 @@ def test_pins_and_an_edit_become_a_curation_that_mints_verifies_and_rederives(
     assert echoed == exported["entries"]  # the manifest carries the curation whole
     # The browser showed each pinned picture: the drop's pixels are the studio's.
     edited = exported["entries"][1]
-    url = f"{base}/v1/models/default/images/{edited['seed']}.png?psi=0.7&label={edited['label']}&edit=0:2.5"
+    url = f"{base}/v1/models/emoji/images/{edited['seed']}.png?psi=0.7&label={edited['label']}&edit=0:2.5"
     with urllib.request.urlopen(url, timeout=30) as reply:
         assert reply.headers["X-Pixel-Sha256"] == tokens[1]["pixel_sha256"]
     served = artctl("verify", str(drop), "--server", target)
-    local = artctl("verify", str(drop), "--local")
+    local = artctl("verify", str(drop), "--local")  # the manifest's config says model = "emoji"
     assert served.returncode == 0 and local.returncode == 0, served.stdout + local.stdout
-    model = embedded_default()
+    model = embedded("emoji")
     assert model is not None
     copy = tmp_path / "model"
     copy.mkdir()
-    for part in model.parent.glob("default.*"):  # the model file and the files beside it
+    for part in model.parent.glob("emoji.*"):  # the model file and the files beside it
         shutil.copy(part, copy / part.name)
-    done = run_snippet(snippet(tmp_path), drop, copy / "default.onnx")
+    done = run_snippet(snippet(tmp_path), drop, copy / "emoji.onnx")
     assert done.returncode == 0 and done.stdout.strip() == "50 of 50 tokens re-derived", (
         done.stdout + done.stderr
     )
