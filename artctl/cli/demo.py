@@ -11,9 +11,13 @@ import typer
 
 from artctl.cli.common import fail, free_port, run_command, wait_for_server
 
+PIXEL_ART_SIZE = 320  # px a pixel-art token is delivered at (32 px art: image_scale 10)
 
-def demo_collection(card: Any, tokens: int) -> dict[str, Any]:
-    """A collection config for the demo: a conditioning trait over the model's own labels, if any."""
+
+def demo_collection(card: Any, tokens: int, trait: str = "Family") -> dict[str, Any]:
+    """A collection config for the demo: a conditioning trait over the model's own labels, if any;
+    pixel art (a model with a palette) is scaled up by whole pixels, so a viewer shows it crisp."""
+    pixel_art = bool(card.palette)
     doc: dict[str, Any] = {
         "name": "artctl demo",
         "symbol": "DEMO",
@@ -23,11 +27,13 @@ def demo_collection(card: Any, tokens: int) -> dict[str, Any]:
         "model": "default",
         "traits": [],
     }
+    if pixel_art:
+        doc["image_scale"] = max(1, PIXEL_ART_SIZE // card.resolution)
     if card.has_label and card.label_names:
         names = list(card.label_names)
         doc["traits"].append(
             {
-                "name": "Family",
+                "name": trait,
                 "kind": "conditioning",
                 "values": [n.replace("-", " ").title() for n in names],
                 "weights": [1] * len(names),
@@ -39,8 +45,10 @@ def demo_collection(card: Any, tokens: int) -> dict[str, Any]:
             "name": "Brightness",
             "kind": "derived",
             "source": "brightness",
-            "values": ["Dark", "Dim", "Bright", "Radiant"],
-            "thresholds": [64, 128, 192],
+            "values": ["Muted", "Soft", "Bright", "Radiant"]
+            if pixel_art
+            else ["Dark", "Dim", "Bright", "Radiant"],
+            "thresholds": [170, 182, 194] if pixel_art else [64, 128, 192],  # pixel art: light backgrounds
         }
     )
     return doc
@@ -66,8 +74,8 @@ def demo(
     steps: int = typer.Option(600, help="Training steps for the demo model."),
     tokens: int = typer.Option(16, help="Tokens to mint."),
 ) -> None:
-    """The whole journey: serve the embedded default model (or train and export a small one when the
-    install has none), then mint a drop through the server."""
+    """The whole journey: serve the embedded default model (Nouns-style pixel art; or train and export
+    a small one when the install has none), then mint a drop through the server."""
 
     def body() -> None:
         import tomli_w
@@ -78,9 +86,10 @@ def demo(
         out.mkdir(parents=True, exist_ok=True)
         exe = [sys.executable, "-m", "artctl"]
         model = embedded_default()
+        trait = "Family"
         if model is not None:
-            total = 3
-            typer.echo(f"[1/{total}] using the embedded default model {model}")
+            total, trait = 3, "Noggles"  # the embedded default's labels are the Nouns glasses
+            typer.echo(f"[1/{total}] using the embedded default model {model} (Nouns-style pixel art)")
         else:
             total = 4
             model = _train_small_model(exe, out, steps)
@@ -91,8 +100,13 @@ def demo(
         try:
             wait_for_server(target, proc=proc)
             collection = out / "collection.toml"
-            collection.write_text(tomli_w.dumps(demo_collection(load_model(model).card, tokens)))
-            typer.echo(f"[{total}/{total}] minting {tokens} tokens through the server")
+            config = demo_collection(load_model(model).card, tokens, trait)
+            collection.write_text(tomli_w.dumps(config))
+            scale = config.get("image_scale", 1)
+            typer.echo(
+                f"[{total}/{total}] minting {tokens} tokens through the server"
+                + (f" (pixel art at image_scale {scale}: whole-pixel blocks, no blur)" if scale > 1 else "")
+            )
             subprocess.run(
                 [*exe, "mint", str(collection), "--out", str(out / "drop"), "--server", target], check=True
             )
