@@ -6,6 +6,10 @@ against the same held-out set, so the table compares like with like. Prints a ta
 
     .venv/bin/python -m bench.pixelart_arms --heldout data/nouns-heldout --n 2000 \\
         --out bench/results/pixelart-arms.json /tmp/arms/nouns32 /tmp/arms/dcgan32 /tmp/textbook
+
+`--curve RUN` scores every checkpoint of one run instead (the quality curve over its minutes, the
+minutes read from the checkpoints' times against the run's config.json); `--fid-every K` runs
+Inception on every K-th point only (the pixel-art scores take seconds, FID minutes).
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ def arm_source(path: Path) -> tuple[Any, dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("arms", type=Path, nargs="+")
+    parser.add_argument("arms", type=Path, nargs="*")
+    parser.add_argument("--curve", type=Path, help="score every checkpoint of this run")
+    parser.add_argument("--fid-every", type=int, default=1)
     parser.add_argument("--heldout", required=True)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--out", type=Path, required=True)
@@ -52,13 +58,26 @@ def main() -> None:
     from trainer.metrics import measure, real_images
 
     real = real_images(args.heldout, 32, 3)
+    arms = list(args.arms)
+    start = 0.0
+    if args.curve is not None:
+        arms = sorted((args.curve / "checkpoints").glob("step-*"))
+        start = (args.curve / "config.json").stat().st_mtime
     rows = []
-    for arm in args.arms:
+    for i, arm in enumerate(arms):
         generate, info = arm_source(arm)
         judge = PixelArtJudge.of(args.heldout, real)
         assert judge is not None, f"{args.heldout} has no palette"
-        report = measure(judge.watch(generate), real, args.n)
-        row = {"arm": arm.name, **info, "fid": report.fid, "kid": report.kid, **report.gate}
+        row: dict[str, Any] = {"arm": arm.name, **info}
+        if args.curve is not None:
+            row["minutes"] = round(((arm / "state.json").stat().st_mtime - start) / 60, 2)
+        watched = judge.watch(generate)
+        if i % args.fid_every == 0 or i == len(arms) - 1:
+            report = measure(watched, real, args.n)
+            row.update({"fid": report.fid, "kid": report.kid, **report.gate})
+        else:
+            for s in range(0, args.n, 256):
+                watched(s, min(256, args.n - s), real.labels_for(s, min(256, args.n - s)))
         row["pixel_art"] = judge.scores()
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -72,7 +91,7 @@ def main() -> None:
     for r in rows:
         p = r["pixel_art"]
         print(
-            f"{r['arm']:16} {r['kimg']:6.0f} {r['fid']:7.2f} "
+            f"{r['arm']:16} {r['kimg']:6.0f} {r.get('fid', float('nan')):7.2f} "
             f"{r.get('precision', 0):5.3f} {r.get('recall', 0):5.3f} "
             f"{p.get('noggles_exact_raw', 0):7.3f} {p.get('noggles_exact_snapped', 0):8.3f} "
             f"{p.get('label_fidelity_snapped', float('nan')):5.3f} {p['off_palette_raw']:6.3f}"

@@ -75,7 +75,7 @@ import asyncio, json, sys, time
 import grpc
 from artctl.v1 import generator_pb2 as pb, generator_pb2_grpc as pb_grpc
 
-async def main(target, concurrency, seconds, warmup, fmt, first_seed):
+async def main(target, concurrency, seconds, warmup, fmt, first_seed, scale):
     fmt = pb.IMAGE_FORMAT_RAW if fmt == "raw" else pb.IMAGE_FORMAT_PNG
     async with grpc.aio.insecure_channel(target) as ch:
         stub = pb_grpc.GeneratorStub(ch)
@@ -87,7 +87,9 @@ async def main(target, concurrency, seconds, warmup, fmt, first_seed):
             nonlocal errors
             while (start := time.perf_counter()) < stop_at:
                 try:
-                    await stub.Generate(pb.GenerateRequest(seeds=[next(counter)], format=fmt), timeout=30)
+                    await stub.Generate(
+                        pb.GenerateRequest(seeds=[next(counter)], format=fmt, scale=scale), timeout=30
+                    )
                 except grpc.RpcError:
                     errors += 1
                     continue
@@ -96,9 +98,9 @@ async def main(target, concurrency, seconds, warmup, fmt, first_seed):
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         print(json.dumps({"latencies": latencies, "errors": errors, "seconds": seconds}))
 
-# target concurrency seconds warmup [png|raw] [first seed]: one seed per request, each seed new
-args = sys.argv[1:] + ["png", "0"][len(sys.argv) - 5 :]
-asyncio.run(main(args[0], int(args[1]), float(args[2]), float(args[3]), args[4], int(args[5])))
+# target concurrency seconds warmup [png|raw] [first seed] [scale]: one seed per request, each new
+args = sys.argv[1:] + ["png", "0", "1"][len(sys.argv) - 5 :]
+asyncio.run(main(args[0], int(args[1]), float(args[2]), float(args[3]), args[4], int(args[5]), int(args[6])))
 """
 
 
@@ -114,7 +116,7 @@ def summarise(latencies: list[float], seconds: float, errors: int) -> dict[str, 
 
 
 def run_server_sweep(
-    model: Path, extra: list[str], levels: list[int], seconds: float
+    model: Path, extra: list[str], levels: list[int], seconds: float, scale: int = 1
 ) -> list[dict[str, Any]]:
     port = free_port()
     target = f"127.0.0.1:{port}"
@@ -138,7 +140,18 @@ def run_server_sweep(
         rows = []
         for level in levels:
             out = subprocess.run(
-                [sys.executable, "-c", LOAD_SCRIPT, target, str(level), str(seconds), "1.0"],
+                [
+                    sys.executable,
+                    "-c",
+                    LOAD_SCRIPT,
+                    target,
+                    str(level),
+                    str(seconds),
+                    "1.0",
+                    "png",
+                    "0",
+                    str(scale),
+                ],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -153,9 +166,11 @@ def run_server_sweep(
 
 
 def run_ceiling(
-    model: Path, seconds: float, batch: int = 64, provider: str = "cpu", fmt: str = "png"
+    model: Path, seconds: float, batch: int = 64, provider: str = "cpu", fmt: str = "png", scale: int = 1
 ) -> dict[str, Any]:
-    """Raw ORT at a fixed batch plus parallel encoding (PNG or RAW) in this process: the upper bound."""
+    """Raw ORT at a fixed batch plus parallel encoding (PNG or RAW, upscaled by nearest neighbour
+    when `scale` > 1, as the server delivers it) in this process: the upper bound."""
+    from artctl.delivery import upscale
     from serving.pipeline import encode_image
     from serving.runtime import Engine, load_model
 
@@ -168,7 +183,7 @@ def run_ceiling(
     while time.perf_counter() - start < seconds:
         t0 = time.perf_counter()
         images = runtime.render(np.arange(next_seed, next_seed + batch, dtype=np.uint64))
-        list(pool.map(lambda img: encode_image(img, fmt), images))
+        list(pool.map(lambda img: encode_image(upscale(img, scale), fmt), images))
         latencies.append(time.perf_counter() - t0)
         next_seed += batch
         done += batch
@@ -219,7 +234,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--provider", default="cpu", help="cpu or cuda: the server's and the ceiling's")
     parser.add_argument("--max-batch", type=int, default=64, help="the batched server's --max-batch")
+    parser.add_argument("--scale", type=int, default=1, help="delivered size: native x N (nearest neighbour)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--name", default="serve", help="file names: NAME.json and NAME.png")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
@@ -234,16 +251,17 @@ def main() -> None:
                 "onnxruntime": ort.__version__,
             },
             "model": {"name": model.name, "resolution": args.resolution},
+            "scale": args.scale,
             "seconds_per_level": args.seconds,
             "provider": args.provider,
             "modes": {},
         }
         provider = ["--provider", args.provider]
         batched = ["--max-batch", str(args.max_batch), *provider]
-        results["modes"]["batched"] = run_server_sweep(model, batched, levels, args.seconds)
+        results["modes"]["batched"] = run_server_sweep(model, batched, levels, args.seconds, args.scale)
         single = ["--max-batch", "1", *provider]
-        results["modes"]["batch-1"] = run_server_sweep(model, single, levels, args.seconds)
-        results["ceiling"] = run_ceiling(model, args.seconds, args.max_batch, args.provider)
+        results["modes"]["batch-1"] = run_server_sweep(model, single, levels, args.seconds, args.scale)
+        results["ceiling"] = run_ceiling(model, args.seconds, args.max_batch, args.provider, scale=args.scale)
     at = {r["concurrency"]: r for r in results["modes"]["batched"]}
     one = {r["concurrency"]: r for r in results["modes"]["batch-1"]}
     best = max(r["images_per_s"] for r in results["modes"]["batched"])
@@ -256,8 +274,8 @@ def main() -> None:
         else None,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "serve.json").write_text(json.dumps(results, indent=2) + "\n")
-    chart(results, args.out / "serve.png")
+    (args.out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    chart(results, args.out / f"{args.name}.png")
 
     print(f"\nartctl serve benchmark: {model.name}, {os.cpu_count()} CPUs, {args.seconds:.0f} s per level")
     print(f"{'mode':<9} {'conc':>5} {'img/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}")
@@ -278,7 +296,7 @@ def main() -> None:
         f"best batched / ceiling: {ratios['best_batched_over_ceiling']:.0%}   "
         f"bound (ceiling / batch-1 at 64): {ratios['ceiling_over_batch1_at_64']:.2f}x"
     )
-    print(f"wrote {args.out / 'serve.json'} and {args.out / 'serve.png'}")
+    print(f"wrote {args.out / (args.name + '.json')} and {args.out / (args.name + '.png')}")
 
 
 if __name__ == "__main__":
