@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 CARD_VERSION = "artctl-card-v1"
+OPTIONAL_WHEN_EMPTY = ("palette", "palette_sha256")
 
 
 class ModelCardError(ValueError):
@@ -46,8 +47,8 @@ class ModelCard:
         """Flatten to ONNX metadata_props (str -> str)."""
         out = {"artctl_card": CARD_VERSION, **self.extra}
         for key, value in asdict(self).items():
-            if key == "extra":
-                continue
+            if key == "extra" or (key in OPTIONAL_WHEN_EMPTY and not value):
+                continue  # a model without a palette exports the same bytes as before palettes existed
             out[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         return out
 
