@@ -152,6 +152,10 @@ def test_the_readme_trains_the_default_model_with_its_own_recipe() -> None:
     assert "artctl train data/emoji64 --preset emoji64-stylegan-cond" in readme
     shipped = TrainConfig.model_validate(recipe).model_dump()
     from_preset = preset("emoji64-stylegan-cond").model_dump()
+    # The preset's channels follow the data (0); the emoji set has transparency, so 0 resolves to the
+    # 4 the shipped recipe pins.
+    assert (shipped["network"]["channels"], from_preset["network"]["channels"]) == (4, 0)
+    from_preset["network"]["channels"] = 4
     differing = {k for k in shipped if shipped[k] != from_preset[k]}
     assert differing == {"data", "threads", "keep_checkpoints"}  # where it is, one pinned thread, pruning
 

@@ -206,7 +206,7 @@ def test_the_docs_say_what_the_code_does() -> None:
         span = parse_layers(group, graphs.num_ws)
         assert text == f"{span.lo}-{span.hi}", group
     assert "model.json" not in creative and (emoji.with_suffix(".json")).is_file()  # the sidecar is NAME.json
-    sizes = re.search(r"RGBA kept, (\d+)–(\d+) px", (REPO / "README.md").read_text())
+    sizes = re.search(r"Folders or zips of images, (\d+)–(\d+) px", (REPO / "README.md").read_text())
     assert (
         sizes
         and NetworkConfig(resolution=int(sizes.group(1)))

@@ -24,7 +24,7 @@ class NetworkConfig(BaseModel):
     architecture: Literal["dcgan", "stylegan"] = "dcgan"
     resolution: int = 32
     channels: Literal[0, 3, 4] = Field(
-        0, description="3 (RGB), 4 (RGBA) or 0: follow the data (RGB when every pixel is opaque)"
+        4, description="3 (RGB), 4 (RGBA) or 0: follow the data (RGB when every pixel is opaque; the presets)"
     )
     z_dim: int = Field(64, ge=1, le=4096)
     g_base: int = Field(32, ge=4, description="channels of the generator's last hidden layer")
@@ -180,6 +180,7 @@ _STYLEGAN_OPT = {"lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0, "beta2": 0.99, "e
 _SMALL_STYLEGAN_NET = {
     "architecture": "stylegan",
     "resolution": 64,
+    "channels": 0,
     "z_dim": 128,
     "w_dim": 128,
     "g_base": 16,
@@ -188,13 +189,13 @@ _SMALL_STYLEGAN_NET = {
 }
 PRESETS: dict[str, dict[str, Any]] = {
     "dcgan32": {
-        "network": {"architecture": "dcgan", "resolution": 32},
+        "network": {"architecture": "dcgan", "resolution": 32, "channels": 0},
         "mirror": True,
         "steps": 10000,
         **_RECIPE_CPU,
     },
     "dcgan64": {
-        "network": {"architecture": "dcgan", "resolution": 64, "z_dim": 128, "g_base": 64},
+        "network": {"architecture": "dcgan", "resolution": 64, "channels": 0, "z_dim": 128, "g_base": 64},
         "batch": 64,
         "mirror": True,
         "steps": 20000,
@@ -202,7 +203,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoint_every": 1000,
     },
     "small-data-dcgan32": {
-        "network": {"architecture": "dcgan", "resolution": 32, "spectral_norm": True},
+        "network": {"architecture": "dcgan", "resolution": 32, "channels": 0, "spectral_norm": True},
         "loss": "hinge",
         "augment": "diffaug",
         "mirror": True,
@@ -210,7 +211,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         **_RECIPE_CPU,
     },
     "small-data-dcgan": {
-        "network": {"architecture": "dcgan", "resolution": 64, "spectral_norm": True},
+        "network": {"architecture": "dcgan", "resolution": 64, "channels": 0, "spectral_norm": True},
         "loss": "hinge",
         "augment": "diffaug",
         "mirror": True,
@@ -218,7 +219,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         **_RECIPE_CPU,
     },
     "wgan-gp32": {
-        "network": {"architecture": "dcgan", "resolution": 32, "spectral_norm": True},
+        "network": {"architecture": "dcgan", "resolution": 32, "channels": 0, "spectral_norm": True},
         "loss": "wgan-gp",
         "lr_g": 1e-4,
         "lr_d": 1e-4,
@@ -232,6 +233,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "network": {
             "architecture": "stylegan",
             "resolution": 64,
+            "channels": 0,
             "z_dim": 256,
             "w_dim": 256,
             "g_base": 64,
@@ -296,32 +298,12 @@ PRESETS["emoji64-gpu"] = {
 PRESETS["emoji64-stylegan"] = PRESETS["stylegan64"]  # its earlier name
 # Pixel art on a CPU (docs/quality.md, "Pixel art"): the Nouns-style recipe, conditional on the data's
 # sub-folders (the glasses of `artctl data nouns`). No flips: pixel-art characters face one way.
-_PIXEL_ART = {
-    "mirror": False,
-    "memory_format": "channels_last",
-    **_RECIPE_CPU,
-    "sample_every": 1000,
-    "checkpoint_every": 1000,
-}
+_PIXEL_NET = {"architecture": "dcgan", "resolution": 32, "channels": 0, "spectral_norm": True}
 PRESETS["nouns32"] = {
-    "network": {
-        "architecture": "dcgan",
-        "resolution": 32,
-        "conditional": True,
-        "spectral_norm": True,
-        "z_dim": 64,
-        "g_base": 64,
-        "d_base": 64,
-    },
-    "loss": "hinge",
-    "lr_g": 2e-4,
-    "lr_d": 2e-4,
-    "beta1": 0.0,
-    "beta2": 0.9,
-    "batch": 64,
-    "steps": 60000,
-    "seed": 7,
-    **_PIXEL_ART,
+    "network": {**_PIXEL_NET, "conditional": True, "z_dim": 64, "g_base": 64, "d_base": 64},
+    **{"loss": "hinge", "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.0, "beta2": 0.9, "batch": 64},
+    **{"mirror": False, "memory_format": "channels_last", "steps": 60000, "seed": 7, **_RECIPE_CPU},
+    **{"sample_every": 1000, "checkpoint_every": 1000},
 }
 PRESETS["pixel32"] = {
     **PRESETS["nouns32"],

@@ -197,3 +197,13 @@ class Sampler(nn.Module):
             return out
         out = self.G(z, c)
         return out
+
+
+def place(modules: tuple[nn.Module, ...], device: torch.device, memory_format: str) -> torch.memory_format:
+    """Move networks to their device, in channels_last when asked (oneDNN's fast conv layout on a
+    CPU); returns the layout the training batches should take."""
+    for module in modules:
+        module.to(device)
+        if memory_format == "channels_last":
+            module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return torch.channels_last if memory_format == "channels_last" else torch.contiguous_format

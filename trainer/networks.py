@@ -6,6 +6,7 @@ z_dim, num_classes and has_psi, which the exporter turns into the ONNX inputs z,
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from trainer.config import NetworkConfig
@@ -27,13 +28,21 @@ def _family(cfg: NetworkConfig):  # type: ignore[no-untyped-def]
     raise UnknownArchitectureError(f"unknown architecture {cfg.architecture!r}")
 
 
+def _resolved(cfg: NetworkConfig) -> NetworkConfig:
+    if not cfg.channels:
+        raise ValueError(
+            "channels 0 means 'follow the data': the trainer sets 3 or 4 once the data is loaded"
+        )
+    return cfg
+
+
 def build_generator(cfg: NetworkConfig) -> nn.Module:
-    return _family(cfg).Generator(cfg)
+    return _family(cfg).Generator(_resolved(cfg))
 
 
 def build_discriminator(cfg: NetworkConfig) -> nn.Module:
     """D without spectral norm; call apply_spectral_norm after init_weights when cfg asks for it."""
-    return _family(cfg).Discriminator(cfg)
+    return _family(cfg).Discriminator(_resolved(cfg))
 
 
 def init_weights(module: nn.Module, cfg: NetworkConfig) -> None:
@@ -55,3 +64,12 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
     for m in targets:
         spectral_norm(m)
     return module
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """The EMA generator's step: parameters move towards the trained ones, buffers are copied."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)

@@ -27,7 +27,6 @@ from typing import IO, Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from artctl import __version__
 from artctl.seeds import CONTRACTS
@@ -35,21 +34,19 @@ from trainer import checkpoint as ckpt_io
 from trainer.augment import AdaController, ada_augment, diff_augment
 from trainer.config import TrainConfig
 from trainer.datasets import DatasetError, load_dataset
-from trainer.distributed import Sampler, amp_dtype, autocast, init_world, no_sync, rank_seed, wrap
+from trainer.distributed import Sampler, amp_dtype, autocast, init_world, no_sync, place, rank_seed, wrap
 from trainer.loss import RELATIVISTIC, d_loss, g_loss, gradient_penalty, r1_penalty
-from trainer.networks import apply_spectral_norm, build_discriminator, build_generator, init_weights
+from trainer.networks import (
+    apply_spectral_norm,
+    build_discriminator,
+    build_generator,
+    init_weights,
+    update_ema,
+)
 from trainer.preview import generate, sample_grid
 from trainer.stopping import StopSignal, TimeBudget
 
 ProgressFn = Callable[[dict[str, Any]], None]
-
-
-@torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    for p_ema, p in zip(ema.parameters(), model.parameters()):
-        p_ema.lerp_(p, 1.0 - decay)
-    for b_ema, b in zip(ema.buffers(), model.buffers()):
-        b_ema.copy_(b)
 
 
 class Trainer:
@@ -74,16 +71,16 @@ class Trainer:
         self.data = load_dataset(
             config.data, net.resolution, net.channels, config.synthetic_size, config.labels_file
         )
-        if not net.channels:  # the channels follow the data: RGB when it is opaque
-            net = net.model_copy(update={"channels": int(self.data.images.shape[1])})
-            config = config.model_copy(update={"network": net})
+        resolved: dict[str, Any] = {
+            "channels": net.channels or int(self.data.images.shape[1])
+        }  # 0: the data's
         if self.data.label_names and not net.label_names:
-            net = net.model_copy(update={"label_names": self.data.label_names})
-            config = config.model_copy(update={"network": net})
+            resolved["label_names"] = self.data.label_names
+        net = net.model_copy(update=resolved)
+        config = config.model_copy(update={"network": net})
         if net.conditional and not net.label_names:
             raise DatasetError(
-                f"conditional training needs labels, and {config.data} has none: put the images in one "
-                "sub-folder per label"
+                f"conditional training needs labels; {config.data} has none: one sub-folder per label"
             )
         if net.conditional:
             self.data.check_labelled()
@@ -96,14 +93,7 @@ class Trainer:
         init_weights(self.D, net)
         if net.spectral_norm:
             apply_spectral_norm(self.D)
-        self.memory_format = (
-            torch.channels_last if config.memory_format == "channels_last" else torch.contiguous_format
-        )
-        self.G.to(self.device)
-        self.D.to(self.device)
-        if config.memory_format == "channels_last":
-            self.G.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            self.D.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.memory_format = place((self.G, self.D), self.device, config.memory_format)
         self.G_ema = copy.deepcopy(self.G).eval()
         betas = (config.beta1, config.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
