@@ -37,7 +37,17 @@ def _folder(root: Path, alpha: int = 255, colours: int = 3, palette: list[str] |
 
 
 def _train(data: Path, run: Path, **network: object) -> Path:
-    net = NetworkConfig(resolution=16, z_dim=8, g_base=8, d_base=8, conditional=True, **network)  # type: ignore[arg-type]
+    net = NetworkConfig(
+        **{
+            "resolution": 16,
+            "z_dim": 8,
+            "g_base": 8,
+            "d_base": 8,
+            "conditional": True,
+            "channels": 0,
+            **network,
+        }
+    )
     cfg = TrainConfig(network=net, data=str(data), steps=2, batch=4, sample_every=2, log_every=1)
     return training_loop(cfg, run)
 
@@ -162,7 +172,7 @@ def test_metrics_pixels_scores_a_model_trained_on_nouns(tmp_path: Path) -> None:
 
     made = cli("data", "nouns", "--out", str(data), "--n", "48", "--assets", str(ASSETS))
     assert made.returncode == 0, made.stderr
-    net = NetworkConfig(resolution=32, z_dim=8, g_base=8, d_base=8, conditional=True)
+    net = NetworkConfig(resolution=32, channels=0, z_dim=8, g_base=8, d_base=8, conditional=True)
     run = tmp_path / "run"
     training_loop(TrainConfig(network=net, data=str(data), steps=2, batch=4, sample_every=2), run)
     scored = cli("metrics", "pixels", "--model", str(run), "--data", str(data), "--n", "24", "--json")

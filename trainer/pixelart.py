@@ -113,8 +113,9 @@ def pixel_art_scores(
     views = {"raw": images}
     if palette:
         pal = parse_palette(palette)
-        if pal.shape[1] != images.shape[-1]:
-            pal = pal[:, : images.shape[-1]] if pal.shape[1] > images.shape[-1] else pal
+        if pal.shape[1] < images.shape[-1]:  # an RGB palette on an RGBA model: the snap keeps alpha
+            images = np.ascontiguousarray(images[..., : pal.shape[1]])
+            views["raw"] = images
         out["palette_size"] = len(pal)
         out["off_palette_raw"] = off_palette_share(images, pal)
         views["snapped"] = snap(images, pal)
