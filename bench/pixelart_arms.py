@@ -42,7 +42,8 @@ def arm_source(path: Path) -> tuple[Any, dict[str, Any]]:
     recipe = f"{cfg.network.architecture} {cfg.loss}{' +SN' if cfg.network.spectral_norm else ''}"
     recipe += f" g{cfg.network.g_base}{' cond' if cfg.network.conditional else ''}"
     recipe += f"{' mirror' if cfg.mirror else ''} b{cfg.batch}"
-    return generate, {"recipe": recipe, "kimg": state["kimg"], "channels": cfg.network.channels}
+    info = {"recipe": recipe, "kimg": state["kimg"], "conditional": cfg.network.conditional}
+    return generate, info
 
 
 def main() -> None:
@@ -71,7 +72,7 @@ def main() -> None:
         row: dict[str, Any] = {"arm": arm.name, **info}
         if args.curve is not None:
             row["minutes"] = round(((arm / "state.json").stat().st_mtime - start) / 60, 2)
-        watched = judge.watch(generate)
+        watched = judge.watch(generate, info.get("conditional", False))
         if i % args.fid_every == 0 or i == len(arms) - 1:
             report = measure(watched, real, args.n)
             row.update({"fid": report.fid, "kid": report.kid, **report.gate})

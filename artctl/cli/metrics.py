@@ -67,7 +67,7 @@ def metrics_fid(
         real = real_images(data, info.resolution, info.channels)
         pixel_art = PixelArtJudge.of(data, real)
         if pixel_art is not None:
-            generate = pixel_art.watch(generate)
+            generate = pixel_art.watch(generate, takes_labels(info))
         labels = {
             "real": f"features of {len(real.images)} real images (once; cached)",
             "generated": "generated",
@@ -111,6 +111,11 @@ def metrics_fid(
     run_command(body)
 
 
+def takes_labels(info: Any) -> bool:
+    """Whether a model (its card, or a checkpoint's network config) is conditioned on labels."""
+    return bool(getattr(info, "has_label", False) or getattr(info, "num_classes", 0))
+
+
 class PixelArtJudge:
     """Keeps the generated images of a pixel-art data set (one with a palette) and scores them."""
 
@@ -143,11 +148,14 @@ class PixelArtJudge:
             art = load_art()
         return cls(palette, art)
 
-    def watch(self, generate: Any) -> Any:
+    def watch(self, generate: Any, conditional: bool = True) -> Any:
+        """`generate`, keeping what it makes; the labels count as asked for only when the model takes
+        them (an unconditional model has no label fidelity)."""
+
         def watched(start: int, count: int, labels: Sequence[str] | None = None) -> npt.NDArray[np.uint8]:
             images = generate(start, count, labels)
             self.images.append(images)
-            if labels is None or self.asked is None:
+            if labels is None or self.asked is None or not conditional:
                 self.asked = None
             else:
                 self.asked.extend(labels)
@@ -196,7 +204,7 @@ def metrics_pixels(
         judge = PixelArtJudge.of(str(data), real)
         if judge is None:
             raise CliError(f"{data} is not pixel art: no palette.json and more than 256 colours")
-        watched = judge.watch(generate)
+        watched = judge.watch(generate, takes_labels(info))
         for start in range(0, n, 256):
             watched(start, min(256, n - start), real.labels_for(start, min(256, n - start)))
         doc = {"model": str(model), "data": str(data), "psi": psi, **judge.scores()}
