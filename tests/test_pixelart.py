@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from artctl.palette import snap
 from tests.test_nouns import ASSETS, _reference_ready
 from trainer.checkpoint import load_checkpoint
 from trainer.config import NetworkConfig, TrainConfig
 from trainer.datasets import DatasetError, load_dataset
 from trainer.nouns import TRAITS, draw_choices, load_art
-from trainer.pixelart import PartStack, nouns_scores, pixel_art_scores, snap
+from trainer.pixelart import PartStack, nouns_scores, pixel_art_scores
 from trainer.training_loop import training_loop
 
 REPO = Path(__file__).resolve().parent.parent

@@ -92,18 +92,13 @@ def distinct_colours(arrays: list[np.ndarray]) -> list[str] | None:
 
 
 def read_palette_file(path: Path) -> list[str]:
-    """The colours of a palette.json ({"colors": ["#rrggbb", ...]}), checked: at most MAX_PALETTE."""
+    """The colours of a palette.json (artctl-palette-v1), as a data-set error when it is not one."""
+    from artctl.palette import PaletteError, load_palette
+
     try:
-        doc = json.loads(Path(path).read_text())
-        colours = doc["colors"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f'{path}: not a palette file with a "colors" list ({exc})') from None
-    bad = [c for c in colours if not (isinstance(c, str) and len(c) in (7, 9) and c.startswith("#"))]
-    if bad or not colours:
-        raise DatasetError(f'{path}: colours must be "#rrggbb" or "#rrggbbaa", got {bad[:3] or "none"}')
-    if len(colours) > MAX_PALETTE:
-        raise DatasetError(f"{path} has {len(colours)} colours; a palette holds at most {MAX_PALETTE}")
-    return [c.lower() for c in colours]
+        return load_palette(path)
+    except PaletteError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def _to_tensor(arrays: list[np.ndarray]) -> torch.Tensor:

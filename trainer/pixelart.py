@@ -19,24 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from artctl.palette import palette_array, snap
+
 Images = npt.NDArray[np.uint8]  # [N, H, W, C]
-
-
-def parse_palette(colours: Sequence[str]) -> npt.NDArray[np.uint8]:
-    """["#rrggbb" or "#rrggbbaa", ...] -> uint8 [K, 3 or 4]."""
-    return np.array([[int(c[i : i + 2], 16) for i in range(1, len(c), 2)] for c in colours], dtype=np.uint8)
-
-
-def snap(images: Images, palette: npt.NDArray[np.uint8]) -> Images:
-    """Each pixel -> the palette colour at the smallest squared distance; ties to the lower index."""
-    flat = images.reshape(-1, images.shape[-1]).astype(np.int32)
-    pal = palette.astype(np.int32)
-    out = np.empty_like(flat)
-    for start in range(0, len(flat), 65536):
-        chunk = flat[start : start + 65536]
-        dist = ((chunk[:, None, :] - pal[None, :, :]) ** 2).sum(axis=2)
-        out[start : start + 65536] = pal[np.argmin(dist, axis=1)]  # argmin keeps the first of ties
-    return out.astype(np.uint8).reshape(images.shape)
 
 
 def off_palette_share(images: Images, palette: npt.NDArray[np.uint8]) -> float:
@@ -112,7 +97,7 @@ def pixel_art_scores(
     out: dict[str, Any] = {"n": len(images)}
     views = {"raw": images}
     if palette:
-        pal = parse_palette(palette)
+        pal = palette_array(palette)
         if pal.shape[1] < images.shape[-1]:  # an RGB palette on an RGBA model: the snap keeps alpha
             images = np.ascontiguousarray(images[..., : pal.shape[1]])
             views["raw"] = images
