@@ -5,7 +5,7 @@ Each arm is a run folder (its newest checkpoint, the EMA generator) or a folder 
 against the same held-out set, so the table compares like with like. Prints a table, writes JSON.
 
     .venv/bin/python -m bench.pixelart_arms --heldout data/nouns-heldout --n 2000 \\
-        --out bench/results/pixelart-arms.json /tmp/arms/nouns32 /tmp/arms/dcgan32 /tmp/textbook
+        --out bench/results/pixelart-arms.json runs/arms/nouns32 runs/arms/dcgan32 runs/arms/textbook
 
 `--curve RUN` scores every checkpoint of one run instead (the quality curve over its minutes, the
 minutes read from the checkpoints' times against the run's config.json); `--fid-every K` runs

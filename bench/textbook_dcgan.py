@@ -9,7 +9,7 @@ minutes (this process's CPU time, as `artctl train --budget-clock cpu` counts), 
 seed contract's latents and scores them with artctl's pixel-art scores, so it sits in the same table
 as artctl's recipes.
 
-    .venv/bin/python -m bench.textbook_dcgan --data data/nouns --minutes 12 --out /tmp/textbook
+    .venv/bin/python -m bench.textbook_dcgan --data data/nouns --minutes 12 --out runs/arms/textbook
 """
 
 from __future__ import annotations
