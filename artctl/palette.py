@@ -123,6 +123,14 @@ def snap(pixels: np.ndarray, colours: Sequence[str] | np.ndarray, chunk: int = 1
     return out
 
 
+def pack_colours(pixels: np.ndarray) -> np.ndarray:
+    """uint8 [N, C] colours as one uint32 each (channels big-endian), for set operations."""
+    packed = np.zeros(len(pixels), dtype=np.uint32)
+    for c in range(pixels.shape[1]):
+        packed = (packed << np.uint32(8)) | pixels[:, c].astype(np.uint32)
+    return packed
+
+
 def in_palette(pixels: np.ndarray, colours: Sequence[str]) -> bool:
     """Whether every pixel's colour channels are one of the palette's colours."""
     pal = palette_array(colours)

@@ -101,9 +101,9 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         rows: SeedRows,
         encoded: list[Encoded],
         offset: int,
+        scale: int,
     ) -> list[pb.Artwork]:
         shape = model.runtime.image_shape
-        scale = request_scale(request.scale)
         traits = dict(request.traits)
         out = []
         for k, enc in enumerate(encoded):
@@ -159,7 +159,7 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         return pb.GenerateResponse(
             model=model.name,
             profile=profile_message(model.runtime.profile),
-            artworks=self._artworks(request, model, rows, encoded, 0),
+            artworks=self._artworks(request, model, rows, encoded, 0, scale),
         )
 
     async def GenerateStream(
@@ -169,18 +169,14 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         with model.tally.timed():
             rows = generate_inputs(request, model.runtime.card, model.name, self.limits, streamed=True)
             fmt = image_format(request.format)
+            scale = request_scale(request.scale)
             offset = 0
             stream = self.pipeline.stream(
-                model.name,
-                model.batcher,
-                rows.columns(),
-                fmt,
-                deadline_of(context),
-                request_scale(request.scale),
+                model.name, model.batcher, rows.columns(), fmt, deadline_of(context), scale
             )
             async with contextlib.aclosing(stream) as parts:
                 async for encoded in parts:
-                    for artwork in self._artworks(request, model, rows, encoded, offset):
+                    for artwork in self._artworks(request, model, rows, encoded, offset, scale):
                         yield artwork
                     offset += len(encoded)
 

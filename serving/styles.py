@@ -58,12 +58,11 @@ class StyleGraphs:
         return self.synthesize(rows["ws"])
 
 
-def _companion(runtime: ModelRuntime, graph: str, listed: dict[str, Any]) -> Path:
-    """The graph's file: the sidecar's name for it first, since a renamed model (the embedded emoji
-    model was default.onnx once) keeps the old name in its card, whose bytes cannot change."""
-    entry = listed.get(graph)
-    name = entry.get("file") if isinstance(entry, dict) else None
-    name = name or runtime.card.extra.get(f"{graph}_file")
+def _companion(runtime: ModelRuntime, graph: str, entry: dict[str, Any]) -> Path:
+    """The graph's file: the sidecar's name for it first (`entry`, its companions entry), since a
+    renamed model (the embedded emoji model was default.onnx once) keeps the old name in its card,
+    whose bytes cannot change."""
+    name = entry.get("file") or runtime.card.extra.get(f"{graph}_file")
     if not name:
         raise NoStyleGraphsError(
             f"model {runtime.name!r} has no {graph} graph: style mixing, walks in w and restore need a "
@@ -86,9 +85,10 @@ def load_style_graphs(runtime: ModelRuntime, probe: bool = True) -> StyleGraphs:
     listed = listed if isinstance(listed, dict) else {}
     sessions = {}
     for graph in GRAPHS:
-        path = _companion(runtime, graph, listed)
-        entry = listed.get(graph) if isinstance(listed, dict) else None
-        expected = entry.get("sha256") if isinstance(entry, dict) else None
+        entry = listed.get(graph)
+        entry = entry if isinstance(entry, dict) else {}
+        path = _companion(runtime, graph, entry)
+        expected = entry.get("sha256")
         if expected and file_sha256(path) != expected:
             raise NoStyleGraphsError(f"{path}: SHA-256 does not match the sidecar's; re-export the model")
         sessions[graph] = open_graph(path, runtime.engine)

@@ -81,10 +81,9 @@ def distinct_colours(arrays: list[np.ndarray]) -> list[str] | None:
     pixels = np.concatenate([a.reshape(-1, a.shape[-1]) for a in arrays])
     if pixels.shape[1] == 4:
         pixels = np.where(pixels[:, 3:] == 0, 0, pixels)
-    packed = np.zeros(len(pixels), dtype=np.uint64)
-    for c in range(pixels.shape[1]):
-        packed = (packed << np.uint64(8)) | pixels[:, c].astype(np.uint64)
-    unique = np.unique(packed)
+    from artctl.palette import pack_colours
+
+    unique = np.unique(pack_colours(pixels))
     if len(unique) > MAX_PALETTE:
         return None
     digits = 2 * pixels.shape[1]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from artctl.palette import palette_array, snap
+from artctl.palette import pack_colours, palette_array, snap
 
 Images = npt.NDArray[np.uint8]  # [N, H, W, C]
 
@@ -27,14 +27,8 @@ Images = npt.NDArray[np.uint8]  # [N, H, W, C]
 def off_palette_share(images: Images, palette: npt.NDArray[np.uint8]) -> float:
     """The share of pixels whose colour is not in the palette."""
 
-    def pack(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
-        out = np.zeros(pixels.shape[0], dtype=np.uint32)
-        for c in range(pixels.shape[1]):
-            out = (out << np.uint32(8)) | pixels[:, c].astype(np.uint32)
-        return out
-
     pixels = images.reshape(-1, images.shape[-1])
-    return float(1.0 - np.isin(pack(pixels), pack(palette)).mean())
+    return float(1.0 - np.isin(pack_colours(pixels), pack_colours(palette)).mean())
 
 
 @dataclass(frozen=True)

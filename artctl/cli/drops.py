@@ -48,10 +48,10 @@ def resolve_local_model(model: str | Path, base_dir: Path | None = None) -> Path
     """The .onnx file to render in this process: an embedded model's name (`default` or "", `emoji`)
     is the model this install ships under it, as a server resolves it; a relative path is tried
     against `base_dir` first."""
-    from artctl.models import embedded, embedded_models
+    from artctl.models import DEFAULT_NAME, embedded, embedded_models
 
     text = str(model)
-    if text in ("", *embedded_models()) or text == "default":
+    if text in ("", DEFAULT_NAME) or text in embedded_models():
         shipped = embedded(text)
         if shipped is None:
             raise RenderError(f"this install ships no {text or 'default'} model; give an .onnx path")
