@@ -117,6 +117,8 @@ def _check_token(
             add(f"token {tid}: {what} differ from manifest.json ({fresh.get(key)!r} != {entry.get(key)!r})")
     layout = ctx.layout
     token_id = int(str(tid))
+    # What the image file can hold of the pixels: an SVG drops the RGB of fully transparent ones.
+    kept = visible(pixels) if ctx.config.image_format == "svg" else pixels
     image_name, metadata_name = layout.image_name(token_id), layout.metadata_name(token_id)
     try:
         data = layout.image(drop, token_id).read_bytes()
@@ -133,7 +135,7 @@ def _check_token(
             )
         try:
             stored = native_pixels(data, scale, fmt, pixels.shape[2])
-            if pixel_sha256(stored) != pixel_sha256(visible(pixels) if fmt == "svg" else pixels):
+            if pixel_sha256(stored) != pixel_sha256(kept):
                 add(f"{image_name}: its pixels are not token {tid}'s re-rendered image")
         except (OSError, ValueError) as exc:
             stored = None
@@ -141,7 +143,7 @@ def _check_token(
         cid = cid_of_bytes(data)
         if cid != entry.get("cid"):
             add(f"{image_name}: IPFS CID {cid} does not match manifest.json ({entry.get('cid')})")
-    kind, near = classify(visible(pixels) if ctx.config.image_format == "svg" else pixels, stored)
+    kind, near = classify(kept, stored)
     report.classes[kind] += 1
     report.near_pixels += near
     expected_uri = layout.image_uri(ctx.config, token_id, str(entry.get("cid")))
