@@ -223,6 +223,11 @@ def export_checkpoint(
     colours, palette_note = resolve_palette(palette, ck.meta)
     if colours:
         check_channels(colours, net.channels)
+    if net.output == "snap" and colours != net.palette:
+        raise ValueError(
+            "this generator was trained through the snap to its own palette, so its graph must end with "
+            "that snap: export it with --palette auto"
+        )
     has_psi = bool(getattr(G, "has_psi", False))
     has_label = net.num_classes > 0
     inputs = ["z"] + (["psi"] if has_psi else []) + (["label"] if has_label else [])

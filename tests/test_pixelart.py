@@ -10,15 +10,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from artctl.palette import snap
+from artctl.palette import pack_colours, palette_array, snap
 from tests.test_nouns import ASSETS, _reference_ready
 from trainer.checkpoint import load_checkpoint
 from trainer.config import NetworkConfig, TrainConfig
 from trainer.datasets import DatasetError, load_dataset
+from trainer.metrics import checkpoint_source
 from trainer.nouns import TRAITS, draw_choices, load_art
+from trainer.palette_snap import PaletteSnap, _nearest_table
 from trainer.pixelart import PartStack, nouns_scores, pixel_art_scores
+from trainer.preview import quantize
 from trainer.training_loop import training_loop
 
 REPO = Path(__file__).resolve().parent.parent
@@ -120,6 +124,67 @@ def test_snap_takes_the_nearest_colour_and_the_lower_index_on_ties() -> None:
     palette = np.array([[0, 0, 0], [10, 0, 0], [20, 0, 0]], dtype=np.uint8)
     pixels = np.array([[[[5, 0, 0], [6, 0, 0], [15, 0, 0], [255, 9, 9]]]], dtype=np.uint8)
     assert snap(pixels, palette).tolist() == [[[[0, 0, 0], [10, 0, 0], [10, 0, 0], [20, 0, 0]]]]
+
+
+def test_the_training_snap_is_the_contract_snap_for_every_rgb_value() -> None:
+    # 0x40 and 0x80 are both 0x20 from 0x60: ties, which go to the lower index in both
+    palette = ["#400000", "#800000", "#00ff00", "#0000ff", "#ffffff", "#806040", "#000000", "#ff00ff"]
+    table = _nearest_table(tuple(palette)).numpy()
+    cube = np.stack(np.meshgrid(*[np.arange(256, dtype=np.uint8)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    reference = snap(cube, palette)
+    assert (palette_array(palette)[table] == reference).all()  # all 16,777,216 RGB values
+    assert table[0x60 << 16] == 0  # the tie between index 0 and 1
+
+
+def test_the_snap_passes_gradients_straight_through_and_draws_what_export_draws() -> None:
+    palette = ["#000000", "#ff0000", "#00ff00", "#0000ff", "#ffffff"]
+    snapper = PaletteSnap(palette, channels=4)  # an RGB palette on RGBA: alpha is left alone
+    x = (torch.rand(2, 4, 5, 5) * 2 - 1).requires_grad_()
+    out = snapper(x)
+    drawn = quantize(out.detach())
+    expected = snap(quantize(x.detach()).numpy(), palette)
+    assert (drawn.numpy() == expected).all()
+    weights = torch.randn_like(x)
+    (out * weights).sum().backward()
+    assert torch.equal(x.grad, weights)  # D's gradient reaches G as if the snap were not there
+    with pytest.raises(ValueError, match="an RGBA palette cannot snap a 3-channel generator"):
+        PaletteSnap(["#00000080"], channels=3)
+
+
+def test_a_snap_model_draws_palette_colours_only_in_training_and_in_onnx(tmp_path: Path) -> None:
+    given = ["#000000", "#3c6414", "#3c64c8", "#786414", "#7864c8", "#006414", "#0064c8", "#123456"]
+    run = _train(_folder(tmp_path / "pal", palette=given), tmp_path / "run", output="snap")
+    net = load_checkpoint(run).config.network
+    assert net.output == "snap" and net.palette == given  # resolved from the data, kept in the config
+    generate, _ = checkpoint_source(run)
+    allowed = set(pack_colours(palette_array(given)).tolist())
+    assert set(pack_colours(generate(0, 16).reshape(-1, 3)).tolist()) <= allowed
+
+    def export(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "artctl", "export", str(run), *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=300,
+        )
+
+    model = tmp_path / "snap.onnx"
+    made = export("--out", str(model))
+    assert made.returncode == 0, made.stderr
+    assert "uint8 pixels differing: 0.00e+00" in made.stdout and "0 mismatches" in made.stdout
+    from serving.local import LocalRenderer
+
+    served = LocalRenderer(model).render(list(range(16)), None, [i % 2 for i in range(16)])
+    drawn = np.stack([r.pixels for r in served if r.pixels is not None])
+    assert (drawn == generate(0, 16, ["ab"[i % 2] for i in range(16)])).all()  # trained = served
+    refused = export("--out", str(tmp_path / "raw.onnx"), "--palette", "none")
+    assert refused.returncode == 1 and "export it with --palette auto" in refused.stderr
+    assert not (tmp_path / "raw.onnx").exists()
+    with pytest.raises(
+        ValueError, match=r"snap output needs a palette; synthetic:shapes\S* has no palette.json"
+    ):
+        training_loop(TrainConfig(network=NetworkConfig(output="snap"), steps=1), tmp_path / "none")
 
 
 def test_nouns_scores_know_real_compositions_and_broken_ones() -> None:

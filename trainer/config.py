@@ -34,6 +34,12 @@ class NetworkConfig(BaseModel):
     conditional: bool = Field(False, description="condition G and D on the data set's labels")
     label_dim: int = Field(32, ge=1, description="label embedding size (conditional dcgan)")
     spectral_norm: bool = Field(False, description="spectral normalisation on D (replaces its BatchNorm)")
+    output: Literal["rgb", "snap"] = Field(
+        "rgb",
+        description="snap: D judges G's samples snapped to the palette, as export will draw them "
+        "(straight-through gradient); the pixel-art recipes",
+    )
+    palette: list[str] = Field(default_factory=list, description="the snap's palette: the data's when empty")
     # StyleGAN only.
     w_dim: int = Field(0, ge=0, description="intermediate latent size; 0 means z_dim")
     mapping_layers: int = Field(8, ge=1, le=16)

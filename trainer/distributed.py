@@ -178,7 +178,8 @@ def no_sync(module: nn.Module) -> Iterator[None]:
 
 
 class Sampler(nn.Module):
-    """G's training-time forward (StyleGAN: style mixing, noise from `gen`) as a module, for DDP.
+    """G's training-time forward (StyleGAN: style mixing, noise from `gen`; the palette snap) as a
+    module, for DDP.
 
     DDP synchronises gradients only for calls that go through its own forward, so the training
     sampler, not G.train_forward, is what gets wrapped.
@@ -194,9 +195,10 @@ class Sampler(nn.Module):
         train_forward = getattr(self.G, "train_forward", None)
         if train_forward is not None:
             out: torch.Tensor = train_forward(z, c, self.gen, self.mixing_prob)
-            return out
-        out = self.G(z, c)
-        return out
+        else:
+            out = self.G(z, c)
+        snap = getattr(self.G, "snap", None)
+        return snap(out) if snap is not None else out
 
 
 def place(modules: tuple[nn.Module, ...], device: torch.device, memory_format: str) -> torch.memory_format:

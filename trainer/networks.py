@@ -1,15 +1,23 @@
 """Build networks by architecture name: the one switch the loop, checkpoints and exporter share.
 
 Every generator has the same call: G(z, label=None, psi=None) -> image [B, C, H, W], with attributes
-z_dim, num_classes and has_psi, which the exporter turns into the ONNX inputs z, psi and label.
+z_dim, num_classes and has_psi, which the exporter turns into the ONNX inputs z, psi and label, and
+snap: the palette snap that training and previews apply to its samples (the exporter appends the same
+snap to the graph).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from trainer.config import NetworkConfig
+from trainer.palette_snap import PaletteSnap
+
+if TYPE_CHECKING:
+    from trainer.datasets import ImageDataset
 
 
 class UnknownArchitectureError(ValueError):
@@ -28,6 +36,18 @@ def _family(cfg: NetworkConfig):  # type: ignore[no-untyped-def]
     raise UnknownArchitectureError(f"unknown architecture {cfg.architecture!r}")
 
 
+def resolve_network(cfg: NetworkConfig, data: ImageDataset) -> NetworkConfig:
+    """Fill what the config leaves to the data: channels (0), label names, the output palette."""
+    resolved: dict[str, Any] = {"channels": cfg.channels or int(data.images.shape[1])}
+    if data.label_names and not cfg.label_names:
+        resolved["label_names"] = data.label_names
+    if cfg.output != "rgb" and not cfg.palette:
+        if not data.palette:
+            raise ValueError(f"{cfg.output} output needs a palette; {data.source} has no palette.json")
+        resolved["palette"] = data.palette
+    return cfg.model_copy(update=resolved)
+
+
 def _resolved(cfg: NetworkConfig) -> NetworkConfig:
     if not cfg.channels:
         raise ValueError(
@@ -37,7 +57,10 @@ def _resolved(cfg: NetworkConfig) -> NetworkConfig:
 
 
 def build_generator(cfg: NetworkConfig) -> nn.Module:
-    return _family(cfg).Generator(_resolved(cfg))
+    """G of the config's family; `G.snap` is the palette snap its samples go through (or None)."""
+    G: nn.Module = _family(cfg).Generator(_resolved(cfg))
+    object.__setattr__(G, "snap", PaletteSnap(cfg.palette, cfg.channels) if cfg.output == "snap" else None)
+    return G
 
 
 def build_discriminator(cfg: NetworkConfig) -> nn.Module:

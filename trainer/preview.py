@@ -59,7 +59,11 @@ def generate(
     psi_t = None
     if psi is not None and getattr(G, "has_psi", False):
         psi_t = torch.full((len(z),), float(psi), device=device)
-    images = quantize(G(z, None if labels is None else labels.to(device), psi=psi_t)).cpu().numpy()
+    drawn = quantize(G(z, None if labels is None else labels.to(device), psi=psi_t))
+    snap = getattr(G, "snap", None)
+    if snap is not None:  # as the exported graph draws it
+        drawn = snap.uint8(drawn)
+    images: npt.NDArray[np.uint8] = drawn.cpu().numpy()
     G.train(was_training)
     return images
 

@@ -41,6 +41,7 @@ from trainer.networks import (
     build_discriminator,
     build_generator,
     init_weights,
+    resolve_network,
     update_ema,
 )
 from trainer.preview import generate, sample_grid
@@ -71,12 +72,7 @@ class Trainer:
         self.data = load_dataset(
             config.data, net.resolution, net.channels, config.synthetic_size, config.labels_file
         )
-        resolved: dict[str, Any] = {
-            "channels": net.channels or int(self.data.images.shape[1])
-        }  # 0: the data's
-        if self.data.label_names and not net.label_names:
-            resolved["label_names"] = self.data.label_names
-        net = net.model_copy(update=resolved)
+        net = resolve_network(net, self.data)
         config = config.model_copy(update={"network": net})
         if net.conditional and not net.label_names:
             raise DatasetError(
@@ -108,7 +104,7 @@ class Trainer:
             "data_source": self.data.source,
             "data_size": len(self.data),
             "label_names": net.label_names,
-            "palette": self.data.palette,
+            "palette": net.palette or self.data.palette,
             "contracts": CONTRACTS,
             "artctl_version": __version__,
             "torch_version": torch.__version__,
