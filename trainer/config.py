@@ -304,7 +304,13 @@ PRESETS["emoji64-gpu"] = {
 PRESETS["emoji64-stylegan"] = PRESETS["stylegan64"]  # its earlier name
 # Pixel art on a CPU (docs/quality.md, "Pixel art"): the Nouns-style recipe, conditional on the data's
 # sub-folders (the glasses of `artctl data nouns`). No flips: pixel-art characters face one way.
-_PIXEL_NET = {"architecture": "dcgan", "resolution": 32, "channels": 0, "spectral_norm": True}
+_PIXEL_NET = {
+    "architecture": "dcgan",
+    "resolution": 32,
+    "channels": 0,
+    "spectral_norm": True,
+    "output": "snap",
+}
 PRESETS["nouns32"] = {
     "network": {**_PIXEL_NET, "conditional": True, "z_dim": 64, "g_base": 64, "d_base": 64},
     **{"loss": "hinge", "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.0, "beta2": 0.9, "batch": 64},
@@ -327,7 +333,8 @@ PRESET_NOTES: dict[str, str] = {
     "emoji64-stylegan-cond": "the embedded default model's recipe: conditional small-data-stylegan64",
     "emoji64-gpu": "the emoji set on one GPU: conditional StyleGAN-type, RpGAN + R1 + R2, ADA, no flips",
     "emoji64-stylegan": "the earlier name of stylegan64",
-    "nouns32": "pixel art, 32 px, conditional on sub-folders (Nouns' glasses): SNGAN + hinge, no flips",
+    "nouns32": "pixel art, 32 px, conditional on sub-folders (Nouns' glasses): SNGAN + hinge, trained "
+    "through the palette snap, no flips",
     "pixel32": "pixel art, 32 px, unconditional: nouns32 without labels, no flips",
 }
 SMALL_DATA = 2000  # fewer images than this: the small-data recipe of the family (augmentation)
