@@ -84,11 +84,10 @@ def _labelled_zip(path: Path) -> Path:
     from PIL import Image
 
     from trainer.datasets import synthetic_shapes
-    from trainer.preview import quantize
 
     shapes = synthetic_shapes(24, 16, 4)
     with zipfile.ZipFile(path, "w") as archive:
-        for i, img in enumerate(quantize(shapes.images).numpy()):
+        for i, img in enumerate(shapes.images.permute(0, 2, 3, 1).numpy()):
             src = path.parent / f"{i}.png"
             Image.fromarray(img, "RGBA").save(src)
             archive.write(src, f"{shapes.label_names[int(shapes.labels[i])]}/{i}.png")

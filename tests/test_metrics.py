@@ -126,11 +126,10 @@ def test_metrics_cli_scores_a_model_against_its_data(
     from PIL import Image
 
     from trainer.datasets import synthetic_shapes
-    from trainer.preview import quantize
 
     real = tmp_path / "real"
     real.mkdir()
-    for i, img in enumerate(quantize(synthetic_shapes(12, 16, 4).images).numpy()):
+    for i, img in enumerate(synthetic_shapes(12, 16, 4).images.permute(0, 2, 3, 1).numpy()):
         Image.fromarray(img, "RGBA").save(real / f"{i}.png")
     env = {**os.environ, "HOME": str(tmp_path)}  # keep the feature cache inside the test
 

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from tests.helpers import train_tiny
 from trainer.checkpoint import CheckpointError, load_checkpoint
 from trainer.config import NetworkConfig, TrainConfig
-from trainer.datasets import DatasetError, load_folder, synthetic_shapes
+from trainer.datasets import DatasetError, ImageDataset, load_folder, synthetic_shapes
 from trainer.training_loop import training_loop
 
 
@@ -91,11 +91,19 @@ def test_folder_dataset_labels_skips_and_errors(tmp_path: Path) -> None:
     (tmp_path / "cats" / "broken.png").write_bytes(b"not a png")
     data = load_folder(tmp_path, resolution=16, channels=4)
     assert len(data) == 10 and data.label_names == ["cats", "dogs"]
-    assert data.images.shape == (10, 4, 16, 16) and data.images.min() >= -1 and data.images.max() <= 1
+    assert data.images.shape == (10, 4, 16, 16) and data.images.dtype == torch.uint8
+    assert data.images[:, 3].eq(128).all()  # the files' alpha, as stored
     assert data.skipped == ["cats/broken.png (not an image Pillow can read)"]  # named, with why
     rgb = load_folder(tmp_path, resolution=16, channels=3)
     assert rgb.images.shape[1] == 3
     assert load_folder(tmp_path, 16, 4).fingerprint == data.fingerprint
+
+
+def test_uint8_images_give_the_floats_the_trainer_always_trained_on(tmp_path: Path) -> None:
+    every = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16).repeat(3, axis=1)
+    data = ImageDataset(torch.from_numpy(every), torch.zeros(1, dtype=torch.int64), [], "fp", "test")
+    before = np.arange(256, dtype=np.uint8).astype(np.float32) / 127.5 - 1.0  # the old whole-set floats
+    assert np.array_equal(data.floats(torch.tensor([0]))[0, 0].flatten().numpy(), before)  # bit for bit
 
 
 def test_empty_or_missing_data_is_a_clear_error(tmp_path: Path) -> None:
@@ -110,7 +118,7 @@ def test_empty_or_missing_data_is_a_clear_error(tmp_path: Path) -> None:
 def test_synthetic_shapes_are_reproducible() -> None:
     a, b = synthetic_shapes(12, 16, 4), synthetic_shapes(12, 16, 4)
     assert torch.equal(a.images, b.images) and a.fingerprint == b.fingerprint
-    alpha = a.images[:, 3]
+    alpha = a.floats(torch.arange(len(a)))[:, 3]
     assert (alpha < 0).any() and (alpha > 0.9).any(), "RGBA shapes keep a transparent background"
 
 

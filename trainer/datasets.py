@@ -34,7 +34,7 @@ class DatasetError(ValueError):
 
 @dataclass
 class ImageDataset:
-    images: torch.Tensor  # [N, C, H, W] float32 in [-1, 1]
+    images: torch.Tensor  # [N, C, H, W] uint8: a quarter of the memory of floats; `floats` per batch
     labels: torch.Tensor  # [N] int64 (all zero when unlabelled)
     label_names: list[str]
     fingerprint: str
@@ -54,6 +54,11 @@ class ImageDataset:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def floats(self, index: torch.Tensor) -> torch.Tensor:
+        """The images at `index` as float32 in [-1, 1] (x / 127.5 - 1, correctly rounded: the values
+        the trainer used when it held the whole set as floats)."""
+        return self.images[index].to(torch.float32) / 127.5 - 1.0
 
 
 def _to_array(img: Image.Image, resolution: int, channels: int) -> np.ndarray:
@@ -101,8 +106,7 @@ def read_palette_file(path: Path) -> list[str]:
 
 
 def _to_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
-    stacked = np.stack(arrays).astype(np.float32) / 127.5 - 1.0
-    return torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous()
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
 def read_labels_file(path: Path) -> dict[str, str]:

@@ -127,13 +127,11 @@ class RealSet:
     @classmethod
     def of(cls, data: Any) -> RealSet:
         """From a trainer Dataset; the plan is a fixed (seed 0) shuffle, so anyone re-derives it."""
-        from trainer.preview import quantize
-
         plan: list[str] = []
         if data.label_names and not getattr(data, "loose", None):  # loose images have no label
             order = np.random.default_rng(0).permutation(len(data))
             plan = [data.label_names[int(data.labels[i])] for i in order]
-        return cls(quantize(data.images).numpy(), data.fingerprint, plan)
+        return cls(data.images.permute(0, 2, 3, 1).numpy(), data.fingerprint, plan)
 
     def labels_for(self, start: int, count: int) -> list[str] | None:
         if not self.label_plan:

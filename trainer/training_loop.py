@@ -161,7 +161,7 @@ class Trainer:
         """Reals, their labels and latents, drawn on CPU from gen, then moved: the same on any device."""
         cfg, n = self.config, self.local_batch
         idx = torch.randint(0, len(self.data), (n,), generator=self.gen)
-        real = self.data.images[idx]
+        real = self.data.floats(idx)
         c = self.data.labels[idx].to(self.device) if self.net.num_classes else None
         if cfg.mirror:
             flip = torch.rand(n, generator=self.gen) < 0.5
