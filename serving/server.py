@@ -245,10 +245,13 @@ class ArtServer:
 
     async def stop(self) -> None:
         """Graceful: NOT_SERVING, stop admitting new RPCs, finish in-flight ones, then stop."""
-        await self.health.enter_graceful_shutdown()
         await self.host.stop_watching()
+        for model in self.registry:  # from the SIGTERM on, nothing new is admitted, by either protocol
+            for batcher in model.batchers():
+                batcher.stop_admitting()
         if self.inference is not None:
             self.inference.ready = False
+        await self.health.enter_graceful_shutdown()
         if self.http is not None:
             await self.http.stop()  # in-flight HTTP requests finish first (aiohttp's shutdown)
         if self.server is not None:
