@@ -151,6 +151,8 @@ class HttpFront:
                 response = json_error(500, f"internal error: {type(exc).__name__}")
             else:
                 response = json_error(HTTP_STATUS.get(code, 400), message_for(exc))
+        if request.body_exists and not request.content.is_eof():
+            response.force_close()  # the rest of the body is never read (nor inflated): say so, and close
         self.requests.labels(route, str(response.status)).inc()
         self.duration.labels(route).observe(time.perf_counter() - started)
         return response

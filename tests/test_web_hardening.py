@@ -1,12 +1,12 @@
 """The HTTP front against what a hostile or broken client sends, on a real server over loopback:
-compressed bombs, half-sent requests, idle connections, parser-breaking lines, inputs that used to
-be 500s, non-canonical image URLs and replies too big for JSON. Every refusal is a 4xx with a JSON
-message, the server closes what it will not read, and it stays healthy."""
+compressed bombs, credentials that are not UTF-8, inputs that used to be 500s, non-canonical image
+URLs and replies too big for JSON. Every refusal is a 4xx with a JSON message, the server closes
+what it will not read, and it stays healthy. (Slow clients and HTTP conformance:
+tests/test_web_conformance.py.)"""
 
 from __future__ import annotations
 
 import functools
-import http.client
 import json
 import ssl
 import threading
@@ -16,91 +16,45 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
 import pytest
 
-from tests.helpers import free_port, running_server
 from tests.web_wire import (
+    SEED_DOC,
+    TOKEN,
+    bearer,
     call,
-    closed_by_server,
     connect,
+    count,
     error_of,
+    guarded_server,
     gzip_bomb,
+    https,
+    json_of,
+    live,
+    plain_server,
+    raw_post,
     read_reply,
-    send_all,
+    seeds_doc,
 )
-
-TOKEN = "s3cret+token/for=tests=="  # what `openssl rand -base64` gives: + / and = in it
-LIMITS = {
-    "http_max_body_mb": 1,
-    "http_max_reply_mb": 1,
-    # Short, so that the tests of the timeouts end soon; long enough for a busy two-core machine
-    # (the server shares this process) to finish a TLS handshake and a request.
-    "http_header_timeout_s": 3.0,
-    "http_body_timeout_s": 2.0,
-    "http_keepalive_s": 4.0,
-}
-SEED_DOC = {"inputs": [{"name": "SEED", "shape": [1], "datatype": "UINT64", "data": [1]}]}
 
 
 @pytest.fixture(scope="module")
 def plain(tiny_model: Path) -> Iterator[tuple[Any, str]]:
-    with running_server([tiny_model], http_port=free_port(), max_seeds_per_request=1024, **LIMITS) as (
-        server,
-        _,
-    ):
-        yield server, f"http://127.0.0.1:{server.http_port}"
+    with plain_server(tiny_model) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def guarded(
     tiny_model: Path, pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
-    token = tmp_path_factory.mktemp("token") / "token"
-    token.write_text(TOKEN + "\n")
-    options = {"auth_token_file": token, "tls_cert": pki["server_cert"], "tls_key": pki["server_key"]}
-    with running_server([tiny_model], http_port=free_port(), **options, **LIMITS) as (server, _):
+    with guarded_server(tiny_model, pki, tmp_path_factory.mktemp("token")) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def tls(pki: dict[str, Path]) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(pki["ca"]))
-
-
-def https(server: Any) -> str:
-    return f"https://localhost:{server.http_port}"
-
-
-def bearer(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKEN}", **(extra or {})}
-
-
-def raw_post(port: int, head: bytes, body: bytes, tls: ssl.SSLContext | None = None) -> tuple[Any, bool]:
-    """Send a request's head, its body from a second thread (the server may refuse it half way),
-    read the reply; returns it and whether the server then closed the connection."""
-    sock = connect(port, tls)
-    with sock:
-        sock.sendall(head)
-        sender = threading.Thread(target=send_all, args=(sock, body), daemon=True)
-        sender.start()
-        reply = read_reply(sock)
-        return reply, closed_by_server(sock)
-
-
-def json_of(reply: Any) -> Any:
-    return json.loads(reply[2])
-
-
-def count(server: Any, route: str, status: int) -> float:
-    value = server.metrics.registry.get_sample_value(
-        "artctl_http_requests_total", {"route": route, "status": str(status)}
-    )
-    return value or 0.0
-
-
-def live(base: str, **kw: Any) -> int:
-    return call(f"{base}/v2/health/live", **kw)[0]
 
 
 # -- 1. compressed bodies ---------------------------------------------------------------------------
@@ -116,7 +70,7 @@ def test_a_compressed_bomb_without_the_token_is_refused_and_never_inflated(
     ).encode()
     reply, closed = raw_post(guarded.http_port, head, bomb, tls)
     assert reply[0] == 401 and "bearer token" in error_of(reply)
-    assert closed, "the server must close a body it will not read, not drain (and inflate) it"
+    assert reply[1].get("Connection") == "close" and closed, "a refused body is closed on, never drained"
     assert live(https(guarded), context=tls) == 200
 
 
@@ -128,7 +82,7 @@ def test_a_compressed_bomb_with_the_token_stops_at_the_body_limit(guarded: Any, 
     ).encode()
     reply, closed = raw_post(guarded.http_port, head, bomb, tls)
     assert reply[0] == 413 and "over the 1 MiB limit (after decompression" in error_of(reply)
-    assert closed and live(https(guarded), context=tls) == 200
+    assert reply[1].get("Connection") == "close" and closed and live(https(guarded), context=tls) == 200
 
 
 def test_a_gzip_header_on_a_body_that_is_not_gzip_is_a_400(plain: tuple[Any, str]) -> None:
@@ -204,7 +158,7 @@ def test_walk_frames_that_are_not_numbers_are_a_400(plain: tuple[Any, str], fram
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b"[" * 10_000 + b"]" * 10_000, "nested too deeply"),
         (b'{"inputs":[{"name":"SEED","shape":[true],"datatype":"UINT64","data":[1]}]}', "shape must be"),
         (
             b'{"inputs":[{"name":"SEED","shape":[1],"datatype":"UINT64","data":[1],"parameters":[1]}]}',
@@ -252,15 +206,6 @@ def test_a_client_that_leaves_mid_body_is_no_500(plain: tuple[Any, str]) -> None
 # -- 5. large replies ----------------------------------------------------------------------------------
 
 
-def seeds_doc(n: int, binary: bool = False) -> bytes:
-    doc: dict[str, Any] = {
-        "inputs": [{"name": "SEED", "shape": [n], "datatype": "UINT64", "data": list(range(n))}]
-    }
-    if binary:
-        doc["parameters"] = {"binary_data_output": True}
-    return json.dumps(doc).encode()
-
-
 def test_a_json_reply_over_the_limit_is_a_400_that_points_at_the_binary_extension(
     plain: tuple[Any, str],
 ) -> None:
@@ -295,41 +240,6 @@ def test_a_large_json_reply_is_encoded_off_the_event_loop(plain: tuple[Any, str]
     reply = call(f"{base}/v2/models/tiny/infer", seeds_doc(200))
     assert reply[0] == 200 and len(json_of(reply)["outputs"][0]["data"]) == 200 * 16 * 16 * 4
     assert "encode_reply" in executor.names, executor.names
-
-
-# -- 6. slow clients -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("sent", [b"", b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n", b"GET /v2/hea"])
-def test_requests_whose_headers_never_finish_are_cut_off(plain: tuple[Any, str], sent: bytes) -> None:
-    sock = connect(plain[0].http_port)
-    with sock:
-        sock.sendall(sent)
-        assert closed_by_server(sock)
-
-
-def test_a_body_that_never_finishes_gets_a_408(plain: tuple[Any, str]) -> None:
-    head = b"POST /v2/models/tiny/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
-    reply, closed = raw_post(plain[0].http_port, head, b'{"inputs"')
-    assert reply[0] == 408 and "longer than 2 s" in error_of(reply) and closed
-
-
-def test_an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not(plain: tuple[Any, str]) -> None:
-    sock = connect(plain[0].http_port)
-    with sock:
-        for _ in range(3):  # one connection, several requests
-            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert read_reply(sock)[0] == 200
-        assert closed_by_server(sock)
-
-
-def test_idle_tls_connections_are_closed(guarded: Any, tls: ssl.SSLContext) -> None:
-    raw = connect(guarded.http_port)  # a TCP connection that never starts its TLS handshake
-    with raw:
-        assert closed_by_server(raw)
-    done = connect(guarded.http_port, tls)  # a handshake, then nothing
-    with done:
-        assert closed_by_server(done)
 
 
 # -- 7. one image, one URL -----------------------------------------------------------------------------
@@ -370,112 +280,3 @@ def test_rest_fp32_takes_json_numbers_only(plain: tuple[Any, str], value: str) -
     body = f'{{"inputs":[{{"name":"SEED","shape":[1],"datatype":"UINT64","data":[1]}},{psi}]}}'.encode()
     reply = call(f"{plain[1]}/v2/models/tiny/infer", body)
     assert reply[0] == 400 and "data must be FP32 numbers" in error_of(reply)
-
-
-# -- 8. HTTP conformance -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("request_bytes", "status", "message"),
-    [
-        (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "request line is too long"),
-        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20_000 + b"\r\n\r\n", 431, "header is too long"),
-        (
-            b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n"
-            + b"".join(b"X-H%d: %s\r\n" % (i, b"c" * 200) for i in range(100))
-            + b"\r\n",
-            431,
-            "16 KiB limit",
-        ),
-        (b"\x16\x03\x01\x02\x00 <script>\r\n\r\n", 400, "malformed HTTP request"),
-    ],
-)
-def test_parser_errors_are_json_without_the_request_in_them(
-    plain: tuple[Any, str], request_bytes: bytes, status: int, message: str
-) -> None:
-    sock = connect(plain[0].http_port)
-    with sock:
-        sock.sendall(request_bytes)
-        reply = read_reply(sock)
-    assert reply[0] == status and message in error_of(reply), reply
-    assert b"aaaa" not in reply[2] and b"bbbb" not in reply[2] and b"script" not in reply[2]
-
-
-def test_expect_100_continue_is_answered_with_the_refusal(plain: tuple[Any, str]) -> None:
-    sock = connect(plain[0].http_port)
-    head = (
-        "POST /v2/models/tiny/infer HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n"
-    )
-    with sock:
-        sock.sendall(head.format(2**30).encode())
-        reply = read_reply(sock)
-        assert reply[0] == 413 and "over the 1 MiB limit" in error_of(reply)
-    body = json.dumps(SEED_DOC).encode()
-    sock = connect(plain[0].http_port)
-    with sock:
-        sock.sendall(head.format(len(body)).encode())
-        assert read_reply(sock)[0] == 100
-        sock.sendall(body)
-        assert read_reply(sock)[0] == 200
-
-
-def test_if_none_match_compares_whole_tags_and_star(plain: tuple[Any, str]) -> None:
-    url = f"{plain[1]}/v1/models/tiny/images/9.png"
-    etag = call(url)[1]["ETag"]
-    sha = etag.strip('"')
-    for header, status in (
-        ("*", 304),
-        (etag, 304),
-        (f"W/{etag}", 304),
-        (f'"other", {etag}', 304),
-        (f'"x{sha}y"', 200),
-        (f'"{sha[:-1]}"', 200),
-    ):
-        assert call(url, headers={"If-None-Match": header})[0] == status, header
-
-
-def test_the_root_redirects_to_the_studio_with_a_location(plain: tuple[Any, str]) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", plain[0].http_port, timeout=30)
-    connection.request("GET", "/")
-    response = connection.getresponse()
-    assert response.status == 302 and response.getheader("Location") == "/studio"
-    connection.close()
-
-
-def test_unknown_outputs_unknown_models_and_wrong_methods(plain: tuple[Any, str]) -> None:
-    _, base = plain
-    doc = {**SEED_DOC, "outputs": [{"name": "PIXELS"}]}
-    reply = call(f"{base}/v2/models/tiny/infer", json.dumps(doc).encode())
-    assert reply[0] == 400 and "unknown output 'PIXELS'" in error_of(reply)
-    for path in ("/v2/models/nope/ready", "/v2/models/tiny/versions/7/ready"):
-        reply = call(base + path)
-        assert reply[0] == 404 and error_of(reply), path
-    wrong = call(f"{base}/v2/models/tiny/ready", b"{}")
-    assert wrong[0] == 405 and "GET" in wrong[1]["Allow"] and error_of(wrong)
-
-
-def test_an_out_of_range_label_names_the_model() -> None:
-    from artctl.models import embedded_default
-
-    model = embedded_default()
-    assert model is not None
-    with running_server([model], http_port=free_port()) as (server, _):
-        seed = {"name": "SEED", "shape": [1], "datatype": "UINT64", "data": [1]}
-        label = {"name": "LABEL", "shape": [1], "datatype": "INT64", "data": [99]}
-        reply = call(
-            f"http://127.0.0.1:{server.http_port}/v2/models/default/infer",
-            json.dumps({"inputs": [seed, label]}).encode(),
-        )
-    assert reply[0] == 400 and "model 'default' has labels 0..22" in error_of(reply), error_of(reply)
-
-
-def test_the_json_reply_is_the_pixels(plain: tuple[Any, str], tiny_model: Path) -> None:
-    import onnxruntime as ort
-
-    from artctl.seeds import latents
-
-    reply = call(f"{plain[1]}/v2/models/tiny/infer", seeds_doc(3))
-    session = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"])
-    expected = session.run(["image"], {"z": latents([0, 1, 2], 16)})[0]
-    got = np.array(json_of(reply)["outputs"][0]["data"], np.uint8).reshape(expected.shape)
-    np.testing.assert_array_equal(got, expected)

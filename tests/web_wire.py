@@ -3,18 +3,35 @@ half a header, a lying Content-Length, a compressed bomb) and urllib for plain c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
 import struct
+import threading
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
+
+from tests.helpers import free_port, running_server
 
 Reply = tuple[int, dict[str, str], bytes]
 WAIT_S = 60  # how long a test waits for the server to act; never an assertion about speed
+TOKEN = "s3cret+token/for=tests=="  # what `openssl rand -base64` gives: + / and = in it
+LIMITS = {
+    "http_max_body_mb": 1,
+    "http_max_reply_mb": 1,
+    # Short, so that the tests of the timeouts end soon; long enough for a busy two-core machine
+    # (the server shares this process) to finish a TLS handshake and a request.
+    "http_header_timeout_s": 3.0,
+    "http_body_timeout_s": 2.0,
+    "http_keepalive_s": 4.0,
+}
+SEED_DOC = {"inputs": [{"name": "SEED", "shape": [1], "datatype": "UINT64", "data": [1]}]}
 
 
 def call(url: str, data: bytes | None = None, headers: dict[str, str] | None = None, **kw: Any) -> Reply:
@@ -96,3 +113,64 @@ def gzip_bomb(inflated: int = 2**26) -> bytes:
     blocks = inflated // len(mib) - 1
     trailer = struct.pack("<II", crc, inflated & 0xFFFFFFFF)
     return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + first + block * blocks + packer.flush() + trailer
+
+
+@contextlib.contextmanager
+def plain_server(model: Path) -> Iterator[tuple[Any, str]]:
+    """A server with small HTTP limits and no token: (server, base URL)."""
+    with running_server([model], http_port=free_port(), max_seeds_per_request=1024, **LIMITS) as (server, _):
+        yield server, f"http://127.0.0.1:{server.http_port}"
+
+
+@contextlib.contextmanager
+def guarded_server(model: Path, pki: dict[str, Path], folder: Path) -> Iterator[Any]:
+    """A server with the token and TLS, and the same limits."""
+    token = folder / "token"
+    token.write_text(TOKEN + "\n")
+    options = {"auth_token_file": token, "tls_cert": pki["server_cert"], "tls_key": pki["server_key"]}
+    with running_server([model], http_port=free_port(), **options, **LIMITS) as (server, _):
+        yield server
+
+
+def https(server: Any) -> str:
+    return f"https://localhost:{server.http_port}"
+
+
+def bearer(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}", **(extra or {})}
+
+
+def raw_post(port: int, head: bytes, body: bytes, tls: ssl.SSLContext | None = None) -> tuple[Any, bool]:
+    """Send a request's head, its body from a second thread (the server may refuse it half way),
+    read the reply; returns it and whether the server then closed the connection."""
+    sock = connect(port, tls)
+    with sock:
+        sock.sendall(head)
+        sender = threading.Thread(target=send_all, args=(sock, body), daemon=True)
+        sender.start()
+        reply = read_reply(sock)
+        return reply, closed_by_server(sock)
+
+
+def json_of(reply: Any) -> Any:
+    return json.loads(reply[2])
+
+
+def count(server: Any, route: str, status: int) -> float:
+    value = server.metrics.registry.get_sample_value(
+        "artctl_http_requests_total", {"route": route, "status": str(status)}
+    )
+    return value or 0.0
+
+
+def live(base: str, **kw: Any) -> int:
+    return call(f"{base}/v2/health/live", **kw)[0]
+
+
+def seeds_doc(n: int, binary: bool = False) -> bytes:
+    doc: dict[str, Any] = {
+        "inputs": [{"name": "SEED", "shape": [n], "datatype": "UINT64", "data": list(range(n))}]
+    }
+    if binary:
+        doc["parameters"] = {"binary_data_output": True}
+    return json.dumps(doc).encode()
