@@ -252,10 +252,12 @@ class ArtServer:
         if self.inference is not None:
             self.inference.ready = False
         await self.health.enter_graceful_shutdown()
+        stopping = []  # both protocols finish their in-flight requests within the one grace period
         if self.http is not None:
-            await self.http.stop()  # in-flight HTTP requests finish first (aiohttp's shutdown)
+            stopping.append(self.http.stop())
         if self.server is not None:
-            await self.server.stop(self.options.grace_s)
+            stopping.append(self.server.stop(self.options.grace_s))
+        await asyncio.gather(*stopping)
         await self.host.close()
         self.encode_pool.shutdown(wait=True)
         if self._metrics_http is not None:

@@ -165,7 +165,11 @@ class HttpFront:
 
     async def start(self) -> int:
         opts = self.options
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # A stop waits --grace for in-flight requests, as gRPC does; aiohttp reads no more of a body
+        # once it is stopping, so an upload still under way could otherwise hold it for the body timeout.
+        self.runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=opts.grace_s
+        )
         await self.runner.setup()
         site = GuardedSite(self.runner, opts.host, opts.http_port or 0, self.limits, _ssl(opts))
         try:
