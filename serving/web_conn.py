@@ -66,7 +66,7 @@ async def read_body(request: web.Request, limits: HttpLimits) -> bytes:
     """The whole body, decompressed and at most limits.body_bytes (aiohttp's client_max_size), sent
     within the body timeout; a body that cannot be had is the client's fault, never a 500."""
     try:
-        return await asyncio.wait_for(request.read(), limits.body_timeout_s)
+        return await asyncio.wait_for(_read_bounded(request, limits), limits.body_timeout_s)
     except asyncio.TimeoutError:
         raise HttpError(408, f"the request body took longer than {limits.body_timeout_s:g} s") from None
     except web.HTTPRequestEntityTooLarge:
@@ -75,6 +75,27 @@ async def read_body(request: web.Request, limits: HttpLimits) -> bytes:
         raise HttpError(400, f"the request body cannot be read ({_reason(exc)})") from None
     except ConnectionError:
         raise HttpError(400, "the client closed the connection before the body ended") from None
+
+
+MAX_INFLATION = 64  # a compressed body may inflate this many times; JSON tensors compress ~5-10x
+INFLATION_FLOOR = 2**20  # below a MiB inflated, any ratio is fine
+
+
+async def _read_bounded(request: web.Request, limits: HttpLimits) -> bytes:
+    """The body, refused as soon as it passes the limit or inflates like a bomb: aiohttp inflates
+    on the event loop as it is read, so a bomb is stopped after about a MiB, not at the limit."""
+    chunks, size = [], 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limits.body_bytes:
+            raise HttpError(413, too_large(limits))
+        wire = request.content.total_compressed_bytes
+        if wire and size > INFLATION_FLOOR and size > MAX_INFLATION * wire:
+            raise HttpError(
+                413, f"the compressed body inflates more than {MAX_INFLATION} times; send it uncompressed"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def too_large(limits: HttpLimits) -> str:

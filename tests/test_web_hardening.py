@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.helpers import free_port, running_server
 from tests.web_wire import (
     SEED_DOC,
     TOKEN,
@@ -83,6 +84,29 @@ def test_a_compressed_bomb_with_the_token_stops_at_the_body_limit(guarded: Any, 
     reply, closed = raw_post(guarded.http_port, head, bomb, tls)
     assert reply[0] == 413 and "over the 1 MiB limit (after decompression" in error_of(reply)
     assert reply[1].get("Connection") == "close" and closed and live(https(guarded), context=tls) == 200
+
+
+def test_a_bomb_under_a_large_body_limit_is_stopped_by_its_inflation(tiny_model: Path) -> None:
+    bomb = gzip_bomb(2**28)  # 256 MiB of zeros in a few hundred KB: far past 64 times
+    with running_server([tiny_model], http_port=free_port(), http_max_body_mb=512) as (server, _):
+        head = (
+            f"POST /v2/models/tiny/infer HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+            f"Content-Length: {len(bomb)}\r\n\r\n"
+        ).encode()
+        reply, closed = raw_post(server.http_port, head, bomb)
+    assert reply[0] == 413 and "inflates more than 64 times" in error_of(reply) and closed
+
+
+def test_a_compressed_body_over_the_limit_once_inflated_is_a_413(plain: tuple[Any, str]) -> None:
+    import gzip
+
+    import numpy as np
+
+    digits = np.random.default_rng(5).integers(0, 4, 3 * 2**20).astype(np.uint8) + ord("0")
+    body = gzip.compress(digits.tobytes())  # about 4x: no bomb, but 3 MiB once inflated
+    assert len(body) < 2**20
+    reply = call(f"{plain[1]}/v2/models/tiny/infer", body, {"Content-Encoding": "gzip"})
+    assert reply[0] == 413 and "over the 1 MiB limit (after decompression" in error_of(reply)
 
 
 def test_a_gzip_header_on_a_body_that_is_not_gzip_is_a_400(plain: tuple[Any, str]) -> None:
