@@ -9,6 +9,11 @@ SIGTERM), no admitted request lost (the server's own count at stop), flat memory
 Every seed is new, so the response cache only fills: RSS may grow by --cache-mb and must then
 stay flat (the cache's own bytes are read from /metrics before the SIGTERM).
 
+With --http (the default) half the offered requests go over HTTP instead (bench/soak_http.py:
+image URLs, REST infer, studio files, large JSON replies and compressed-body bombs), and a
+separate process probes /v2/health/live every 250 ms: no HTTP 500, 503 only after the SIGTERM,
+and the probe's p99 under 100 ms.
+
     python -m bench.soak --minutes 3 --out bench/results      # table + soak.json
 """
 
@@ -36,6 +41,7 @@ from artctl.models import embedded_default
 from artctl.v1 import generator_pb2 as pb
 from artctl.v1 import generator_pb2_grpc as pb_grpc
 from bench.serve import serve_command
+from bench.soak_http import HttpLoad, LiveProbe
 
 ADMITTED = re.compile(r"model (\S+): (\d+) requests admitted, (\d+) finished")
 CACHE_SERIES = ("artctl_cache_bytes", "artctl_cache_entries", "artctl_cache_evictions_total")
@@ -91,7 +97,13 @@ def closed_loop(stub: Any, seeds: int, concurrency: int, seconds: float) -> tupl
     def worker(k: int) -> None:
         i = k * 10**6
         while time.perf_counter() < stop:
-            stub.Generate(pb.GenerateRequest(seeds=list(range(i, i + seeds))), timeout=30)
+            try:
+                stub.Generate(pb.GenerateRequest(seeds=list(range(i, i + seeds))), timeout=30)
+            except grpc.RpcError as exc:  # more clients than --max-queue-s admits: try again
+                if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise
+                time.sleep(0.01)
+                continue
             i += seeds
             with lock:
                 done[0] += seeds
@@ -125,7 +137,7 @@ def open_loop(stub: Any, rate: float, seeds: int, seconds: float, rec: Recorder,
 def run(args: argparse.Namespace) -> dict[str, Any]:
     model = Path(args.model) if args.model else embedded_default()
     assert model is not None, "give --model: this install ships no default model"
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port, http_port = free_port(), free_port(), free_port()
     log_path = Path(args.out) / "soak-server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     serve = serve_command(
@@ -133,7 +145,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         port,
         *("--grace", str(args.grace), "--max-queue-s", str(args.max_queue_s)),
         *("--cache-mb", str(args.cache_mb), "--metrics-port", str(metrics_port)),
+        *(("--http-port", str(http_port)) if args.http else ()),
     )
+    base = f"http://127.0.0.1:{http_port}"
+    http = HttpLoad(base, "default", args.seeds, args.large_seeds, args.timeout) if args.http else None
+    share = 0.5 if args.http else 0.0
     with log_path.open("w") as log:
         proc = subprocess.Popen(serve, stderr=log)
         target = f"127.0.0.1:{port}"
@@ -155,12 +171,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rate = args.load * capacity / args.seeds  # requests per second
             rec = Recorder()
             rss_start = rss_mb(proc.pid)
-            sent = open_loop(stub, rate, args.seeds, args.minutes * 60, rec, args.timeout)
+            probe = LiveProbe(base, Path(args.out) / "soak-live.json") if http else None
+            http_sent = [0]
+
+            def http_phase(seconds: float) -> None:
+                if http is not None:
+                    http_sent[0] += http.run(rate * share, seconds)
+
+            beside = threading.Thread(target=http_phase, args=(args.minutes * 60,))
+            beside.start()
+            sent = open_loop(stub, rate * (1 - share), args.seeds, args.minutes * 60, rec, args.timeout)
+            beside.join()
             cache = cache_figures(metrics_port)
+            live = probe.stop() if probe else {}
             rec.stopping = True
+            if http is not None:
+                http.stopping = True
             stop_at = time.perf_counter()
             proc.send_signal(signal.SIGTERM)
-            sent += open_loop(stub, rate, args.seeds, 3.0, rec, args.timeout)  # load goes on meanwhile
+            beside = threading.Thread(target=http_phase, args=(3.0,))
+            beside.start()
+            sent += open_loop(stub, rate * (1 - share), args.seeds, 3.0, rec, args.timeout)  # load goes on
+            beside.join()
             code = proc.wait(timeout=args.grace + 60)
             stopped_in = time.perf_counter() - stop_at
             time.sleep(1.0)  # the last callbacks
@@ -169,6 +201,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     admitted = {m: (int(a), int(f)) for m, a, f in ADMITTED.findall(text)}
     lat = np.array(rec.latencies) * 1000 if rec.latencies else np.array([float("nan")])
     rss_mbs = [r for _, r in rss]
+    web = http.verdict() if http else {}
+    rendered_over_http = (
+        sum(
+            v
+            for k, v in (http.before + http.after).items()
+            if k.split()[0] != "studio" and k.endswith(" 200")
+        )
+        if http
+        else 0
+    )
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "model": model.name,
@@ -198,7 +240,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # Every request the server finished reached its client as OK (the capacity probe's too).
         "probe_requests": probes,
         "finished_equals_ok": sum(f for _, f in admitted.values())
-        == probes + rec.codes.get("OK", 0) + rec.after_stop.get("OK", 0),
+        == probes + rec.codes.get("OK", 0) + rec.after_stop.get("OK", 0) + rendered_over_http,
+        "http_requests_sent": http_sent[0],
+        **web,
+        **live,
         "server_exit_code": code,
         "sigterm_to_exit_s": round(stopped_in, 2),
         "crashes": int(code != 0),
@@ -229,6 +274,16 @@ def table(r: dict[str, Any]) -> str:
         ("finished = OK (+ probe)", f"{r['finished_equals_ok']} ({r['probe_requests']} probe requests)"),
         ("exit code, SIGTERM to exit", f"{r['server_exit_code']}, {r['sigterm_to_exit_s']} s"),
     ]
+    if "http_500s" in r:
+        live = r["live_ms"]
+        rows += [
+            ("HTTP requests sent", str(r["http_requests_sent"])),
+            ("HTTP before SIGTERM", json.dumps(r["http_before_sigterm"])),
+            ("HTTP after SIGTERM", json.dumps(r["http_after_sigterm"])),
+            ("HTTP 500s, 503s before SIGTERM", f"{r['http_500s']}, {r['http_503_before_sigterm']}"),
+            ("live probe p50 / p99 / max", f"{live['p50']} / {live['p99']} / {live['max']} ms"),
+            ("live probes, failures", f"{r['live_probes']}, {json.dumps(r['live_failures'])}"),
+        ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -245,6 +300,10 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=10.0, help="the server's --grace")
     parser.add_argument("--max-queue-s", type=float, default=2.0, help="the server's --max-queue-s")
     parser.add_argument("--cache-mb", type=int, default=64, help="the server's --cache-mb (it fills)")
+    parser.add_argument(
+        "--http", action=argparse.BooleanOptionalAction, default=True, help="half the load over HTTP"
+    )
+    parser.add_argument("--large-seeds", type=int, default=1024, help="seeds in a large JSON reply")
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args()
     result = run(args)

@@ -101,6 +101,10 @@ class DynamicBatcher:
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._run(), name="artctl-batcher")
 
+    def stop_admitting(self) -> None:
+        """Refuse new requests from now on (UNAVAILABLE); what was admitted still finishes."""
+        self._closed = True
+
     async def close(self) -> None:
         """Stop admitting; finish every queued chunk; then stop the worker."""
         self._closed = True

@@ -47,6 +47,37 @@ class ServerOptions(BaseSettings):
         description="HTTP port: the studio (/studio), KServe v2 REST (/v2) and immutable image URLs "
         "(/v1); off when unset. Same TLS and token as gRPC.",
     )
+    http_max_body_mb: int = Field(
+        64,
+        description="Largest HTTP request body in MiB, counted after decompression (gRPC's message limit).",
+    )
+    http_max_reply_mb: int = Field(
+        64,
+        description="Largest HTTP JSON reply in MiB; bigger ones get a 400 that points at the binary "
+        "tensor extension.",
+    )
+    http_max_header_kb: int = Field(16, description="Largest HTTP request line and header block in KiB.")
+    http_header_timeout_s: float = Field(
+        10.0,
+        description="Seconds a client has to send a request's headers (and a TLS handshake) before the "
+        "connection is closed.",
+        json_schema_extra=_flag("--http-header-timeout"),
+    )
+    http_body_timeout_s: float = Field(
+        60.0,
+        description="Seconds a client has to send a request body before it gets a 408.",
+        json_schema_extra=_flag("--http-body-timeout"),
+    )
+    http_keepalive_s: float = Field(
+        75.0,
+        description="Seconds an idle HTTP keep-alive connection is held.",
+        json_schema_extra=_flag("--http-keepalive"),
+    )
+    metrics_auth: bool = Field(
+        False,
+        description="Require the bearer token (--auth-token-file) on the metrics port too; Prometheus "
+        "sends it with `authorization: {credentials_file: ...}`.",
+    )
     cache_mb: int = Field(
         256, description="Response cache for rendered images, shared by gRPC and HTTP (MiB; 0: off)."
     )
@@ -121,6 +152,43 @@ class ServerOptions(BaseSettings):
             *((0 <= value <= 65535, f"{name} must be in 0..65535, got {value}") for name, value in ports),
             (self.max_batch >= 1, "max_batch must be >= 1"),
             (self.cache_mb >= 0, f"cache_mb must be >= 0 (0: no cache), got {self.cache_mb}"),
+            (
+                self.cache_mb * 2**20 <= _memory_bytes(),
+                f"cache_mb {self.cache_mb} is more than this machine's memory "
+                f"({_memory_bytes() // 2**20} MiB)",
+            ),
+            *(
+                (value != self.port or value == 0, f"{name} {value} is the gRPC port too: give each its own")
+                for name, value in ports[1:]
+            ),
+            (
+                not (self.metrics_port and self.metrics_port == self.http_port),
+                f"metrics_port and http_port are both {self.metrics_port}: give each its own",
+            ),
+            (
+                1 <= self.http_max_body_mb <= MAX_MESSAGE_MB,
+                f"http_max_body_mb must be in 1..{MAX_MESSAGE_MB}, got {self.http_max_body_mb}",
+            ),
+            (
+                1 <= self.http_max_reply_mb <= MAX_MESSAGE_MB,
+                f"http_max_reply_mb must be in 1..{MAX_MESSAGE_MB}, got {self.http_max_reply_mb}",
+            ),
+            (
+                1 <= self.http_max_header_kb <= 1024,
+                f"http_max_header_kb must be in 1..1024, got {self.http_max_header_kb}",
+            ),
+            *(
+                (value > 0, f"{name} must be > 0, got {value}")
+                for name, value in (
+                    ("http_header_timeout_s", self.http_header_timeout_s),
+                    ("http_body_timeout_s", self.http_body_timeout_s),
+                    ("http_keepalive_s", self.http_keepalive_s),
+                )
+            ),
+            (
+                not self.metrics_auth or self.auth_token_file is not None,
+                "metrics_auth needs auth_token_file (the token it asks for)",
+            ),
             (self.queue_size >= 1, "queue_size must be >= 1"),
             (self.max_delay_ms >= 0, "max_delay_ms must be >= 0"),
             (self.max_seeds_per_request >= 1, "max_seeds_per_request must be >= 1"),
@@ -194,6 +262,16 @@ class ServerOptions(BaseSettings):
                 raise ServeConfigError(
                     f"tls_client_ca: {self.tls_client_ca} is not a PEM CA bundle ({exc})"
                 ) from None
+
+
+def _memory_bytes() -> int:
+    """This machine's physical memory (a cache bigger than it can never be filled, only swapped)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return 2**62
 
 
 def _one_line(exc: ValidationError) -> str:

@@ -311,9 +311,11 @@ def infer_inputs(request: kpb.ModelInferRequest, card: ModelCard, name: str, lim
     seeds = check_seeds(arrays[SEED], limits.max_seeds)
     n = len(seeds)
     check_response(n, (card.resolution, card.resolution, card.channels), 0, limits, streamed=False)
-    for name in (PSI, LABEL):
-        if name in arrays and len(arrays[name]) != n:
-            raise InvalidRequestError(f"input {name} has {len(arrays[name])} values for {n} seeds")
+    for tensor_name in (PSI, LABEL):  # not `name`: that is the model's, for the messages below
+        if tensor_name in arrays and len(arrays[tensor_name]) != n:
+            raise InvalidRequestError(
+                f"input {tensor_name} has {len(arrays[tensor_name])} values for {n} seeds"
+            )
     psi_in = arrays.get(PSI)
     psi = check_psi(card, None if psi_in is None else psi_in.tolist(), n, name)
     labels = check_labels(card, arrays[LABEL].tolist() if LABEL in arrays else [], n, name)

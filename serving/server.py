@@ -19,7 +19,6 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
 
 from artctl.kserve.v2 import grpc_service_pb2, grpc_service_pb2_grpc
 from artctl.v1 import generator_pb2, generator_pb2_grpc
@@ -31,6 +30,7 @@ from serving.hosting import ModelHost
 from serving.interceptors import StatusInterceptor
 from serving.kserve_service import Batching, InferenceServicer
 from serving.metrics import ServerMetrics
+from serving.metrics_port import start_metrics
 from serving.pipeline import Encoded, Pipeline
 from serving.requests import Limits
 
@@ -125,7 +125,7 @@ class ArtServer:
         self.generator: GeneratorServicer | None = None
         self.port = 0
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop start() ran on
-        self._metrics_http: Any = None  # (server, thread) from prometheus_client
+        self._metrics_http: Any = None  # serving.metrics_port's server
         self.http: Any = None  # serving.web.HttpFront, when http_port is set
         self.http_port = 0
 
@@ -177,8 +177,22 @@ class ArtServer:
         if opts.auth_token_file is not None:
             interceptors.append(BearerTokenInterceptor(read_token(opts.auth_token_file)))
         opts.check_files()
-        _check_port_free(opts.host, opts.port)  # before minutes of model loading, and before gRPC's own log
+        for port in (opts.port, opts.http_port, opts.metrics_port):  # before minutes of model loading
+            _check_port_free(opts.host, port or 0)
         credentials = _credentials(opts)
+        try:
+            await self._start(opts, interceptors, credentials)
+        except BaseException:
+            await self.stop()  # nothing left running for a closed event loop to trip over
+            raise
+        return self.port
+
+    async def _start(
+        self,
+        opts: ServerOptions,
+        interceptors: list[grpc.aio.ServerInterceptor],
+        credentials: grpc.ServerCredentials | None,
+    ) -> None:
         await self.host.load_all()
         self.server = grpc.aio.server(options=self._grpc_options(), interceptors=interceptors)
         self._add_services(self.server)
@@ -195,16 +209,19 @@ class ArtServer:
                 f"cannot listen on {address}: the port is in use or the address is not this machine's"
             )
         if opts.metrics_port is not None:
-            self._metrics_http = start_http_server(
-                opts.metrics_port, addr=opts.host, registry=self.metrics.registry
-            )
+            token = read_token(opts.auth_token_file) if opts.metrics_auth and opts.auth_token_file else None
+            try:
+                self._metrics_http = start_metrics(opts.host, opts.metrics_port, self.metrics.registry, token)
+            except OSError as exc:
+                raise OSError(
+                    f"cannot listen on {opts.host}:{opts.metrics_port} for metrics ({exc.strerror})"
+                ) from None
         await self.server.start()
         if opts.http_port is not None:
             await self._start_http()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.host.start_watching()
-        return self.port
 
     async def _start_http(self) -> None:
         """The HTTP front (studio, KServe REST, image URLs) over the same registry, pipeline and cache."""
@@ -213,7 +230,11 @@ class ArtServer:
         from serving.web_kserve import KServeRoutes
 
         assert self.inference is not None and self.generator is not None
-        routes = KServeRoutes(self.inference).routes() + ImageRoutes(self.generator).routes()
+        from serving.web_conn import HttpLimits
+
+        limits = HttpLimits.of(self.options)
+        private = self.options.auth_token_file is not None
+        routes = KServeRoutes(self.inference, limits).routes() + ImageRoutes(self.generator, private).routes()
         self.http = HttpFront(self.options, self.metrics, routes)
         try:
             self.http_port = await self.http.start()
@@ -224,20 +245,25 @@ class ArtServer:
 
     async def stop(self) -> None:
         """Graceful: NOT_SERVING, stop admitting new RPCs, finish in-flight ones, then stop."""
-        await self.health.enter_graceful_shutdown()
         await self.host.stop_watching()
+        for model in self.registry:  # from the SIGTERM on, nothing new is admitted, by either protocol
+            for batcher in model.batchers():
+                batcher.stop_admitting()
         if self.inference is not None:
             self.inference.ready = False
+        await self.health.enter_graceful_shutdown()
+        stopping = []  # both protocols finish their in-flight requests within the one grace period
         if self.http is not None:
-            await self.http.stop()  # in-flight HTTP requests finish first (aiohttp's shutdown)
+            stopping.append(self.http.stop())
         if self.server is not None:
-            await self.server.stop(self.options.grace_s)
+            stopping.append(self.server.stop(self.options.grace_s))
+        await asyncio.gather(*stopping)
         await self.host.close()
         self.encode_pool.shutdown(wait=True)
         if self._metrics_http is not None:
-            http_server, _ = self._metrics_http
-            http_server.shutdown()
-            http_server.server_close()
+            self._metrics_http.shutdown()
+            self._metrics_http.server_close()
+            self._metrics_http = None
 
 
 async def serve_forever(options: ServerOptions) -> None:

@@ -21,17 +21,13 @@ If-None-Match gives 304. Every reply, hit or fresh, comes through the response c
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 from aiohttp import web
 
-from artctl.delivery import MAX_SCALE
-from artctl.directions import parse_edits
 from artctl.latentwalk import SPACES, lerp, schedule, slerp
-from artctl.modelcard import label_index
 from artctl.seeds import latents
 from artctl.stylemix import parse_layers
 from serving.cache import CacheKey
@@ -40,58 +36,22 @@ from serving.generator_service import GeneratorServicer
 from serving.pipeline import Encoded, Pipeline
 from serving.registry import ModelRegistry, ServedModel
 from serving.requests import SeedRows, check_labels, check_psi, check_seeds
+from serving.web_params import Query, scale, whole
 
 MAX_WALK_FRAMES = 1024
-IMMUTABLE = "public, max-age=31536000, immutable"  # the URL pins the model version
-REVALIDATE = "public, max-age=60"  # the name may point at a reloaded model: check back soon
+IMMUTABLE = "max-age=31536000, immutable"  # the URL pins the model version
+REVALIDATE = "max-age=60"  # the name may point at a reloaded model: check back soon
+PICTURE = ("v", "psi", "label", "scale")  # what every image URL may say
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _seed(text: str, what: str = "seed") -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise InvalidRequestError(f"{what} must be a whole number, got {text[:24]!r}") from None
-    if not 0 <= value < 2**64:
-        raise InvalidRequestError(f"{what} must be in 0..2**64-1, got {text[:24]}")
-    return value
-
-
-def _float(query: Any, name: str) -> float | None:
-    text = query.get(name)
-    if text in (None, ""):
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise InvalidRequestError(f"{name} must be a number, got {text[:24]!r}") from None
-
-
-def _scale(query: Any) -> int:
-    """The URL's `scale`, 1 when absent; 400 for anything but its canonical spelling."""
-    given = query.getall("scale", [])
-    if not given:
-        return 1
-    if len(given) > 1:
-        raise InvalidRequestError("give scale once")
-    text = str(given[0])
-    if text.isascii() and text.isdigit() and text[0] != "0" and int(text) <= MAX_SCALE:
-        return int(text)
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if value.is_integer() and 1 <= value <= MAX_SCALE:
-        raise InvalidRequestError(
-            f"scale must be written scale={int(value)}, not {text[:24]!r} "
-            "(a whole number without sign, leading zeros or decimals)"
-        )
-    raise InvalidRequestError(f"scale must be a whole number in 1..{MAX_SCALE}, got {text[:24]!r}")
-
-
 class ImageRoutes:
-    def __init__(self, generator: GeneratorServicer) -> None:
+    """The image routes; with `private` (token mode) replies may be cached by the browser that holds
+    the token, never by a shared cache that would hand them to clients without it."""
+
+    def __init__(self, generator: GeneratorServicer, private: bool = False) -> None:
         self.generator = generator
+        self.private = private
         self.registry: ModelRegistry = generator.registry
         self.pipeline: Pipeline = generator.pipeline
 
@@ -131,10 +91,10 @@ class ImageRoutes:
 
     # -- the pictures --------------------------------------------------------------------------------
 
-    def _model(self, request: web.Request) -> tuple[ServedModel, bool]:
+    def _model(self, request: web.Request, query: Query) -> tuple[ServedModel, bool]:
         """The model the URL names, and whether the URL pins its version (v=<sha256 prefix>)."""
         model = self.registry.get(request.match_info["model"])
-        version = request.query.get("v", "")
+        version = query.get("v") or ""
         if not version:
             return model, False
         if len(version) < 12 or not model.runtime.sha256.startswith(version.lower()):
@@ -143,37 +103,36 @@ class ImageRoutes:
             )
         return model, True
 
-    def _psi_label(self, request: web.Request, model: ServedModel, n: int) -> tuple[Any, Any]:
+    def _psi_label(self, query: Query, model: ServedModel, n: int) -> tuple[Any, Any]:
         card = model.runtime.card
-        psi = _float(request.query, "psi")
-        try:
-            index = label_index(request.query.get("label"), card.label_names)
-        except ValueError as exc:
-            raise InvalidRequestError(str(exc)) from None
+        psi = query.real("psi")
+        index = query.label(card.label_names)
         return (
             check_psi(card, None if psi is None else [psi], n, model.name),
             check_labels(card, [] if index is None else [index], n, model.name),
         )
 
-    @staticmethod
-    def _reply(request: web.Request, item: Encoded, pinned: bool) -> web.Response:
+    def _reply(self, request: web.Request, item: Encoded, pinned: bool) -> web.Response:
         """The PNG. Its ETag is the native pixels' hash at every scale: an ETag is per URL, and the
         scale is in the URL, so two scales of one picture are two resources that never meet."""
         etag = f'"{item.pixel_sha256}"'
-        headers = {"ETag": etag, "Cache-Control": IMMUTABLE if pinned else REVALIDATE}
-        if etag in request.headers.get("If-None-Match", ""):
+        scope = "private" if self.private else "public"
+        headers = {"ETag": etag, "Cache-Control": f"{scope}, {IMMUTABLE if pinned else REVALIDATE}"}
+        if self.private:
+            headers["Vary"] = "Authorization, Cookie"
+        if _matches(request, item.pixel_sha256):
             return web.Response(status=304, headers=headers)
         headers["X-Pixel-Sha256"] = item.pixel_sha256
         return web.Response(body=item.data, content_type="image/png", headers=headers)
 
     async def image(self, request: web.Request) -> web.Response:
-        model, pinned = self._model(request)
-        seed = check_seeds([_seed(request.match_info["seed"])], 1)
-        psi, labels = self._psi_label(request, model, 1)
-        edits = parse_edits(request.query.get("edit", ""))
-        scale = _scale(request.query)
+        query = Query(request.query, (*PICTURE, "edit"))
+        model, pinned = self._model(request, query)
+        seed = check_seeds([whole(request.match_info["seed"], "seed")], 1)
+        psi, labels = self._psi_label(query, model, 1)
+        edits = query.edits()
         (item,) = await self.generator.render_seeds(
-            model, SeedRows(seed, psi, labels), "png", None, edits, scale
+            model, SeedRows(seed, psi, labels), "png", None, edits, scale(request.query)
         )
         return self._reply(request, item, pinned)
 
@@ -195,14 +154,15 @@ class ImageRoutes:
         return item
 
     async def mix(self, request: web.Request) -> web.Response:
-        model, pinned = self._model(request)
+        query = Query(request.query, (*PICTURE, "layers"))
+        model, pinned = self._model(request, query)
         style = model.style()
-        content, style_seed = (_seed(request.match_info[k], k) for k in ("content", "style"))
+        content, style_seed = (whole(request.match_info[k], k) for k in ("content", "style"))
         try:
-            layers = parse_layers(request.query.get("layers", "coarse"), style.graphs.num_ws)
+            layers = parse_layers(query.get("layers") or "coarse", style.graphs.num_ws)
         except ValueError as exc:
             raise InvalidRequestError(str(exc)) from None
-        psi, labels = self._psi_label(request, model, 1)
+        psi, labels = self._psi_label(query, model, 1)
         key = ("mix", model.runtime.sha256, content, style_seed, layers.lo, layers.hi, _b(psi), _b(labels))
 
         async def render() -> tuple[Any, Any]:
@@ -212,25 +172,23 @@ class ImageRoutes:
             ws = await asyncio.to_thread(mixed_ws, style.graphs, c, s, layers, psi, labels)
             return style.batcher, {"ws": ws}
 
-        scale = _scale(request.query)
-        return self._reply(request, await self._cached_render(key, model, render, scale), pinned)
+        item = await self._cached_render(key, model, render, scale(request.query))
+        return self._reply(request, item, pinned)
 
     async def walk(self, request: web.Request) -> web.Response:
-        model, pinned = self._model(request)
-        a, b = (_seed(request.match_info[k], k) for k in ("a", "b"))
-        frames = int(_float(request.query, "frames") or 16)
-        space = request.query.get("space", "z")
-        try:
-            index = int(request.match_info["i"])
-        except ValueError:
-            raise InvalidRequestError("the frame index must be a whole number") from None
-        if not 2 <= frames <= MAX_WALK_FRAMES or not 0 <= index < frames:
+        query = Query(request.query, (*PICTURE, "frames", "space"))
+        model, pinned = self._model(request, query)
+        a, b = (whole(request.match_info[k], k) for k in ("a", "b"))
+        frames = query.whole("frames", 16, 2, MAX_WALK_FRAMES)
+        space = query.get("space") or "z"
+        index = whole(request.match_info["i"], "the frame index", 0, 2**64 - 1)
+        if not 0 <= index < frames:
             raise InvalidRequestError(
-                f"frames must be in 2..{MAX_WALK_FRAMES} and the frame index in 0..frames-1"
+                f"the frame index must be in 0..frames-1 (0..{frames - 1}), got {index}"
             )
         if space not in SPACES or (space == "w" and model.styles is None):
             raise InvalidRequestError("space must be z, or w for a StyleGAN-type model")
-        psi, labels = self._psi_label(request, model, 1)
+        psi, labels = self._psi_label(query, model, 1)
         t = schedule(2, frames)[index].t
         key = ("walk", model.runtime.sha256, a, b, frames, index, space, _b(psi), _b(labels))
 
@@ -256,8 +214,17 @@ class ImageRoutes:
                 ws = lerp(both[0], both[1], t)[None]
             return model.styles.batcher, {"ws": ws}
 
-        scale = _scale(request.query)
-        return self._reply(request, await self._cached_render(key, model, render, scale), pinned)
+        item = await self._cached_render(key, model, render, scale(request.query))
+        return self._reply(request, item, pinned)
+
+
+def _matches(request: web.Request, sha: str) -> bool:
+    """If-None-Match by the weak comparison RFC 9110 asks for: `*` or one of the listed tags."""
+    try:
+        tags = request.if_none_match
+    except ValueError:
+        return False
+    return bool(tags) and any(t.value == "*" or t.value == sha for t in tags or ())
 
 
 def _b(array: Any) -> bytes | None:

@@ -8,6 +8,7 @@ which is what tritonclient.http sends and asks for by default.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -17,8 +18,9 @@ from google.protobuf.json_format import MessageToDict
 
 from artctl.kserve.v2 import grpc_service_pb2 as pb
 from serving.errors import InvalidRequestError
-from serving.kserve_service import InferenceServicer
+from serving.kserve_service import InferenceServicer, _check_version
 from serving.requests import KSERVE_DTYPES
+from serving.web_conn import HttpLimits, read_body
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 MAX_JSON_VALUES = 1 << 20  # numbers in one JSON tensor; bigger inputs go binary
@@ -42,7 +44,9 @@ def _raw(tensor: dict[str, Any], data: Any) -> bytes:
     if flat.size > MAX_JSON_VALUES:
         raise InvalidRequestError(f"input {name}: more than {MAX_JSON_VALUES} JSON values; send it binary")
     try:
-        if dtype.kind == "f":
+        if dtype.kind == "f":  # JSON numbers only: "0.5" and true would give one tensor two spellings
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
+                raise ValueError
             values = np.array([float(v) for v in flat], dtype=dtype)
         else:
             ints = [
@@ -62,9 +66,18 @@ def _raw(tensor: dict[str, Any], data: Any) -> bytes:
     return values.tobytes()
 
 
-async def _read(request: web.Request) -> tuple[dict[str, Any], bytes]:
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """An optional JSON object (`parameters`): absent is empty, anything but an object is a 400."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequestError(f"{what} must be a JSON object")
+    return value
+
+
+async def _read(request: web.Request, limits: HttpLimits) -> tuple[dict[str, Any], bytes]:
     """The JSON header and the binary tail (empty without the extension)."""
-    body = await request.read()
+    body = await read_body(request, limits)
     length = request.headers.get(HEADER_LENGTH)
     try:
         split = int(length) if length is not None else len(body)
@@ -76,6 +89,8 @@ async def _read(request: web.Request) -> tuple[dict[str, Any], bytes]:
         doc = json.loads(body[:split] or b"{}")
     except ValueError as exc:
         raise InvalidRequestError(f"the request is not JSON ({exc})") from None
+    except RecursionError:
+        raise InvalidRequestError("the request's JSON is nested too deeply") from None
     if not isinstance(doc, dict):
         raise InvalidRequestError("the request must be a JSON object")
     return doc, body[split:]
@@ -91,9 +106,11 @@ def _infer_message(model: str, version: str, doc: dict[str, Any], tail: bytes) -
         if not isinstance(tensor, dict):
             raise InvalidRequestError("each input must be a JSON object")
         shape = tensor.get("shape")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**63 for d in shape
+        ):
             raise InvalidRequestError(f"input {str(tensor.get('name'))[:32]}: shape must be a list of sizes")
-        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        size = _object(tensor.get("parameters"), "an input's parameters").get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(tail):
                 raise InvalidRequestError("binary_data_size runs past the request's binary data")
@@ -106,22 +123,89 @@ def _infer_message(model: str, version: str, doc: dict[str, Any], tail: bytes) -
             name=str(tensor.get("name", "")), datatype=str(tensor.get("datatype", "")), shape=shape
         )
         message.raw_input_contents.append(raw)
+    for output in _outputs(doc):
+        message.outputs.add(name=str(output.get("name", "")))  # the servicer refuses unknown names
     return message
 
 
+def _outputs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    outputs = doc.get("outputs")
+    if outputs is None:
+        return []
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
+        raise InvalidRequestError("outputs must be a list of JSON objects")
+    for o in outputs:
+        if not isinstance(o.get("name"), str):
+            raise InvalidRequestError("each requested output needs its name")
+    return outputs
+
+
 def _binary_output(doc: dict[str, Any]) -> bool:
-    if (doc.get("parameters") or {}).get("binary_data_output"):
+    if _object(doc.get("parameters"), "parameters").get("binary_data_output"):
         return True
     return any(
-        (o.get("parameters") or {}).get("binary_data")
-        for o in doc.get("outputs") or []
-        if isinstance(o, dict)
+        _object(o.get("parameters"), "an output's parameters").get("binary_data") for o in _outputs(doc)
     )
 
 
+def _digit_table() -> tuple[np.ndarray, np.ndarray]:
+    """Each byte value's JSON text with its comma ("7," ... "255,"), padded to 4 bytes, and which
+    of those 4 bytes are text."""
+    table = np.zeros((256, 4), dtype=np.uint8)
+    for v in range(256):
+        text = f"{v},".encode()
+        table[v, : len(text)] = np.frombuffer(text, dtype=np.uint8)
+    return table, table != 0
+
+
+DIGITS, DIGITS_KEPT = _digit_table()
+
+
+def json_list(values: np.ndarray) -> bytes:
+    """uint8 values as a JSON list, byte for byte what json.dumps(values.tolist()) gives minus its
+    spaces. Written with numpy (table lookups that release the GIL) rather than a Python list of
+    millions of ints, so a large reply does not hold the event loop's thread for seconds."""
+    if values.size == 0:
+        return b"[]"
+    text = DIGITS[values][DIGITS_KEPT[values]]
+    return b"[" + text[:-1].tobytes() + b"]"
+
+
+def json_size(values: np.ndarray) -> int:
+    """Bytes of json_list(values), without writing it."""
+    return int(DIGITS_KEPT[values].sum()) + 1
+
+
+def encode_reply(head: dict[str, Any], raw: bytes, binary: bool, limit: int) -> tuple[bytes, int | None]:
+    """The reply body (and the JSON header's length for the binary extension). It runs in a worker
+    thread: a thousand images as JSON is tens of megabytes of text that must not hold the event loop."""
+    tensor = head["outputs"][0]
+    if binary:
+        tensor["parameters"] = {"binary_data_size": len(raw)}
+        header = json.dumps(head).encode()
+        if len(header) + len(raw) > limit:
+            raise InvalidRequestError(
+                f"the reply would be {(len(header) + len(raw)) / 2**20:.1f} MiB, over the "
+                f"{limit // 2**20} MiB limit (--http-max-reply-mb): ask for fewer seeds"
+            )
+        return header + raw, len(header)
+    values = np.frombuffer(raw, dtype=np.uint8)
+    size = json_size(values)
+    if size > limit:
+        raise InvalidRequestError(
+            f"the JSON reply would be {size / 2**20:.1f} MiB, over the {limit // 2**20} MiB limit "
+            "(--http-max-reply-mb): ask for Triton's binary tensor extension "
+            '("parameters": {"binary_data_output": true}), which sends the pixels as bytes, or fewer seeds'
+        )
+    tensor["data"] = None  # a placeholder: the numbers are written by json_list
+    before, _, after = json.dumps(head, separators=(",", ":")).partition('"data":null')
+    return b"".join((before.encode(), b'"data":', json_list(values), after.encode())), None
+
+
 class KServeRoutes:
-    def __init__(self, servicer: InferenceServicer) -> None:
+    def __init__(self, servicer: InferenceServicer, limits: HttpLimits | None = None) -> None:
         self.servicer = servicer
+        self.limits = limits or HttpLimits()
 
     def routes(self) -> list[web.RouteDef]:
         s = self
@@ -172,6 +256,8 @@ class KServeRoutes:
 
     async def model_ready(self, request: web.Request) -> web.Response:
         name, version = self._names(request)
+        self.servicer.registry.get(name)  # an unknown model is 404 (KServe v2), not "not ready"
+        _check_version(name, version)
         reply = await self.servicer.ModelReady(pb.ModelReadyRequest(name=name, version=version), None)  # type: ignore[arg-type]
         return web.json_response({"name": name, "ready": reply.ready}, status=200 if reply.ready else 503)
 
@@ -189,8 +275,10 @@ class KServeRoutes:
 
     async def infer(self, request: web.Request) -> web.Response:
         name, version = self._names(request)
-        doc, tail = await _read(request)
-        reply = await self.servicer.infer(_infer_message(name, version, doc, tail), None)
+        doc, tail = await _read(request, self.limits)
+        message = _infer_message(name, version, doc, tail)
+        binary = _binary_output(doc)
+        reply = await self.servicer.infer(message, None)
         (output,) = reply.outputs
         tensor: dict[str, Any] = {
             "name": output.name,
@@ -205,13 +293,9 @@ class KServeRoutes:
         if reply.id:
             head["id"] = reply.id
         raw = reply.raw_output_contents[0]
-        if not _binary_output(doc):
-            tensor["data"] = np.frombuffer(raw, dtype=np.uint8).tolist()
-            return web.json_response(head)
-        tensor["parameters"] = {"binary_data_size": len(raw)}
-        header = json.dumps(head).encode()
+        body, split = await asyncio.to_thread(encode_reply, head, raw, binary, self.limits.reply_bytes)
+        if split is None:
+            return web.Response(body=body, content_type="application/json")
         return web.Response(
-            body=header + raw,
-            content_type="application/octet-stream",
-            headers={HEADER_LENGTH: str(len(header))},
+            body=body, content_type="application/octet-stream", headers={HEADER_LENGTH: str(split)}
         )

@@ -228,9 +228,13 @@ def verify(
     if shard is None:
         _check_drop_files(drop, config, doc, report.problems)
         if "ipfs_directories" in doc:  # recorded since artctl-manifest-v3
-            found = directory_cids(drop, ctx.layout, want_ids)
-            if doc["ipfs_directories"] != found:
-                add(f"manifest.json: ipfs_directories {doc['ipfs_directories']} should be {found}")
+            try:
+                found = directory_cids(drop, ctx.layout, want_ids)
+            except OSError:  # a missing file, already reported above by its token
+                add("manifest.json: ipfs_directories cannot be rebuilt while a file is missing")
+            else:
+                if doc["ipfs_directories"] != found:
+                    add(f"manifest.json: ipfs_directories {doc['ipfs_directories']} should be {found}")
         if ctx.layout.sugar:
             report.problems += sugar.check_assets(drop / "assets")
     report.profile_differences = profile_differences(doc.get("render_profile") or {}, renderer.profile())
