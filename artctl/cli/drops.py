@@ -173,8 +173,13 @@ def mint(
         kept = result.tokens - result.rendered
         what = f"shard {part.index}/{part.count}: " if part else ""
         typer.echo(f"{what}minted {result.tokens} tokens into {result.out_dir} ({kept} were done, verified)")
-        typer.echo(f"  images:      {result.out_dir}/images/")
-        typer.echo(f"  metadata:    {result.out_dir}/metadata/  ({fmt})")
+        if fmt == "metaplex":
+            typer.echo(
+                f"  assets:      {result.out_dir}/assets/  (Sugar's config: {result.out_dir}/config.json)"
+            )
+        else:
+            typer.echo(f"  images:      {result.out_dir}/images/")
+            typer.echo(f"  metadata:    {result.out_dir}/metadata/  ({fmt})")
         typer.echo(f"  manifest:    {result.manifest}")
         if part:
             typer.echo("  join the shards with: artctl merge OUT SHARD_DIR...")
@@ -203,12 +208,23 @@ def merge(
     run_command(body)
 
 
+def _base_uri(value: str | None) -> str | None:
+    """--base-uri is checked as the option is read: a bad value is a usage error (exit 2)."""
+    from artctl.collection import base_uri_problem
+
+    problem = base_uri_problem(value) if value is not None else None
+    if problem:
+        raise typer.BadParameter(problem)
+    return value
+
+
 def rebase(
     drop: Path = typer.Argument(..., help="A finished ERC-721 drop."),
     base_uri: str | None = typer.Option(
         None,
         "--base-uri",
-        help="The new prefix of every image URI (+ '{id}.png', or '.svg' for an SVG drop).",
+        callback=_base_uri,
+        help="The new prefix of every image URI, ending in '/' (+ '{id}.png', or '.svg' for an SVG drop).",
     ),
     images_cid: bool = typer.Option(
         False, "--images-cid", help="Use ipfs://<the images folder's CID>/, which the manifest records."
