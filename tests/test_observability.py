@@ -8,7 +8,6 @@ No Kubernetes labels are assumed: the scrape job names the server as any Prometh
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ import pytest
 
 from artctl.client import GeneratorClient
 from deploy.checks import metrics
-from tests.helpers import free_port, running_server
+from tests.helpers import free_port, require_system, running_server
 
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARD = REPO / "deploy" / "grafana" / "artctl-dashboard.json"
@@ -34,10 +33,8 @@ RATE_INTERVAL = "30s"  # what Grafana's $__rate_interval would be for a short, 1
 
 def prometheus_binary() -> str:
     found = shutil.which("prometheus")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is missing: .ci/run should have installed it")
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+    require_system(found is not None, "prometheus", "prometheus")
+    assert found is not None
     return found
 
 
