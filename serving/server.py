@@ -195,9 +195,15 @@ class ArtServer:
                 f"cannot listen on {address}: the port is in use or the address is not this machine's"
             )
         if opts.metrics_port is not None:
-            self._metrics_http = start_http_server(
-                opts.metrics_port, addr=opts.host, registry=self.metrics.registry
-            )
+            try:
+                self._metrics_http = start_http_server(
+                    opts.metrics_port, addr=opts.host, registry=self.metrics.registry
+                )
+            except OSError as exc:
+                raise OSError(
+                    f"cannot listen on {opts.host}:{opts.metrics_port} for /metrics ({exc.strerror}); "
+                    "choose another --metrics-port"
+                ) from None
         await self.server.start()
         if opts.http_port is not None:
             await self._start_http()
