@@ -1,8 +1,8 @@
 """Animated GIF / WebP from frames, written atomically.
 
-WebP is written lossless with RGBA: every visible pixel is the rendered one, but an animated WebP
-has no colour for a fully transparent pixel (decoders give 0, 0, 0, 0), so those are written as
-zeros, as an SVG drop keeps them (artctl.delivery.visible). GIF has a 256-colour
+WebP is written lossless with RGBA: every alpha value and every pixel with alpha > 0 is the
+rendered one, but an animated WebP keeps no colour under alpha 0 (libwebp stores and decodes there
+whatever compresses best), so compare its frames where they are visible. GIF has a 256-colour
 palette per frame and 1-bit transparency, so RGBA frames are composited over white and quantised:
 a GIF is for looking at, not for checking hashes.
 """
@@ -16,7 +16,6 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from artctl.delivery import visible
 from artctl.fileio import write_bytes_atomic
 
 FORMATS = {".gif": "GIF", ".webp": "WEBP"}
@@ -28,9 +27,9 @@ def _pil(frame: npt.NDArray[np.uint8], fmt: str) -> Image.Image:
         return Image.fromarray(frame[..., 0], "L").convert("RGB")
     if channels == 3:
         return Image.fromarray(frame, "RGB")
-    if fmt == "WEBP":
-        return Image.fromarray(visible(frame), "RGBA")
     img = Image.fromarray(frame, "RGBA")
+    if fmt == "WEBP":
+        return img
     white = Image.new("RGBA", img.size, (255, 255, 255, 255))
     return Image.alpha_composite(white, img).convert("RGB")
 

@@ -38,7 +38,7 @@ def _numbers(message: Any) -> dict[str, Any]:
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             inner = field.message_type.fields_by_name["value"].type == field.TYPE_MESSAGE
             out[field.name] = {k: _numbers(v) if inner else v for k, v in value.items()}
-        elif field.label == field.LABEL_REPEATED:
+        elif field.is_repeated:
             out[field.name] = [_numbers(v) if nested else v for v in value]
         else:
             out[field.name] = _numbers(value) if nested else value
