@@ -91,12 +91,12 @@ def scraped(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 lambda: urllib.request.urlopen(f"{base}/-/ready", timeout=2).status == 200, 60, "ready"
             )
             web = f"http://127.0.0.1:{server.http_port}"
-            for path in ("/v2/health/live", "/v1/models/tiny/images/3.png", "/v1/models/tiny/images/3.png"):
-                urllib.request.urlopen(web + path, timeout=30).read()  # the HTTP front and a cache hit
             with GeneratorClient(target) as client, grpc.insecure_channel(target) as channel:
                 unserved = channel.unary_unary("/inference.GRPCInferenceService/RepositoryModelLoad")
                 for i in range(12):  # about 6 scrapes of traffic
                     client.generate(list(range(i, i + 4)))
+                    for path in ("/v2/health/live", f"/v1/models/tiny/images/{i % 3}.png"):
+                        urllib.request.urlopen(web + path, timeout=30).read()  # HTTP, cache misses and hits
                     if i % 4 == 0:
                         with pytest.raises(grpc.RpcError, match="unknown model"):
                             client.generate([1], model="missing")
