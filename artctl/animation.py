@@ -1,6 +1,8 @@
 """Animated GIF / WebP from frames, written atomically.
 
-WebP is written lossless (RGBA kept), so its frames are the rendered pixels. GIF has a 256-colour
+WebP is written lossless with RGBA: every alpha value and every pixel with alpha > 0 is the
+rendered one, but an animated WebP keeps no colour under alpha 0 (libwebp stores and decodes there
+whatever compresses best), so compare its frames where they are visible. GIF has a 256-colour
 palette per frame and 1-bit transparency, so RGBA frames are composited over white and quantised:
 a GIF is for looking at, not for checking hashes.
 """

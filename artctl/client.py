@@ -124,6 +124,21 @@ def _profile(msg: pb.RenderProfile) -> dict[str, Any]:
     return {f.name: getattr(msg, f.name) for f in msg.DESCRIPTOR.fields}
 
 
+class ServerUnavailable(ConnectionError, grpc.RpcError):
+    """No server answered at any target after the retries: nothing serves there, or the address is
+    wrong. Still a grpc.RpcError (code() is UNAVAILABLE) for callers that count status codes."""
+
+    def __init__(self, message: str, cause: grpc.RpcError) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+    def code(self) -> grpc.StatusCode:
+        return self.cause.code()  # type: ignore[attr-defined, no-any-return]
+
+    def details(self) -> str:
+        return str(self.cause.details())  # type: ignore[attr-defined]
+
+
 class GeneratorClient:
     """Calls go to the targets in turn; UNAVAILABLE is retried on the next target with backoff."""
 
@@ -170,8 +185,15 @@ class GeneratorClient:
                 call = getattr(self._stubs[i], method)
                 return call(request, timeout=self.timeout, metadata=self._metadata), self.targets[i]
             except grpc.RpcError as err:
-                if err.code() not in RETRYABLE or attempt == self.retries:
+                if err.code() not in RETRYABLE:
                     raise
+                if attempt == self.retries:
+                    where = ", ".join(self.targets)
+                    raise ServerUnavailable(
+                        f"no artctl server answered at {where} ({err.details()}); "  # type: ignore[attr-defined]
+                        "start one with `artctl serve MODEL`, or check the address",
+                        err,
+                    ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")

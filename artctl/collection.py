@@ -10,6 +10,7 @@ import re
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -17,6 +18,7 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -30,6 +32,11 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
+
+# Placeholders the example config ships with: mint says what to do about them, rebase replaces them.
+PLACEHOLDER_BASE_URI = "ipfs://<images-CID>/"
+URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+NOT_IN_URIS = frozenset(' <>"{}|\\^`')
 
 SOLANA_ADDRESS = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")  # base58, 32-byte public key
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -53,6 +60,32 @@ DEFAULT_PALETTE: dict[str, str] = {
     "pink": "#f08cbe",
     "brown": "#784b28",
 }
+
+
+def base_uri_problem(value: str) -> str | None:
+    """Why `value` cannot be the prefix of every token's image URI (None: it can).
+
+    Token URIs are base_uri + the file name ("1.png"), so a base without its trailing slash
+    silently names files that do not exist ("ipfs://CID1.png"): refused, with the corrected value,
+    never patched up behind the user's back."""
+    if value == PLACEHOLDER_BASE_URI:
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or not URI_SCHEME.match(parts.scheme)
+        or not parts.netloc
+        or any(c in NOT_IN_URIS or ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+    ):
+        return f"{value!r} is not a URI like ipfs://CID/ or https://host/path/"
+    if parts.query or parts.fragment:
+        return f"{value!r} has a query or fragment; token URIs are base_uri + the file name"
+    if not value.endswith("/"):
+        return f"{value!r} lacks its trailing slash (token URIs are base_uri + '1.png'); use {value + '/'!r}"
+    return None
 
 
 class ConfigError(ValueError):
@@ -182,6 +215,17 @@ class CollectionConfig(_Strict):
         None, description="the pinned entries to render, in token order (artctl mint --curation)"
     )
 
+    @field_validator("base_uri")
+    @classmethod
+    def _base_uri(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A drop's recorded config is read as written, so verify can report a bad base URI itself.
+        if value is None or (info.context or {}).get("recorded"):
+            return value
+        problem = base_uri_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _checks(self) -> CollectionConfig:
         if self.ipfs and self.base_uri is not None:
@@ -209,10 +253,15 @@ class CollectionConfig(_Strict):
     def token_ids(self) -> range:
         return range(self.start_index, self.start_index + self.size)
 
+    @property
+    def has_collection_image(self) -> bool:
+        """Whether `image` names a real collection image (not empty, not a <placeholder>)."""
+        return bool(self.image) and "<" not in self.image
+
     def image_uri(self, token_id: int, cid: str) -> str:
         if self.ipfs:
             return f"ipfs://{cid}"
-        base = self.base_uri if self.base_uri is not None else "ipfs://<images-CID>/"
+        base = self.base_uri if self.base_uri is not None else PLACEHOLDER_BASE_URI
         return f"{base}{token_id}.{self.image_format}"
 
 
@@ -230,10 +279,13 @@ def _one_line(exc: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(parts)
 
 
-def parse_collection(raw: dict[str, object], source: str = "collection config") -> CollectionConfig:
-    """Validate an already-parsed config (e.g. the echo in a manifest)."""
+def parse_collection(
+    raw: dict[str, object], source: str = "collection config", recorded: bool = False
+) -> CollectionConfig:
+    """Validate an already-parsed config; `recorded`: the echo in a finished drop's manifest, whose
+    base_uri is taken as written (verify reports what is wrong with it)."""
     try:
-        return CollectionConfig.model_validate(raw)
+        return CollectionConfig.model_validate(raw, context={"recorded": recorded})
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, source)) from None
 

@@ -35,7 +35,12 @@ def check_format(config: CollectionConfig, fmt: str) -> None:
                 f"image_format: Sugar (--format metaplex) takes no {config.image_format.upper()} "
                 'images; use image_format = "png" or --format erc721'
             )
-        if recipient and not SOLANA_ADDRESS.match(recipient):
+        if not recipient:
+            raise ConfigError(
+                "royalties: --format metaplex needs [royalties] with a Solana recipient: Sugar reads the "
+                "creator from the drop's config.json (basis_points = 0 for no royalty)"
+            )
+        if not SOLANA_ADDRESS.match(recipient):
             raise ConfigError("royalties.recipient: metaplex needs a Solana base58 address")
         longest = token_name(config, config.start_index + config.size - 1)
         if len(longest.encode()) > METAPLEX_NAME_BYTES:
@@ -96,16 +101,17 @@ def token_metadata(
 
 
 def collection_metadata(
-    config: CollectionConfig, fmt: str, provenance: str, model_sha256: str
+    config: CollectionConfig, fmt: str, provenance: str, model_sha256: str, image: str | None = None
 ) -> dict[str, Any]:
     """Contract-level metadata: OpenSea's contractURI document, or (metaplex) Sugar's
-    assets/collection.json for the collection NFT, whose image is assets/collection.png."""
+    assets/collection.json for the collection NFT, whose image is assets/collection.png.
+    `image`: the collection image's URI when the drop decides it (ipfs = true), else the config's."""
     bps = config.royalties.basis_points if config.royalties else 0
     doc: dict[str, Any] = {
         "name": config.name,
         "symbol": config.symbol,
         "description": config.description,
-        "image": config.image if fmt == "erc721" else "collection.png",
+        "image": (image or config.image) if fmt == "erc721" else "collection.png",
         "seller_fee_basis_points": bps,
         "artctl": {
             "provenance": provenance,

@@ -214,6 +214,7 @@ class ModelHost:
             wanted, refused = wanted_models(self.options.models)
             for reason in refused:
                 log.error("reload: refusing model: %s", reason)
+                self.metrics.reload_failures.inc()
             for name in [n for n in self.registry.names() if n not in wanted]:
                 old = self.registry.remove(name)
                 self._paths.pop(name, None)
@@ -225,6 +226,7 @@ class ModelHost:
                     sha = await loop.run_in_executor(self.load_pool, file_sha256, path)
                 except OSError as exc:
                     log.error("reload: cannot read %s: %s", path, exc)
+                    self.metrics.reload_failures.inc()
                     continue
                 served = self.registry.names()
                 if (
@@ -237,6 +239,7 @@ class ModelHost:
                     loaded = await self._load_in_pool(path)
                 except ModelLoadError as exc:
                     log.error("reload: refusing %s, keeping what is served: %s", path, exc)
+                    self.metrics.reload_failures.inc()
                     continue
                 old = self.registry.replace(self._serve(loaded))
                 self._paths[name] = path

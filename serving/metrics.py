@@ -64,6 +64,11 @@ class ServerMetrics:
         )
         self.images = Counter("artctl_images", "Images rendered", ["model"], registry=r)
         self.queue_depth = Gauge("artctl_queue_depth", "Images waiting for inference", ["model"], registry=r)
+        self.reload_failures = Counter(
+            "artctl_reload_failures",
+            "Model files a reload refused or could not read (what was served keeps serving)",
+            registry=r,
+        )
         self.model_info = Gauge(
             "artctl_model_info", "Loaded models (value 1)", ["model", "sha256", "provider"], registry=r
         )

@@ -214,7 +214,8 @@ class ArtServer:
                 self._metrics_http = start_metrics(opts.host, opts.metrics_port, self.metrics.registry, token)
             except OSError as exc:
                 raise OSError(
-                    f"cannot listen on {opts.host}:{opts.metrics_port} for metrics ({exc.strerror})"
+                    f"cannot listen on {opts.host}:{opts.metrics_port} for /metrics ({exc.strerror}); "
+                    "choose another --metrics-port"
                 ) from None
         await self.server.start()
         if opts.http_port is not None:

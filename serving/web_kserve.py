@@ -30,6 +30,23 @@ def _dict(message: Any) -> dict[str, Any]:
     return MessageToDict(message, preserving_proto_field_name=True)
 
 
+def _numbers(message: Any) -> dict[str, Any]:
+    """A message as Triton writes its statistics: every field, zeros included, and 64-bit counts
+    as JSON numbers (MessageToDict writes them as strings, which perf_analyzer misreads)."""
+    out: dict[str, Any] = {}
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        nested = field.type == field.TYPE_MESSAGE
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            inner = field.message_type.fields_by_name["value"].type == field.TYPE_MESSAGE
+            out[field.name] = {k: _numbers(v) if inner else v for k, v in value.items()}
+        elif field.is_repeated:
+            out[field.name] = [_numbers(v) if nested else v for v in value]
+        else:
+            out[field.name] = _numbers(value) if nested else value
+    return out
+
+
 def _raw(tensor: dict[str, Any], data: Any) -> bytes:
     """A JSON tensor's values as the little-endian bytes its datatype says."""
     name = str(tensor.get("name", ""))
@@ -215,6 +232,7 @@ class KServeRoutes:
             web.get("/v2/health/ready", s.ready),
             web.get("/v2/repository/index", s.index),
             web.post("/v2/repository/index", s.index),
+            web.get("/v2/models/stats", s.stats),  # every model's; before {model} would take "stats"
         ]
         for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
             out += [
@@ -267,11 +285,11 @@ class KServeRoutes:
         return web.json_response(_dict(reply.config))
 
     async def stats(self, request: web.Request) -> web.Response:
-        name, version = self._names(request)
+        name, version = request.match_info.get("model", ""), request.match_info.get("version", "")
         reply = await self.servicer.ModelStatistics(
             pb.ModelStatisticsRequest(name=name, version=version), None
         )  # type: ignore[arg-type]
-        return web.json_response(_dict(reply))
+        return web.json_response(_numbers(reply))
 
     async def infer(self, request: web.Request) -> web.Response:
         name, version = self._names(request)

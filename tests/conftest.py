@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from deploy.checks import linters, manifests
-from tests.helpers import running_server, train_tiny, write_pki
+from tests.helpers import SYSTEM_SKIPS, require_system, running_server, train_tiny, write_pki
 
 Docs = list[dict[str, Any]]
 
@@ -50,11 +50,7 @@ def _require(found: bool, in_ci: str, locally: str) -> None:
 
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, Docs]:
-    _require(
-        manifests.kubectl() is not None,
-        "kubectl is missing: .ci/run should have installed kubernetes-client",
-        "kubectl is not installed (apt-get install kubernetes-client)",
-    )
+    require_system(manifests.kubectl() is not None, "kubectl", "kubernetes-client")
     return {name: manifests.render(path) for name, path in manifests.TARGETS.items()}
 
 
@@ -74,3 +70,18 @@ def tools() -> Path:
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """TLS material: ca, server_cert, server_key, client_cert, client_key (PEM files)."""
     return write_pki(tmp_path_factory.mktemp("pki"))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """`make test SYSTEM_PACKAGES=skip` says at the end what it left out."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if SYSTEM_SKIPS in str(getattr(report, "longrepr", ""))
+    ]
+    if skipped:
+        terminalreporter.write_line(
+            f"SYSTEM_PACKAGES=skip: {len(skipped)} tests skipped for missing Debian packages "
+            "(make test without it installs them)",
+            yellow=True,
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import os
 import shutil
 import socket
 import threading
@@ -35,6 +36,35 @@ DERIVED = [
         "thresholds": [50, 80],
     },
 ]
+
+
+SYSTEM_SKIPS = "system packages"  # in the reason of every skip require_system makes
+
+
+def require_system(found: bool, what: str, package: str) -> None:
+    """A Debian package a test needs: `make test` installs it (.ci/system-packages), so a missing
+    one fails, unless the run chose `make test SYSTEM_PACKAGES=skip`, which skips the test."""
+    if found:
+        return
+    import pytest
+
+    if os.environ.get("ARTCTL_SYSTEM_PACKAGES") == "skip":
+        pytest.skip(f"{what} is missing ({SYSTEM_SKIPS}: SYSTEM_PACKAGES=skip; apt-get install {package})")
+    pytest.fail(
+        f"{what} is missing: `make test` installs {package} as root (or prints the apt-get command); "
+        "`make test SYSTEM_PACKAGES=skip` skips the tests that need it"
+    )
+
+
+def require_emoji_font(emoji_list: bool = False) -> None:
+    """The Noto Color Emoji font (and, with `emoji_list`, Unicode's emoji-test.txt with its groups)."""
+    from trainer.emoji import EMOJI_TEST_PATHS, FONT_PATHS
+
+    require_system(
+        any(p.is_file() for p in FONT_PATHS), "the Noto Color Emoji font", "fonts-noto-color-emoji"
+    )
+    if emoji_list:
+        require_system(any(p.is_file() for p in EMOJI_TEST_PATHS), "emoji-test.txt", "unicode-data")
 
 
 def train_tiny(

@@ -242,12 +242,17 @@ def test_a_signal_during_setup_stops_before_the_first_step_and_a_second_one_at_o
     from trainer.stopping import StopSignal
     from trainer.training_loop import Trainer
 
-    with StopSignal() as stop:
-        os.kill(os.getpid(), signal.SIGINT)  # arrives while the data would be loading
-        trainer = Trainer(TrainConfig.model_validate(TINY), tmp_path / "run")
-        last = trainer.run(stop=stop)
-        assert last.name == "step-000000" and trainer.interrupted == "SIGINT"
-        with pytest.raises(KeyboardInterrupt):  # the impatient second Ctrl-C
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(1)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    # A shell's background job inherits SIGINT ignored; this test needs Python's usual handler.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with StopSignal() as stop:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while the data would be loading
+            trainer = Trainer(TrainConfig.model_validate(TINY), tmp_path / "run")
+            last = trainer.run(stop=stop)
+            assert last.name == "step-000000" and trainer.interrupted == "SIGINT"
+            with pytest.raises(KeyboardInterrupt):  # the impatient second Ctrl-C
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    finally:
+        signal.signal(signal.SIGINT, inherited)

@@ -145,3 +145,76 @@ def test_long_commands_report_progress(tiny_run: Path, tmp_path: Path) -> None:
     assert "10 real images" in scored.stderr and "generated" in scored.stderr and "FID" in scored.stdout
     as_json = artctl(*fid, "--json", env=cold)
     assert json.loads(as_json.stdout)["generated"] == 16 and as_json.stderr == ""
+
+
+def test_json_errors_are_a_json_object_on_stdout(tmp_path: Path) -> None:
+    missing = artctl("mint", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "d"), "--local", "--json")
+    assert missing.returncode == 1 and missing.stderr.startswith("artctl: error: ")
+    doc = json.loads(missing.stdout)
+    assert doc["exit_code"] == 1 and "does not exist" in doc["error"]
+    unverifiable = artctl("verify", str(tmp_path / "no-drop"), "--local", "--json")
+    assert unverifiable.returncode == 2 and json.loads(unverifiable.stdout)["exit_code"] == 2
+
+
+def test_bad_option_values_are_usage_errors_and_the_shell_completes_them(tmp_path: Path) -> None:
+    bad_format = artctl("mint", "c.toml", "--out", str(tmp_path / "d"), "--local", "--format", "nft")
+    assert bad_format.returncode == 2 and "'nft' is not one of 'erc721', 'metaplex'" in bad_format.stderr
+    bad_provider = artctl("serve", "--provider", "gpu")
+    assert bad_provider.returncode == 2 and "'gpu' is not one of 'auto', 'cpu', 'cuda'" in bad_provider.stderr
+    installed = Path(sys.executable).parent / "artctl"  # the console script a shell completes
+
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_ARTCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": "3"}
+        done = subprocess.run([str(installed)], capture_output=True, text=True, env=env, timeout=60)
+        return done.stdout.split()
+
+    assert complete("artctl mint --format ") == ["erc721", "metaplex"]
+    assert complete("artctl serve --provider ") == ["auto", "cpu", "cuda"]
+
+
+def test_the_example_salt_warning_comes_once_per_drop(tiny_model: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'name = "S"\nsize = 2\nsalt = "change-me-before-your-drop"\nmodel = "{tiny_model}"\n')
+    first = artctl("mint", str(config), "--out", str(tmp_path / "drop"), "--local")
+    assert first.returncode == 0 and "warning: the salt is the example's" in first.stderr
+    again = artctl("mint", str(config), "--out", str(tmp_path / "drop"), "--local")  # a resume: same drop
+    assert again.returncode == 0 and "salt" not in again.stderr
+    other = artctl("mint", str(config), "--out", str(tmp_path / "drop2"), "--local")  # another drop
+    assert "warning: the salt is the example's" in other.stderr
+
+
+def test_without_a_terminal_progress_comes_as_plain_lines(tiny_model: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'name = "P"\nsize = 130\nsalt = "s"\nmodel = "{tiny_model}"\n')
+    minted = artctl("mint", str(config), "--out", str(tmp_path / "drop"), "--local")  # stderr: a pipe
+    assert minted.returncode == 0, minted.stderr
+    lines = [line for line in minted.stderr.splitlines() if line.startswith("mint: ")]
+    assert [line.split()[1] for line in lines] == ["64/130", "128/130", "130/130"]
+    assert all("tokens/s  ETA " in line for line in lines)
+
+    recipe = tmp_path / "tiny.json"
+    tiny = {
+        "network": {"resolution": 16, "channels": 4, "z_dim": 8, "g_base": 8, "d_base": 8},
+        "data": "synthetic:shapes",
+        "synthetic_size": 64,
+        "batch": 4,
+        "steps": 6,
+        "log_every": 2,
+        "sample_every": 6,
+        "threads": 1,
+    }
+    recipe.write_text(json.dumps(tiny))
+    trained = subprocess.run(
+        [sys.executable, "-m", "artctl", "train", "--config", str(recipe), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},  # a log file: rich would cut at 80
+    )
+    assert trained.returncode == 0, trained.stderr
+    steps = [line.split()[2] for line in trained.stderr.splitlines() if line.startswith("train: step ")]
+    assert steps == ["2/6", "4/6", "6/6"]  # every log_every steps, the last one whole
+    last = next(line for line in trained.stderr.splitlines() if line.startswith("train: step 6/6"))
+    assert "kimg 0.02" in last and " D " in last and " G " in last and "img/s  ETA " in last
+    assert f"recipe:     {tmp_path / 'run'}/config.json" in trained.stdout

@@ -133,13 +133,16 @@ def test_checkov_catches(rendered: dict[str, Docs], tmp_path: Path, tools: Path)
 
 @pytest.fixture(scope="module")
 def exposed(tiny_model: Path) -> set[str]:
-    """Series names scraped from a real server's /metrics after one Generate call (labelled histograms
-    only appear once observed)."""
+    """Series names scraped from a real server's /metrics after one Generate call and two fetches of
+    one image URL (labelled series only appear once observed: the HTTP front, a cache miss and hit)."""
     from artctl.client import GeneratorClient
 
     port = free_port()
-    with running_server([tiny_model], metrics_port=port) as (_, address), GeneratorClient(address) as client:
+    options = {"metrics_port": port, "http_port": free_port()}
+    with running_server([tiny_model], **options) as (server, address), GeneratorClient(address) as client:
         client.generate([1, 2, 3])
+        for _ in range(2):
+            urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/v1/models/tiny/images/3.png").read()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
             text = response.read().decode()
     return metrics.exposed_series(text)

@@ -132,7 +132,12 @@ def test_the_sugar_check_catches(
     tiny_model: Path, tmp_path: Path, what: str, breakage: object, problem: str
 ) -> None:
     drop = tmp_path / "sol"
-    mint(config(), drop, LocalRenderer(tiny_model), fmt="metaplex")
+    mint(
+        config(royalties={"basis_points": 0, "recipient": SOL}),
+        drop,
+        LocalRenderer(tiny_model),
+        fmt="metaplex",
+    )
     breakage(drop / "assets")  # type: ignore[operator]
     found = check_assets(drop / "assets")
     assert any(problem in p for p in found), (what, found)

@@ -125,7 +125,9 @@ def test_format_checks_fit_the_chain() -> None:
     with pytest.raises(ConfigError, match=r"royalties.recipient: metaplex needs a Solana"):
         check_format(cfg(royalties=evm), "metaplex")
     with pytest.raises(ConfigError, match=r"name: .* longer than Metaplex's 32 bytes"):
-        check_format(cfg(name="A very long collection name indeed"), "metaplex")
+        check_format(cfg(name="A very long collection name indeed", royalties=sol), "metaplex")
+    with pytest.raises(ConfigError, match=r"royalties: --format metaplex needs \[royalties\]"):
+        check_format(cfg(), "metaplex")  # Sugar's config.json needs a creator
     with pytest.raises(ConfigError, match="--format must be one of"):
         check_format(cfg(), "erc1155")
 

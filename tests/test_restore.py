@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import train_tiny
+from tests.helpers import require_emoji_font, train_tiny
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,7 @@ def style_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def emoji(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from trainer.emoji import render_emoji
 
+    require_emoji_font()
     out = tmp_path_factory.mktemp("emoji")
     render_emoji(out, size=16, limit=3)
     return sorted(out.rglob("*.png"))[0]

@@ -5,7 +5,6 @@ verifies and re-derives with the contract's own script."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 
 from artctl.client import GeneratorClient
 from artctl.models import embedded, embedded_models
-from tests.helpers import free_port, running_server
+from tests.helpers import free_port, require_system, running_server
 from tests.test_rederive import run_snippet, snippet
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,10 +26,8 @@ CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 def browser() -> Any:
-    if not (Path(CHROMIUM).is_file() and Path(DRIVER).is_file()):
-        if os.environ.get("CI"):
-            pytest.fail("chromium and chromium-driver are missing: .ci/run should have installed them")
-        pytest.skip("chromium is not installed (apt-get install chromium chromium-driver)")
+    found = Path(CHROMIUM).is_file() and Path(DRIVER).is_file()
+    require_system(found, "chromium with its driver", "chromium chromium-driver")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

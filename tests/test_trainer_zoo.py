@@ -14,7 +14,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from exporter.export import export_checkpoint, parity_inputs
-from tests.helpers import train_tiny
+from tests.helpers import require_emoji_font, train_tiny
 from trainer import augment
 from trainer.config import NetworkConfig, TrainConfig
 from trainer.datasets import DatasetError
@@ -304,6 +304,7 @@ def test_emoji_font_missing_names_the_package(tmp_path: Path) -> None:
 def test_emoji_data_set_renders_labelled_rgba(tmp_path: Path) -> None:
     from trainer.emoji import render_emoji
 
+    require_emoji_font()
     report = render_emoji(tmp_path / "emoji", size=16, limit=40, labels="block")
     assert report.count == 40 and sum(report.labels.values()) == 40 and len(report.labels) >= 2
     files = sorted((tmp_path / "emoji").rglob("*.png"))
@@ -340,6 +341,7 @@ def test_emoji_labels_are_the_groups_of_emoji_test(tmp_path: Path) -> None:
 
     from trainer.emoji import emoji_groups, render_emoji
 
+    require_emoji_font(emoji_list=True)
     listing = tmp_path / "emoji-test.txt"
     listing.write_text(EMOJI_TEST, encoding="utf-8")
     assert emoji_groups(listing) == {
@@ -367,6 +369,7 @@ def test_emoji_labels_are_the_groups_of_emoji_test(tmp_path: Path) -> None:
 def test_emoji_list_errors_are_clear(tmp_path: Path) -> None:
     from trainer.emoji import EmojiListError, emoji_groups, render_emoji
 
+    require_emoji_font()
     with pytest.raises(EmojiListError, match="unicode-data"):
         render_emoji(tmp_path / "out", emoji_test=tmp_path / "missing.txt")
     (tmp_path / "notes.txt").write_text("# group: Nothing\nhello ; world\n")

@@ -1,8 +1,11 @@
-"""Run feedback that is not training itself: the loss-curve plot and best-by-FID bookkeeping."""
+"""Run feedback that is not training itself: the loss-curve plot, best-by-FID bookkeeping and
+progress as plain lines for logs."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,3 +122,66 @@ class TensorBoardLog:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def hms(seconds: float) -> str:
+    """H:MM:SS, or - when unknown."""
+    if seconds != seconds or seconds == float("inf"):
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+class PlainLog:
+    """Training progress as plain lines, for a log file, nohup, CI or a pod, where a progress bar
+    prints nothing until the end: a line for every logged step (every `log_every` steps) and, in a
+    single process, one at least every `every_s` seconds in between, as StyleGAN2-ADA's ticks do."""
+
+    def __init__(
+        self,
+        total: int,
+        batch: int,
+        write: Callable[[str], None],
+        every_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total, self.batch, self.write, self.every_s, self.clock = total, batch, write, every_s, clock
+        self.last = clock()
+        self.started: tuple[float, int] | None = None  # (time, step) of the first step this process ran
+
+    def line(
+        self, step: int, loss_d: float, loss_g: float, img_per_s: float, eta: str, extra: str = ""
+    ) -> None:
+        self.last = self.clock()
+        self.write(
+            f"train: step {step:,}/{self.total:,}  kimg {step * self.batch / 1000:.2f}  D {loss_d:.3f}  "
+            f"G {loss_g:.3f}{extra}  {img_per_s:.0f} img/s  {eta}"
+        )
+
+    def record(self, rec: dict[str, Any], eta: str) -> None:
+        """A logged step's record (metrics.jsonl's fields) and its ETA text."""
+        extra = f"  ADA p {rec['ada_p']:.3f}" if "ada_p" in rec else ""
+        self.line(rec["step"], rec["loss_D"], rec["loss_G"], rec["img_per_s"], eta, extra)
+
+    def watch(self, trainer: Any) -> None:
+        """Between logged steps, a line once `every_s` have passed: wraps this trainer's step. Only
+        in a single process, since the losses shown are this process's own (no collective call)."""
+        if trainer.world.distributed:
+            return
+        step_once = trainer.step
+
+        def step() -> Any:
+            losses = step_once()
+            now, done = self.clock(), trainer.step_count
+            if self.started is None:
+                self.started = (now, done - 1)
+            if now - self.last >= self.every_s:
+                t0, s0 = self.started
+                rate = (done - s0) * self.batch / max(now - t0, 1e-9)
+                left = (self.total - done) * self.batch / rate if rate > 0 else float("inf")
+                loss_d, loss_g = (float(x.detach().item()) for x in losses)
+                self.line(done, loss_d, loss_g, rate, f"ETA {hms(left)}")
+            return losses
+
+        trainer.step = step

@@ -45,8 +45,9 @@ def validation_line(exc: Any) -> str:
     return "; ".join(parts) or str(exc).splitlines()[0]
 
 
-def run_command(fn: Callable[[], T], error_code: int = 1) -> T:
-    """Run a command body; expected failures become one readable line and `error_code`."""
+def run_command(fn: Callable[[], T], error_code: int = 1, as_json: bool = False) -> T:
+    """Run a command body; expected failures become one readable line and `error_code` (with
+    `as_json`, also a JSON error object on stdout, so `| jq` sees what went wrong)."""
     import grpc
     from pydantic import ValidationError
 
@@ -55,13 +56,14 @@ def run_command(fn: Callable[[], T], error_code: int = 1) -> T:
     except typer.Exit:  # a command's own exit code (click's Exit is a RuntimeError)
         raise
     except ValidationError as exc:
-        raise fail(validation_line(exc), error_code) from None
+        message = validation_line(exc)
     except (CliError, ValueError, RuntimeError, OSError, LookupError, ArithmeticError) as exc:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        raise fail(text, error_code) from None
+        message = " ".join(str(exc).split()) or type(exc).__name__
     except grpc.RpcError as exc:
-        details = f"server said {exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
-        raise fail(details, error_code) from None
+        message = f"server said {exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
+    if as_json:
+        echo_json({"error": message, "exit_code": error_code})
+    raise fail(message, error_code) from None
 
 
 def echo_json(doc: Any) -> None:
@@ -71,9 +73,49 @@ def echo_json(doc: Any) -> None:
     typer.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
 
 
+PLAIN_EVERY_S = 60.0  # without a terminal: a progress line at least this often...
+PLAIN_EVERY_FRACTION = 0.1  # ...and at every tenth of the work
+
+
+def eta_text(seconds: float) -> str:
+    """H:MM:SS, or - when unknown."""
+    if seconds != seconds or seconds == float("inf"):
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+class PlainProgress:
+    """Progress as plain lines for a log file, nohup, CI or a pod, where a bar prints nothing until
+    the end: one line at every tenth of the work or every minute, whichever comes first, and the last."""
+
+    def __init__(self, label: str, unit: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.label, self.unit, self.clock = label, unit, clock
+        self.started = self.last_time = clock()
+        self.last_done = 0
+
+    def update(self, done: int, total: int) -> None:
+        now = self.clock()
+        step = max(1, int(total * PLAIN_EVERY_FRACTION)) if total else 0
+        finished = bool(total) and done >= total
+        due = now - self.last_time >= PLAIN_EVERY_S or (step and done - self.last_done >= step)
+        if not (due or finished) or done == self.last_done:
+            return
+        self.last_time, self.last_done = now, done
+        rate = done / max(now - self.started, 1e-9)
+        left = (total - done) / rate if rate > 0 and total else float("inf")
+        of = f"/{total:,}" if total else ""
+        typer.echo(
+            f"{self.label}: {done:,}{of} {self.unit}  {rate:,.1f} {self.unit}/s  ETA {eta_text(left)}",
+            err=True,
+        )
+
+
 class LazyProgress:
     """A rich progress bar that appears with the first progress report, not before: an error found
-    while checking the inputs is then one line, with no empty bar above it."""
+    while checking the inputs is then one line, with no empty bar above it. Without a terminal on
+    stderr, plain lines instead (PlainProgress)."""
 
     def __init__(self, label: str, total: int, unit: str, enabled: bool = True) -> None:
         from rich.console import Console
@@ -93,9 +135,13 @@ class LazyProgress:
         self.unit = unit
         self.started = time.perf_counter()
         self.shown = False
+        self.plain = None if self.progress.console.is_terminal else PlainProgress(label, unit)
 
     def update(self, done: int, total: int) -> None:
         if not self.enabled:
+            return
+        if self.plain is not None:
+            self.plain.update(done, total)
             return
         if not self.shown:
             self.progress.start()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
@@ -42,6 +42,28 @@ def _curated(cfg: Any, path: Path) -> Any:
         )
     raw = {**cfg.model_dump(mode="python", exclude_none=True), "size": len(picks.entries), "curation": picks}
     return parse_collection(raw, str(path))
+
+
+def _local_hint(body: Callable[[], None]) -> Callable[[], None]:
+    """A command that can render in this process says so when no server answers."""
+
+    def run() -> None:
+        from artctl.cli.common import CliError
+        from artctl.client import ServerUnavailable
+
+        try:
+            body()
+        except ServerUnavailable as exc:
+            raise CliError(f"{exc}; or render in this process with --local") from None
+
+    return run
+
+
+def _started(out: Path) -> bool:
+    """Whether `out` already holds this drop, finished or not (its manifest or its mint journal)."""
+    from artctl.drops.journal import JOURNAL
+
+    return (out / "manifest.json").is_file() or (out / JOURNAL).is_dir()
 
 
 def resolve_local_model(model: str | Path, base_dir: Path | None = None) -> Path:
@@ -106,7 +128,7 @@ def mint(
     shard: str | None = typer.Option(
         None, "--shard", help="Render only slice i of n (0-based, e.g. 0/4); join with `artctl merge`."
     ),
-    fmt: str = typer.Option(
+    fmt: Literal["erc721", "metaplex"] = typer.Option(
         "erc721", "--format", help="Token metadata: erc721 (OpenSea) or metaplex (Solana)."
     ),
     curation: Path | None = typer.Option(
@@ -141,7 +163,7 @@ def mint(
         if curation is not None:
             cfg = _curated(cfg, curation)
         check_format(cfg, fmt)
-        if cfg.salt == EXAMPLE_SALT:
+        if cfg.salt == EXAMPLE_SALT and not _started(out):  # said once per drop, not on every resume
             typer.echo(
                 "warning: the salt is the example's: anyone can compute every token before the reveal; "
                 "set a secret salt of your own in the config",
@@ -173,8 +195,13 @@ def mint(
         kept = result.tokens - result.rendered
         what = f"shard {part.index}/{part.count}: " if part else ""
         typer.echo(f"{what}minted {result.tokens} tokens into {result.out_dir} ({kept} were done, verified)")
-        typer.echo(f"  images:      {result.out_dir}/images/")
-        typer.echo(f"  metadata:    {result.out_dir}/metadata/  ({fmt})")
+        if fmt == "metaplex":
+            typer.echo(
+                f"  assets:      {result.out_dir}/assets/  (Sugar's config: {result.out_dir}/config.json)"
+            )
+        else:
+            typer.echo(f"  images:      {result.out_dir}/images/")
+            typer.echo(f"  metadata:    {result.out_dir}/metadata/  ({fmt})")
         typer.echo(f"  manifest:    {result.manifest}")
         if part:
             typer.echo("  join the shards with: artctl merge OUT SHARD_DIR...")
@@ -184,7 +211,7 @@ def mint(
         if result.contact_sheet:
             typer.echo(f"  open {result.contact_sheet} to see the drop at a glance")
 
-    run_command(body)
+    run_command(_local_hint(body), as_json=as_json)
 
 
 def merge(
@@ -203,12 +230,23 @@ def merge(
     run_command(body)
 
 
+def _base_uri(value: str | None) -> str | None:
+    """--base-uri is checked as the option is read: a bad value is a usage error (exit 2)."""
+    from artctl.collection import base_uri_problem
+
+    problem = base_uri_problem(value) if value is not None else None
+    if problem:
+        raise typer.BadParameter(problem)
+    return value
+
+
 def rebase(
     drop: Path = typer.Argument(..., help="A finished ERC-721 drop."),
     base_uri: str | None = typer.Option(
         None,
         "--base-uri",
-        help="The new prefix of every image URI (+ '{id}.png', or '.svg' for an SVG drop).",
+        callback=_base_uri,
+        help="The new prefix of every image URI, ending in '/' (+ '{id}.png', or '.svg' for an SVG drop).",
     ),
     images_cid: bool = typer.Option(
         False, "--images-cid", help="Use ipfs://<the images folder's CID>/, which the manifest records."
@@ -231,7 +269,7 @@ def rebase(
         if directories.get("metadata"):
             typer.echo(f"  metadata/ directory CID: {directories['metadata']} (token URI base ipfs://<it>/)")
 
-    run_command(body)
+    run_command(body, as_json=as_json)
 
 
 def verify(
@@ -296,7 +334,7 @@ def verify(
             raise typer.Exit(1)
         typer.echo(f"verified {report.tokens} tokens in {drop}: pixels, files, CIDs, metadata, provenance")
 
-    run_command(body, error_code=UNVERIFIABLE)
+    run_command(_local_hint(body), error_code=UNVERIFIABLE, as_json=as_json)
 
 
 COMMANDS = (mint, merge, rebase, verify)

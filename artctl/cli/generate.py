@@ -89,7 +89,7 @@ def generate(
         if grid_path:
             typer.echo(f"  grid: {grid_path}")
 
-    run_command(body)
+    run_command(body, as_json=as_json)
 
 
 COMMANDS = (generate,)

@@ -108,7 +108,7 @@ def metrics_fid(
 
             write_json_atomic(out, doc)
 
-    run_command(body)
+    run_command(body, as_json=as_json)
 
 
 def takes_labels(info: Any) -> bool:
@@ -217,7 +217,7 @@ def metrics_pixels(
 
             write_json_atomic(out, doc)
 
-    run_command(body)
+    run_command(body, as_json=as_json)
 
 
 GROUPS = (("metrics", metrics_app),)

@@ -8,11 +8,14 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
 from artctl.cli.common import run_command
+
+# Options with a fixed set of values: a wrong one is a usage error (exit 2), and the shell completes them.
+CHOICES: dict[str, Any] = {"provider": Literal["auto", "cpu", "cuda"]}
 
 
 def _option_type(annotation: Any) -> Any:
@@ -38,7 +41,7 @@ def _parameters() -> list[inspect.Parameter]:
         else:
             flag = str(extra.get("flag") or "--" + name.replace("_", "-"))
             info = typer.Option(None, flag, help=help_text, show_default=False)
-            annotation = _option_type(field.annotation)
+            annotation = _option_type(CHOICES.get(name, field.annotation))
         params.append(
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
         )

@@ -238,7 +238,7 @@ def train(**flags: Any) -> None:
             from trainer.checkpoint import check_fresh_run_dir
 
             check_fresh_run_dir(run_dir)  # before the data loads, not after
-        _train(cfg, run_dir, resume)
+        _train(cfg, run_dir, resume, chosen)
 
     run_command(body)
 
@@ -288,27 +288,33 @@ def _eta(record: dict[str, Any], total: int) -> str:
     return f"ETA {hours}:{minutes:02d}:{seconds:02d}{reason}"
 
 
-def _train(cfg: Any, run_dir: Path, resume: Path | None) -> None:
-    """Run the loop under a rich progress bar (rank 0 only under torchrun)."""
+def _train(cfg: Any, run_dir: Path, resume: Path | None, recipe: str | None = None) -> None:
+    """Run the loop under a rich progress bar (rank 0 only under torchrun); without a terminal on
+    stderr, plain lines instead (trainer.reporting.PlainLog)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
+    from trainer.reporting import PlainLog
     from trainer.stopping import EXIT_CODES, StopSignal
     from trainer.training_loop import Trainer
 
     is_main = os.environ.get("RANK", "0") == "0"
+    console = Console(stderr=True)
+    plain = None if console.is_terminal else PlainLog(cfg.steps, cfg.batch, lambda t: typer.echo(t, err=True))
     with StopSignal() as stop:
         trainer = Trainer(cfg, run_dir)  # loading the data: a signal here stops before step 1
         _hint_labels(trainer)
+        if plain is not None and is_main:
+            plain.watch(trainer)
         with Progress(
             TextColumn("[bold]train"),
             BarColumn(),
             TextColumn("{task.completed}/{task.total} steps"),
             TextColumn("{task.fields[info]}"),
             TextColumn("{task.fields[eta]}"),
-            console=Console(stderr=True),
+            console=console,
             transient=False,
-            disable=not is_main,
+            disable=not is_main or plain is not None,
         ) as progress:
             task = progress.add_task("train", total=cfg.steps, info="", eta="")
 
@@ -319,15 +325,21 @@ def _train(cfg: Any, run_dir: Path, resume: Path | None) -> None:
                 )
                 if "ada_p" in rec:
                     info += f"  ADA p {rec['ada_p']:.3f}"
-                progress.update(task, completed=rec["step"], info=info, eta=_eta(rec, cfg.steps))
+                if plain is not None:
+                    plain.record(rec, _eta(rec, cfg.steps))
+                else:
+                    progress.update(task, completed=rec["step"], info=info, eta=_eta(rec, cfg.steps))
                 if "stopped" in rec:
-                    progress.console.print(f"stopped at step {rec['step']}: {rec['stopped']}")
+                    typer.echo(f"stopped at step {rec['step']}: {rec['stopped']}", err=True)
 
             last = trainer.run(resume=resume, on_progress=on_progress, stop=stop)
     if not is_main:
         return
     typer.echo(f"checkpoint: {last}")
     typer.echo(f"samples:    {run_dir}/samples-*.png   metrics: {run_dir}/metrics.jsonl")
+    # The recipe used, where a re-run can take it from (`--config`): the preset's name when one was.
+    named = f"{recipe}, as run: " if recipe else ""
+    typer.echo(f"recipe:     {named}{run_dir}/config.json  (artctl train --config {run_dir}/config.json)")
     if trainer.interrupted:
         typer.echo(f"interrupted: continue with  artctl train --resume {run_dir}", err=True)
         raise typer.Exit(EXIT_CODES.get(trainer.interrupted, 130))

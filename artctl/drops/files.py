@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from artctl import __version__
-from artctl.cid import DirectoryTooLarge, directory_cid
+from artctl.cid import DirectoryTooLarge, cid_of_bytes, directory_cid
 from artctl.collection import CollectionConfig
 from artctl.delivery import native_pixels
 from artctl.drops.layout import Layout
+from artctl.drops.sugar_config import write_sugar_config
 from artctl.fileio import write_atomic
 from artctl.imaging import contact_sheet, image_grid
 from artctl.jsonstream import Fill, Write, constant, dump_streamed, iter_array
@@ -169,18 +170,29 @@ def final_files(
     prov = header["provenance"]
     fmt = header["metadata_format"]
     layout = Layout.of(fmt, config)
-    collection = collection_metadata(config, fmt, prov, model_sha)
-
     legacy = header.get("format") in LEGACY_SHEET_FORMATS
+    sheet_png: list[bytes] = []  # built once: the contact sheet and, with ipfs = true, its CID
+
+    def sheet_bytes() -> bytes:
+        if not sheet_png:
+            ids = tally.legacy_sheet_ids if legacy else tally.sheet_ids
+            sheet_png.append(contact_sheet_png(out_dir, ids, layout, legacy, config.image_scale))
+        return sheet_png[0]
 
     def sheet(write: Write) -> None:
-        ids = tally.legacy_sheet_ids if legacy else tally.sheet_ids
-        write(contact_sheet_png(out_dir, ids, layout, legacy, config.image_scale))
+        write(sheet_bytes())
+
+    def collection(write: Write) -> None:
+        # With ipfs = true every URI is a file's own CID: an unset collection image is the sheet's.
+        image = None
+        if config.ipfs and not config.has_collection_image:
+            image = f"ipfs://{cid_of_bytes(sheet_bytes())}"
+        write(stable_json(collection_metadata(config, fmt, prov, model_sha, image)))
 
     files: dict[str, Fill] = {
         "manifest.json": lambda write: dump_streamed(header, "tokens", entries(), write),
         "provenance.txt": constant((prov + "\n").encode("ascii")),
-        layout.collection_json: constant(stable_json(collection)),
+        layout.collection_json: collection,
         "rarity.json": tally.rarity.write,
         "contact-sheet.png": sheet,
     }
@@ -192,9 +204,12 @@ def final_files(
 def finalize(
     out_dir: Path, config: CollectionConfig, header: dict[str, Any], tally: DropTally, entries: EntriesFn
 ) -> MintResult:
-    """Write the drop-level files of a complete drop, each atomically."""
+    """Write the drop-level files of a complete drop, each atomically (and Sugar's config.json
+    beside a Metaplex drop's assets/, keeping what the user filled in)."""
     for name, fill in final_files(out_dir, config, header, tally, entries).items():
         write_atomic(out_dir / name, fill)
+    if Layout.of(header["metadata_format"], config).sugar:
+        write_sugar_config(out_dir, config)
     return MintResult(
         out_dir,
         tally.tokens,

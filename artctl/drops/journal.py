@@ -54,7 +54,9 @@ def manifest_identity(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _without_uris(ident: dict[str, Any]) -> dict[str, Any]:
-    collection = {k: v for k, v in (ident.get("collection") or {}).items() if k not in ("base_uri", "ipfs")}
+    collection = {
+        k: v for k, v in (ident.get("collection") or {}).items() if k not in ("base_uri", "ipfs", "image")
+    }
     return {**ident, "collection": collection}
 
 
@@ -108,8 +110,9 @@ class Journal:
             found = manifest_identity(manifest)
             if found != ident and _without_uris(found) == _without_uris(ident):
                 raise MintError(
-                    f"{self.out_dir} holds this drop with other image URIs (base_uri / ipfs); change them "
-                    f"without rendering again: artctl rebase {self.out_dir} --base-uri URI (or --images-cid)"
+                    f"{self.out_dir} holds this drop with other image URIs (base_uri / ipfs / image); "
+                    f"change them without rendering again: artctl rebase {self.out_dir} --base-uri URI "
+                    "(or --images-cid)"
                 )
             if found != ident:
                 raise MintError(

@@ -55,6 +55,21 @@ class Layout:
         """The `image` a token's metadata names: Sugar's file name, else the config's URI scheme."""
         return f"{self._name(token_id)}.{self.ext}" if self.sugar else config.image_uri(token_id, cid)
 
+    def uri_problem(self, config: CollectionConfig, token_id: int, uri: object) -> str | None:
+        """Why a token's recorded image URI is not its base URI + its file name (None: it is).
+
+        Offline, from the drop alone: a URI that merely equals what the config gives would pass a
+        base without its trailing slash ("ipfs://CID1.png")."""
+        name = f"{self._name(token_id)}.{self.ext}"
+        if self.sugar or config.ipfs:
+            return None  # a file name Sugar links itself, or the image's own CID (checked with the file)
+        if not isinstance(uri, str) or not uri.endswith(f"/{name}"):
+            return f"image URI {uri!r} does not end in '/{name}', this token's file name"
+        base = uri.removesuffix(name)
+        if base != config.base_uri and config.base_uri is not None:
+            return f"image URI {uri!r} is not the drop's base_uri {config.base_uri!r} + {name!r}"
+        return None
+
     @property
     def collection_json(self) -> str:
         return f"{ASSETS}/collection.json" if self.sugar else "collection.json"

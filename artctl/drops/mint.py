@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from artctl.cid import cid_of_bytes
 from artctl.collection import CollectionConfig
 from artctl.drops.files import (
     DropTally,
@@ -24,6 +25,7 @@ from artctl.drops.files import (
 from artctl.drops.journal import FinishedEntries, Journal, identity
 from artctl.drops.render import Renderer
 from artctl.drops.shard import Shard
+from artctl.drops.sugar_config import upload_note
 from artctl.drops.tokens import (
     CHUNK,
     DropContext,
@@ -104,6 +106,8 @@ def mint(
     journal.remove()
     result.rendered = rendered
     result.notes = list(plan.skipped) + placeholder_notes(config, fmt, directories)
+    if shard is None:
+        result.notes += publishing_notes(out_dir, config, fmt)
     return result
 
 
@@ -118,4 +122,20 @@ def placeholder_notes(config: CollectionConfig, fmt: str, directories: dict[str,
     return [
         f"image URIs use the placeholder {base!r}: upload images/{where}, then "
         "`artctl rebase DROP --images-cid` points every token at it, without rendering again"
+    ]
+
+
+def publishing_notes(out_dir: Path, config: CollectionConfig, fmt: str) -> list[str]:
+    """What is left to do before the drop can be published: an unset collection image (ERC-721
+    without ipfs = true), or Sugar's upload settings (Metaplex)."""
+    if fmt == "metaplex":
+        note = upload_note(out_dir)
+        return [note] if note else []
+    if config.ipfs or config.has_collection_image:
+        return []
+    cid = cid_of_bytes((out_dir / "contact-sheet.png").read_bytes())
+    what = f"is the placeholder {config.image!r}" if config.image else "is empty"
+    return [
+        f"collection.json's image {what}: set image in the config to your collection image, or "
+        f"`artctl rebase DROP` fills in the contact sheet's own CID (ipfs://{cid}; upload contact-sheet.png)"
     ]

@@ -3,8 +3,10 @@
 The usual IPFS flow: mint (image URIs hold a placeholder, or an old gateway), upload images/, then
 rebase onto the folder's CID, which the manifest already records (`--images-cid`), then upload
 metadata/. Only the image URIs change: every metadata file, the manifest's `image` fields and its
-collection echo (base_uri), collection.json and the metadata folder's CID. Images, pixels,
-provenance and rarity stay as they are. Re-running a rebase that was interrupted finishes it.
+collection echo (base_uri), collection.json and the metadata folder's CID. A collection image
+still unset (empty or a <placeholder>) becomes the contact sheet's own CID, ipfs://<CID of
+contact-sheet.png>. Images, pixels, provenance and rarity stay as they are. Re-running a rebase that
+was interrupted finishes it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from artctl.cid import cid_of_bytes
+from artctl.collection import base_uri_problem
 from artctl.drops import MintError
 from artctl.drops.files import DropTally, MintResult, directory_cids, finalize
 from artctl.drops.tokens import DropContext
@@ -39,7 +43,18 @@ def rebase(drop: Path, base_uri: str | None = None, images_cid: bool = False) ->
             raise MintError(f"{drop}/manifest.json records no CID of images/ (an older or very large drop)")
         base_uri = f"ipfs://{cid}/"
     assert base_uri is not None
-    rebased = config.model_copy(update={"base_uri": base_uri, "ipfs": False})
+    problem = base_uri_problem(base_uri)
+    if problem:
+        raise MintError(f"--base-uri: {problem}")
+    update: dict[str, Any] = {"base_uri": base_uri, "ipfs": False}
+    if not config.has_collection_image:
+        try:
+            update["image"] = f"ipfs://{cid_of_bytes((drop / 'contact-sheet.png').read_bytes())}"
+        except OSError as exc:
+            raise MintError(
+                f"{drop}/contact-sheet.png, the collection image, cannot be read ({exc})"
+            ) from None
+    rebased = config.model_copy(update=update)
     plan = TraitPlan(order=list(doc["traits"]["active"]), skipped=list(doc["traits"]["skipped"]))
     ctx = DropContext(
         rebased, plan, str(doc["model"].get("sha256", "")), "erc721", dict(doc.get("inputs") or {})

@@ -29,12 +29,13 @@ import numpy as np
 import numpy.typing as npt
 
 from artctl.cid import cid_of_bytes
-from artctl.collection import CollectionConfig, ConfigError, parse_collection
+from artctl.collection import CollectionConfig, ConfigError, base_uri_problem, parse_collection
 from artctl.delivery import native_pixels, visible
 from artctl.drops import MintError, sugar
 from artctl.drops.files import DropTally, directory_cids, final_files
 from artctl.drops.journal import read_manifest_head
 from artctl.drops.render import Renderer
+from artctl.drops.sugar_config import check_sugar_config
 from artctl.drops.tokens import (
     CHUNK,
     DropContext,
@@ -94,7 +95,7 @@ def load_manifest(drop: Path) -> tuple[dict[str, Any], CollectionConfig]:
     """The manifest without its token entries (stream those with `iter_array`), and its config."""
     doc = read_manifest_head(drop, "drop")
     try:
-        config = parse_collection(doc["collection"], f"{drop}/manifest.json collection")
+        config = parse_collection(doc["collection"], f"{drop}/manifest.json collection", recorded=True)
     except (ConfigError, KeyError, TypeError) as exc:
         raise MintError(f"{drop}/manifest.json: no usable collection config ({exc})") from None
     return doc, config
@@ -149,6 +150,9 @@ def _check_token(
     expected_uri = layout.image_uri(ctx.config, token_id, str(entry.get("cid")))
     if entry.get("image") != expected_uri:
         add(f"token {tid}: image URI {entry.get('image')!r} should be {expected_uri!r}")
+    uri_problem = layout.uri_problem(ctx.config, token_id, entry.get("image"))
+    if uri_problem:
+        add(f"token {tid}: {uri_problem}")
     meta_path = layout.metadata(drop, token_id)
     expected = ctx.metadata(entry)
     try:
@@ -193,6 +197,9 @@ def verify(
     except MintError as exc:
         add(f"curation: {exc}")
         return report
+    base_problem = base_uri_problem(config.base_uri) if config.base_uri is not None else None
+    if base_problem and not ctx.layout.sugar:
+        add(f"manifest.json: base_uri {base_problem}")
     if doc.get("traits", {}).get("active") != plan.order:
         add(f"manifest.json: active traits {doc.get('traits', {}).get('active')} should be {plan.order}")
     manifest = drop / "manifest.json"
@@ -236,7 +243,7 @@ def verify(
                 if doc["ipfs_directories"] != found:
                     add(f"manifest.json: ipfs_directories {doc['ipfs_directories']} should be {found}")
         if ctx.layout.sugar:
-            report.problems += sugar.check_assets(drop / "assets")
+            report.problems += sugar.check_assets(drop / "assets") + check_sugar_config(drop, config)
     report.profile_differences = profile_differences(doc.get("render_profile") or {}, renderer.profile())
     return report
 

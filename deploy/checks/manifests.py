@@ -24,6 +24,7 @@ ADAPTER_VALUES = K8S / "prometheus-adapter" / "values.yaml"
 # their shape instead. Anything else without a schema is an error (a typo in apiVersion or kind).
 CRD_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("keda.sh/v1alpha1", "ScaledObject"),
 }
 OLDEST_VERSION = "1.30.0"

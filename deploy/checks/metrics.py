@@ -1,5 +1,6 @@
-"""Metric names: every PromQL query of the autoscalers and the dashboard reads series a real server
-exposes (checked against a scrape of one in tests/test_deploy_tools.py)."""
+"""Metric names: every PromQL query of the autoscalers, the dashboard and the alert rules reads
+series a real server exposes (checked against a scrape of one in tests/test_deploy_tools.py and
+tests/test_observability.py)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ def autoscaler_queries(docs: list[Doc], adapter_rules: list[Doc]) -> tuple[list[
 
 def dashboard_queries(dashboard: Doc) -> list[str]:
     return [t["expr"] for p in dashboard.get("panels", []) for t in p.get("targets", []) if "expr" in t]
+
+
+def rule_queries(groups: list[Doc]) -> list[str]:
+    """The expression of every alerting or recording rule in Prometheus rule groups."""
+    return [str(r["expr"]) for g in groups for r in g.get("rules", []) if "expr" in r]
 
 
 def exposed_series(metrics_text: str) -> set[str]:

@@ -14,7 +14,8 @@ knows, rule by rule:
 - grace_period_covers_drain, connection_age_set: timings from serve.toml (artctl's graceful drain).
 - writable_tmp: a read-only root needs an emptyDir at /tmp (Python's tempfile, multiprocessing).
 - the mint Jobs' rules (Indexed shards, the merge's list, the salt in a Secret): deploy.checks.jobs.
-- one_autoscaler, crd_structure: HPA vs KEDA, and the CRDs that have no schema.
+- one_autoscaler, crd_structure: HPA vs KEDA, and the CRDs that have no schema (ServiceMonitor,
+  PrometheusRule, ScaledObject).
 - metric names: in deploy.checks.metrics (queries read series a real server exposes).
 """
 
@@ -315,6 +316,14 @@ def crd_structure(docs: list[Doc]) -> list[str]:
         extra = set(spec) - {"selector", "endpoints", "namespaceSelector", "jobLabel", "targetLabels"}
         if extra:
             problems.append(f"{resource_name(sm)}: unexpected spec fields {sorted(extra)}")
+    for pr in of_kind(docs, "PrometheusRule"):
+        groups = pr.get("spec", {}).get("groups")
+        if not groups or not all(isinstance(g, dict) and g.get("name") and g.get("rules") for g in groups):
+            problems.append(f"{resource_name(pr)}: spec.groups must be named groups of rules")
+        elif any(
+            not (r.get("alert") or r.get("record")) or not r.get("expr") for g in groups for r in g["rules"]
+        ):
+            problems.append(f"{resource_name(pr)}: every rule needs an alert (or record) name and an expr")
     for so in of_kind(docs, "ScaledObject"):
         spec = so.get("spec", {})
         if so.get("apiVersion") != "keda.sh/v1alpha1":
