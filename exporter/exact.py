@@ -23,8 +23,8 @@ scales come from a calibration over seeds rendered by the float graph itself.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ ACTIVATION_MAX = 511  # hidden activations: 0..511 after the clip that is the Re
 TANH_STEPS = 1024  # last layer: pre-tanh values in steps of 1/1024 ...
 TANH_RANGE = 8  # ... over [-8, 8], where tanh is within 1e-6 of +-1
 PREFIX = "exact"
+CALIBRATION = range(1_000_000, 1_000_512)  # seeds the activation scales come from (labels: seed mod L)
 
 
 class ExactError(ValueError):
@@ -150,11 +151,13 @@ def calibrate(model: onnx.ModelProto, feeds: dict[str, np.ndarray], names: list[
 
 
 def round_up_3(value: float) -> float:
-    """`value` rounded up to three significant digits (1.0 for zero), e.g. 7.4933 -> 7.5."""
+    """`value` rounded up to three significant digits (1.0 for zero), e.g. 7.4933 -> 7.5, in decimal
+    arithmetic so that 0.000123 stays 0.000123."""
     if value <= 0:
         return 1.0
-    step = 10.0 ** (math.floor(math.log10(value)) - 2)
-    return float(f"{math.ceil(float(f'{value:.6g}') / step) * step:.3g}")
+    exact = Decimal(f"{value:.6g}")  # six digits first: drops the last-bit noise of a float kernel
+    shift = exact.adjusted() - 2
+    return float(exact.scaleb(-shift).to_integral_value(rounding=ROUND_CEILING).scaleb(shift))
 
 
 def _const(graph: onnx.GraphProto, name: str, value: Any, dtype: Any = np.float32) -> str:

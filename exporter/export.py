@@ -36,7 +36,7 @@ from artctl.profile import recommended_profile
 from artctl.seeds import CONTRACTS
 from exporter import EXPORTER_VERSION
 from exporter.directions import sefa
-from exporter.exact import EXACT_CONTRACT, ExactError, check_exact, make_exact
+from exporter.exact import CALIBRATION, EXACT_CONTRACT, ExactError, check_exact, make_exact
 from exporter.graphs import (
     FLOAT_OUTPUT,
     ExportError,
@@ -68,7 +68,6 @@ from trainer.preview import SERVED_PSI, quantize
 SUPPORTED_OPSETS = range(13, 21)
 DEFAULT_PSI = SERVED_PSI  # the psi training grids show
 ARITHMETIC = ("auto", "exact", "float")
-CALIBRATION = range(1_000_000, 1_000_512)  # seeds the exact graph's activation scales come from
 
 __all__ = [
     "ExportError",
