@@ -74,13 +74,15 @@ def _cpuid_flags() -> set[str]:
     Preferred to /proc/cpuinfo, which qemu-user passes through from the host: under emulation of an
     older CPU it names the host's extensions, not the ones the kernels will find.
     """
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as features
-    except ImportError:  # numpy < 2
+    import importlib
+
+    features: dict[str, bool] = {}
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # numpy 2, 1
         try:
-            from numpy.core._multiarray_umath import __cpu_features__ as features
+            features = dict(getattr(importlib.import_module(module), "__cpu_features__", {}))
+            break
         except ImportError:
-            return set()
+            continue
     names = {"AVX512F": "avx512f", "AVX2": "avx2", "AVX": "avx", "SSE41": "sse4_1", "FMA3": "fma"}
     return {names[key] for key, on in features.items() if on and key in names}
 

@@ -113,10 +113,10 @@ def main() -> None:
     print(f"{'':28}{'float':>12}{'exact':>12}")
     mean = {arm: float(np.mean(speed[arm])) for arm in ARMS}
     print(f"{'img/s (mean of reps)':28}{mean['float']:>12.0f}{mean['exact']:>12.0f}")
-    rows = {arm: flat_scores(result["quality"][arm]) for arm in ARMS}
-    for key in rows["float"]:
-        if key in rows["exact"]:
-            print(f"{key:28}{rows['float'][key]:>12.4g}{rows['exact'][key]:>12.4g}")
+    scores = {arm: flat_scores(result["quality"][arm]) for arm in ARMS}
+    for key in scores["float"]:
+        if key in scores["exact"]:
+            print(f"{key:28}{scores['float'][key]:>12.4g}{scores['exact'][key]:>12.4g}")
     agree = result["agreement"]
     print(
         f"exact renders as float: {agree['values_equal']:.1%} of values, "

@@ -3,19 +3,22 @@
 `render` draws seeds 0..N-1 (labels i mod L) through every candidate and writes their pixel hashes
 and the instruction set it ran on (from CPUID, so qemu-user's emulated CPU is the one named). Run it
 natively and under qemu-user, then `compare` counts, per candidate, the images that differ from the
-first file:
+first file (a 64-seed screen of every candidate, then 512 seeds of the serving settings):
 
-    python -m bench.isa_portable render --float /tmp/isa/float.onnx --out /tmp/isa/native.json
-    qemu-x86_64 -cpu Nehalem .venv/bin/python -m bench.isa_portable render --out /tmp/isa/nehalem.json
-    python -m bench.isa_portable compare /tmp/isa/native.json /tmp/isa/nehalem.json \\
-        --out bench/results/isa-portable.json
+    artctl export models/nouns32-default --arithmetic float --out /tmp/isa/float.onnx
+    python -m bench.isa_portable render --float /tmp/isa/float.onnx --seeds 64 --out /tmp/isa/native.json
+    qemu-x86_64 -cpu Nehalem .venv/bin/python -m bench.isa_portable render --float /tmp/isa/float.onnx \
+        --seeds 64 --out /tmp/isa/nehalem.json
+    python -m bench.isa_portable compare /tmp/isa/native.json /tmp/isa/nehalem.json --out OUT.json
+    python -m bench.isa_portable near-ties /tmp/isa/float.onnx       # the snap's fragile pixels
 
 Candidates: the embedded default's portable graph (artctl-exact-v1: the default itself when it is
 one, else exporter.exact's rewrite of it, calibrated the same on every CPU) at ORT_ENABLE_ALL and
-ORT_DISABLE_ALL; the float graph (--float: an export with --arithmetic float; the default when it is
-float) at ENABLE_ALL, at DISABLE_ALL and with denormals as zero, snapped and before the snap; and the
-emoji model (StyleGAN-type, no snap) at ENABLE_ALL and DISABLE_ALL. `--reference` writes only the
-portable path's hashes, the file bench/results keeps per instruction set.
+ORT_DISABLE_ALL; the float graph (--float; the default when it is float) at ENABLE_ALL, at
+DISABLE_ALL and with denormals as zero, snapped and before the snap; and the emoji model
+(StyleGAN-type, no snap) at ENABLE_ALL and DISABLE_ALL. `--settings serving` keeps ENABLE_ALL only.
+`--reference` writes only the portable path's hashes: the references in bench/results, one per
+instruction set (`render --reference --seeds 512 --out bench/results/isa-reference-<isa>.json`).
 """
 
 from __future__ import annotations
@@ -87,8 +90,17 @@ def hashes(
 
 
 def render(args: argparse.Namespace) -> dict[str, Any]:
-    default = onnx.load(str(embedded("default")))
-    doc: dict[str, Any] = {"isa": cpu_isa(), "seeds": args.seeds, "candidates": {}}
+    from artctl.modelcard import file_sha256
+
+    path = embedded("default")
+    assert path is not None, "this install ships no default model"
+    default = onnx.load(str(path))
+    doc: dict[str, Any] = {
+        "isa": cpu_isa(),
+        "default_sha256": file_sha256(path),
+        "seeds": args.seeds,
+        "candidates": {},
+    }
     out = doc["candidates"]
     portable = portable_graph(default)
     screen = not args.reference and args.settings == "all"

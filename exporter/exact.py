@@ -298,7 +298,8 @@ def check_exact(
                 f"exact graph: {differ} images change at {level}, batch {batch}; model not written"
             )
     few = {k: v[:reference_seeds] for k, v in feeds.items()}
-    evaluated = ReferenceEvaluator(model).run(["image"], few)[0]
+    outputs: Any = ReferenceEvaluator(model).run(["image"], few)
+    evaluated = np.asarray(outputs[0])
     differ = int((evaluated != base[:reference_seeds]).any(axis=(1, 2, 3)).sum())
     if differ:
         raise ExactError(f"exact graph: onnx's reference evaluator renders {differ} images differently")
