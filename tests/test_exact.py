@@ -84,6 +84,26 @@ def test_same_pixels_at_every_level_and_batch(portable: Path) -> None:
     assert np.array_equal(base, _render(portable, range(40), "ORT_ENABLE_BASIC", batch=7))
 
 
+def test_references_made_on_other_instruction_sets_match_this_cpu(portable: Path) -> None:
+    """bench/results keeps the portable path's hashes as rendered on two or more instruction sets
+    (`python -m bench.isa_portable render --reference`); this CPU renders the same bytes."""
+    import hashlib
+
+    from artctl.modelcard import file_sha256
+
+    default = embedded("default")
+    assert default is not None
+    references = [
+        json.loads(p.read_text()) for p in sorted((REPO / "bench" / "results").glob("isa-reference-*.json"))
+    ]
+    assert len({r["isa"] for r in references}) >= 2, "references from at least two instruction sets"
+    images = _render(portable, range(16))
+    here = [hashlib.sha256(image.tobytes()).hexdigest() for image in images]
+    for reference in references:
+        assert reference["default_sha256"] == file_sha256(default), "re-make the references for this default"
+        assert reference["candidates"]["portable ORT_ENABLE_ALL"][:16] == here, reference["isa"]
+
+
 def test_tanh_table_and_rounding_known_answers() -> None:
     table = tanh_table()
     middle = len(table) // 2
