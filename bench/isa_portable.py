@@ -18,7 +18,8 @@ ORT_DISABLE_ALL; the float graph (--float; the default when it is float) at ENAB
 DISABLE_ALL and with denormals as zero, snapped and before the snap; and the emoji model
 (StyleGAN-type, no snap) at ENABLE_ALL and DISABLE_ALL. `--settings serving` keeps ENABLE_ALL only.
 `--reference` writes only the portable path's hashes: the references in bench/results, one per
-instruction set (`render --reference --seeds 512 --out bench/results/isa-reference-<isa>.json`).
+instruction set; `python -m bench.isa_portable references` re-makes all of them in one command
+(here, then under qemu-user as Haswell, SandyBridge and Nehalem; bench.embed_default runs it).
 """
 
 from __future__ import annotations
@@ -164,6 +165,42 @@ def near_ties(path: Path, seeds: int) -> dict[str, Any]:
     }
 
 
+def write_references(cpus: list[str], seeds: int = 512) -> list[Path]:
+    """Re-make bench/results/isa-reference-<isa>.json: here, and under qemu-user for each CPU model
+    (needs qemu-x86_64 on an x86-64 host). Stale references are removed first."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    results = Path(__file__).resolve().parent / "results"
+    for old in results.glob("isa-reference-*.json"):
+        old.unlink()
+    qemu = shutil.which("qemu-x86_64")
+    if cpus and qemu is None:
+        raise SystemExit("qemu-x86_64 is missing (apt-get install qemu-user)")
+    runs: list[list[str]] = [[]] + [[str(qemu), "-cpu", cpu] for cpu in cpus]
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for prefix in runs:
+            out = Path(tmp) / "run.json"
+            command = [
+                sys.executable,
+                "-m",
+                "bench.isa_portable",
+                "render",
+                "--reference",
+                "--seeds",
+                str(seeds),
+            ]
+            subprocess.run([*prefix, *command, "--out", str(out)], check=True, cwd=results.parent.parent)
+            doc = json.loads(out.read_text())
+            path = results / f"isa-reference-{doc['isa'].replace(' ', '-')}.json"
+            path.write_text(json.dumps(doc, indent=1) + "\n")
+            written.append(path)
+    return written
+
+
 def compare(paths: list[Path]) -> dict[str, Any]:
     """Images per candidate that differ from the first run's, for every other run."""
     runs = [json.loads(p.read_text()) for p in paths]
@@ -195,6 +232,10 @@ def main() -> None:
     ties = sub.add_parser("near-ties", help="pixels one LSB from another palette colour (float graph)")
     ties.add_argument("model", type=Path, help="a float export with a palette snap")
     ties.add_argument("--seeds", type=int, default=512)
+    refs = sub.add_parser(
+        "references", help="re-make bench/results/isa-reference-*.json, here and under qemu"
+    )
+    refs.add_argument("--cpus", default="Haswell,SandyBridge,Nehalem", help="qemu -cpu models ('' for none)")
     many = sub.add_parser("compare")
     many.add_argument("runs", type=Path, nargs="+", help="the reference run first")
     many.add_argument("--out", type=Path, required=True)
@@ -205,6 +246,10 @@ def main() -> None:
         doc["seconds"] = round(time.monotonic() - started, 1)
         args.out.write_text(json.dumps(doc) + "\n")
         print(f"{doc['isa']}: {len(doc['candidates'])} candidates in {doc['seconds']} s -> {args.out}")
+        return
+    if args.command == "references":
+        for path in write_references([c for c in args.cpus.split(",") if c]):
+            print(f"wrote {path}")
         return
     if args.command == "near-ties":
         print(json.dumps(near_ties(args.model, args.seeds)))
