@@ -31,6 +31,8 @@ GRAPH_LEVELS = {
 SERVING_LEVEL = "all"
 # Older onnxruntime renders other pixels at every level and is not batch-invariant on CPU.
 MIN_RUNTIME = (1, 21)
+# Models whose graph computes in exact integers (exporter.exact): the same pixels on every CPU.
+EXACT_CONTRACT = "artctl-exact-v1"
 EXECUTION_MODE = "ORT_SEQUENTIAL"  # artctl never runs graphs in parallel mode
 # The x86 instruction-set extensions ONNX Runtime's kernels dispatch on, best first.
 X86_ISA = ("avx512f", "avx2", "avx", "sse4_1")
@@ -38,6 +40,9 @@ X86_ISA = ("avx512f", "avx2", "avx", "sse4_1")
 # (The model's own SHA-256 is checked on its own; exec_batch decides pixels on CUDA only, where
 # every call runs at it: it is part of the provider's settings there.)
 PIXEL_FIELDS = ("runtime", "provider", "graph_optimization", "execution_mode", "cpu_isa", "precision")
+# Fields that do not decide an exact graph's pixels (artctl-exact-v1: integer sums below 2^24 and
+# single IEEE operations; measured identical on every x86-64 level and at every optimisation level).
+EXACT_FREE_FIELDS = ("cpu_isa", "graph_optimization")
 
 
 def check_runtime(version: str) -> None:
@@ -63,8 +68,27 @@ def level_name(level: str) -> str:
     raise ValueError(f"unknown graph optimisation level {level!r}; choose {', '.join(GRAPH_LEVELS)}")
 
 
+def _cpuid_flags() -> set[str]:
+    """x86 features as the CPU's own CPUID reports them, read through numpy's dispatcher.
+
+    Preferred to /proc/cpuinfo, which qemu-user passes through from the host: under emulation of an
+    older CPU it names the host's extensions, not the ones the kernels will find.
+    """
+    import importlib
+
+    features: dict[str, bool] = {}
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # numpy 2, 1
+        try:
+            features = dict(getattr(importlib.import_module(module), "__cpu_features__", {}))
+            break
+        except ImportError:
+            continue
+    names = {"AVX512F": "avx512f", "AVX2": "avx2", "AVX": "avx", "SSE41": "sse4_1", "FMA3": "fma"}
+    return {names[key] for key, on in features.items() if on and key in names}
+
+
 def cpu_isa() -> str:
-    """The CPU's best instruction-set extension ONNX Runtime dispatches on, e.g. 'x86_64 avx2'."""
+    """The CPU's best instruction-set extension ONNX Runtime dispatches on, e.g. 'x86_64 avx2 fma'."""
     machine = platform.machine()
     flags: set[str] = set()
     try:
@@ -73,8 +97,10 @@ def cpu_isa() -> str:
                 flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
-        return machine
+        if machine not in ("x86_64", "AMD64"):
+            return machine
     if machine in ("x86_64", "AMD64"):
+        flags = _cpuid_flags() or flags
         best = next((isa for isa in X86_ISA if isa in flags), "")
         fma = "fma" if "fma" in flags else ""  # fused multiply-add kernels round differently
         return " ".join(part for part in (machine, best, fma) if part)
@@ -106,16 +132,19 @@ def recommended_profile() -> dict[str, str]:
     return {"graph_optimization": GRAPH_LEVELS[SERVING_LEVEL], "execution_mode": EXECUTION_MODE}
 
 
-def profile_differences(recorded: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+def profile_differences(
+    recorded: dict[str, Any], current: dict[str, Any], exact: bool = False
+) -> dict[str, tuple[Any, Any]]:
     """The pixel-deciding fields where two profiles disagree: {field: (recorded, current)}.
 
     A field a profile does not record (a drop minted before it was recorded) counts as unknown and
-    is listed when the other profile has it.
+    is listed when the other profile has it. For an exact graph (`exact`) the CPU and the
+    optimisation level do not decide pixels and are not listed.
     """
     return {
         name: (recorded.get(name), current.get(name))
         for name in PIXEL_FIELDS
-        if recorded.get(name) != current.get(name)
+        if recorded.get(name) != current.get(name) and not (exact and name in EXACT_FREE_FIELDS)
     }
 
 

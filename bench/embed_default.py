@@ -13,6 +13,8 @@ a checkout, not a product command an install needs. It rewrites, in this order:
   bench/results/cpu-reference.json       bench.gpu_cross's CPU pixel hashes of seeds 0..4095
   docs/sample-grid.png                   8 labels x 8 seeds at scale 4, nearest neighbour
   docs/demo-contact-sheet.png            the contact sheet of the drop `make demo` mints
+  bench/results/isa-reference-*.json     the exact graph's pixel hashes here and under qemu-user
+                                         (bench.isa_portable references; tests/test_exact.py)
 
 The emoji model beside it (artctl/models/emoji.*) is never touched.
 """
@@ -107,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copyfile(demo_sheet(model, Path(tmp)), DEMO_SHEET)
     print(f"wrote {DEMO_SHEET.relative_to(REPO)}")
+    from bench.isa_portable import write_references
+
+    for path in write_references(["Haswell", "SandyBridge", "Nehalem"]):
+        print(f"wrote {path.relative_to(REPO)}")
     return 0
 
 

@@ -36,6 +36,7 @@ from artctl.profile import recommended_profile
 from artctl.seeds import CONTRACTS
 from exporter import EXPORTER_VERSION
 from exporter.directions import sefa
+from exporter.exact import CALIBRATION, EXACT_CONTRACT, ExactError, check_exact, make_exact
 from exporter.graphs import (
     FLOAT_OUTPUT,
     ExportError,
@@ -66,6 +67,7 @@ from trainer.preview import SERVED_PSI, quantize
 
 SUPPORTED_OPSETS = range(13, 21)
 DEFAULT_PSI = SERVED_PSI  # the psi training grids show
+ARITHMETIC = ("auto", "exact", "float")
 
 __all__ = [
     "ExportError",
@@ -145,6 +147,25 @@ def _companions(
     return {"mapping": mapping, "synthesis": synthesis}, report
 
 
+def _exact(
+    model: onnx.ModelProto, z_dim: int, num_classes: int, required: bool, step: Callable[[str], None]
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """The integer-exact graph (and its gate's report), or the float graph and {} where the
+    generator has none and it was not required."""
+    step(f"rewriting into the exact graph ({EXACT_CONTRACT}), calibrated on {len(CALIBRATION)} seeds")
+    try:
+        exact, chosen = make_exact(
+            model, parity_inputs(np.arange(CALIBRATION.start, CALIBRATION.stop), z_dim, False, num_classes)
+        )
+    except ExactError:
+        if required:
+            raise
+        return model, {}
+    step("checking the exact graph (batch cuts, optimisation levels, onnx's reference evaluator)")
+    report = check_exact(exact, parity_inputs(np.arange(64), z_dim, False, num_classes))
+    return exact, {**report, "exact_layers": chosen["layers"]}
+
+
 def companion_path(out: Path, graph: str) -> Path:
     """model.onnx -> model.mapping.onnx / model.synthesis.onnx."""
     return Path(out).with_name(f"{Path(out).stem}.{graph}.onnx")
@@ -184,6 +205,7 @@ def export_checkpoint(
     precision: str = "fp32",
     optimize: str = "basic",
     palette: str | Path | list[str] = "auto",
+    arithmetic: str = "auto",
     on_step: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export a checkpoint (or a run's latest) to `out`, plus the sidecar NAME.json.
@@ -203,6 +225,8 @@ def export_checkpoint(
         raise ExportError(f"default psi must be in [0, 2], got {default_psi}")
     if precision not in TOLERANCES:
         raise ExportError(f"unknown precision {precision!r}; choose {' or '.join(TOLERANCES)}")
+    if arithmetic not in ARITHMETIC:
+        raise ExportError(f"unknown arithmetic {arithmetic!r}; choose {', '.join(ARITHMETIC)}")
     if optimize not in ("none", "basic", "extended"):
         raise ExportError(f"unknown optimisation level {optimize!r}; choose none, basic or extended")
 
@@ -244,6 +268,13 @@ def export_checkpoint(
         G, model, net.z_dim, shape, n_seeds=parity_seeds, tolerance=TOLERANCES[precision], palette=colours
     )
     parity.update(precision=precision, optimization=optimize)
+    exact = arithmetic != "float" and not has_psi and precision == "fp32"
+    if arithmetic == "exact" and not exact:
+        raise ExportError("--arithmetic exact needs an fp32 DCGAN-type generator")
+    if exact:
+        model, exact_report = _exact(model, net.z_dim, net.num_classes, arithmetic == "exact", step)
+        parity.update(exact_report)
+        exact = bool(exact_report)
     extra_graphs: dict[str, onnx.ModelProto] = {}
     if has_psi and companions and hasattr(G, "map"):
         step("exporting and checking the mapping and synthesis graphs")
@@ -273,7 +304,11 @@ def export_checkpoint(
         default_psi=(DEFAULT_PSI if default_psi is None else float(default_psi)) if has_psi else 1.0,
         has_psi=has_psi,
         has_label=has_label,
-        contracts={**CONTRACTS, "palette": PALETTE_CONTRACT} if colours else dict(CONTRACTS),
+        contracts={
+            **CONTRACTS,
+            **({"palette": PALETTE_CONTRACT} if colours else {}),
+            **({"arithmetic": EXACT_CONTRACT} if exact else {}),
+        },
         data_fingerprint=str(ck.meta.get("data_fingerprint", "")),
         exporter_version=EXPORTER_VERSION,
         torch_version=torch.__version__.split("+")[0],

@@ -27,7 +27,9 @@ def tiny_model(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     from exporter.export import export_checkpoint
 
     out = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    export_checkpoint(tiny_run, out, parity_seeds=64)
+    # The float graph: the tests that use it check the float path's machinery (parity probe,
+    # quantisation nodes, serving); the exact graph has tests of its own (tests/test_exact.py).
+    export_checkpoint(tiny_run, out, parity_seeds=64, arithmetic="float")
     return out
 
 

@@ -314,6 +314,9 @@ def verify(
                     "problems": report.problems,
                     "pixels": dict(report.classes),
                     "values_within_1_lsb": report.near_pixels,
+                    "isa": report.isa,
+                    "drop_isa": report.drop_isa,
+                    "exact": report.exact,
                     "profile_differences": {k: {"drop": a, "here": b} for k, (a, b) in differences},
                 }
             )
@@ -322,6 +325,7 @@ def verify(
             return
         for problem in report.problems:
             typer.echo(f"MISMATCH {problem}")
+        typer.echo(report.where())
         for name, (recorded, here) in report.profile_differences.items():
             typer.echo(f"profile: {name} is {here!r} here, but the drop was rendered with {recorded!r}")
         if report.problems or report.profile_differences:

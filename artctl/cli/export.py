@@ -45,6 +45,11 @@ def export(
         help="Snap every pixel to the nearest colour of a palette (at most 256) inside the graph: auto "
         "(the palette the checkpoint recorded; none if it has none), a palette.json file, or none.",
     ),
+    arithmetic: str = typer.Option(
+        "auto",
+        help="exact: integer arithmetic in the graph, the same pixels on every CPU (artctl-exact-v1; "
+        "DCGAN-type fp32 models); float: the generator's own float graph; auto: exact where possible.",
+    ),
 ) -> None:
     """Export a generator to a single ONNX file with uint8 output and a model card (needs `train`)."""
 
@@ -63,6 +68,7 @@ def export(
             precision=precision,
             optimize=optimize,
             palette=palette,
+            arithmetic=arithmetic,
             on_step=lambda message: typer.echo(f"export: {message}", err=True),
         )
         p = result.parity
@@ -76,6 +82,8 @@ def export(
         typer.echo(f"palette: {result.palette_note}{sha}")
         if "palette_snap_mismatches" in p:
             typer.echo(f"snap:    in-graph snap = reference snap, {p['palette_snap_mismatches']} mismatches")
+        if "exact_images_checked" in p:
+            typer.echo(f"exact:   {card.contracts['arithmetic']}: the same pixels on every CPU")
         for graph in ("mapping", "synthesis"):
             if f"{graph}_file" in result.card.extra:
                 typer.echo(f"{graph + ':':10}{result.path.with_name(result.card.extra[graph + '_file'])}")

@@ -47,7 +47,7 @@ from artctl.drops.tokens import (
 from artctl.imaging import decode_png
 from artctl.jsonstream import iter_array, sha256_of_file, sha256_of_fill
 from artctl.metadata import stable_json
-from artctl.profile import profile_differences
+from artctl.profile import EXACT_CONTRACT, profile_differences
 from artctl.seeds import pixel_sha256
 from artctl.traits import COLOUR_V1, plan_traits
 
@@ -63,6 +63,9 @@ class VerifyReport:
     near_pixels: int = 0  # pixels (channel values) that differ by 1 in the "within 1 LSB" tokens
     # Pixel-deciding profile fields where the renderer differs from the drop: {field: (drop, here)}.
     profile_differences: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    isa: str = ""  # the instruction set the re-render ran on (the renderer's profile)
+    drop_isa: str = ""  # ... and the one the drop was minted on
+    exact: bool = False  # the model is an exact graph (artctl-exact-v1): the same pixels on any CPU
 
     @property
     def ok(self) -> bool:
@@ -72,6 +75,15 @@ class VerifyReport:
         """One line: how the re-rendered pixels compare with the drop's images."""
         near = f"{self.classes[NEAR]} within 1 LSB ({self.near_pixels} values)"
         return f"{self.classes[IDENTICAL]} identical, {near}, {self.classes[DIFFERENT]} different images"
+
+    def where(self) -> str:
+        """One line: the instruction set re-rendered on, the drop's, and what that means for pixels."""
+        line = f"re-rendered on {self.isa or 'an unknown CPU'} (the drop: {self.drop_isa or 'not recorded'})"
+        if self.exact:
+            return f"{line}; {EXACT_CONTRACT} model: identical pixels expected on any CPU"
+        if self.isa != self.drop_isa:
+            return f"{line}; a float model: values within 1 LSB can differ on another CPU"
+        return line
 
 
 def classify(fresh: npt.NDArray[np.uint8], stored: npt.NDArray[np.uint8] | None) -> tuple[str, int]:
@@ -244,7 +256,10 @@ def verify(
                     add(f"manifest.json: ipfs_directories {doc['ipfs_directories']} should be {found}")
         if ctx.layout.sugar:
             report.problems += sugar.check_assets(drop / "assets") + check_sugar_config(drop, config)
-    report.profile_differences = profile_differences(doc.get("render_profile") or {}, renderer.profile())
+    here, recorded = renderer.profile(), doc.get("render_profile") or {}
+    report.exact = (card.get("contracts") or {}).get("arithmetic") == EXACT_CONTRACT
+    report.isa, report.drop_isa = str(here.get("cpu_isa", "")), str(recorded.get("cpu_isa", ""))
+    report.profile_differences = profile_differences(recorded, here, report.exact)
     return report
 
 
