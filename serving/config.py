@@ -128,6 +128,11 @@ class ServerOptions(BaseSettings):
     auth_token_file: Path | None = Field(
         None, description="File with a bearer token required on every call but health checks."
     )
+    collection: Path | None = Field(
+        None,
+        description="A collection config (TOML, as `artctl mint` reads): the studio then offers its "
+        "conditioning trait's values, and only those, for the model it names.",
+    )
     log_level: str = Field("INFO", description="Logging level.")
     models: list[Path] = Field(
         default_factory=list,
@@ -243,7 +248,7 @@ class ServerOptions(BaseSettings):
         itself would only say that it failed to bind)."""
         import ssl
 
-        for name in ("tls_cert", "tls_key", "tls_client_ca", "auth_token_file"):
+        for name in ("tls_cert", "tls_key", "tls_client_ca", "auth_token_file", "collection"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise ServeConfigError(f"{name}: {path} does not exist")

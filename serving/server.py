@@ -235,7 +235,10 @@ class ArtServer:
 
         limits = HttpLimits.of(self.options)
         private = self.options.auth_token_file is not None
+        from serving.web_collection import CollectionRoutes
+
         routes = KServeRoutes(self.inference, limits).routes() + ImageRoutes(self.generator, private).routes()
+        routes += CollectionRoutes(self.registry, limits, self.options.collection).routes()
         self.http = HttpFront(self.options, self.metrics, routes)
         try:
             self.http_port = await self.http.start()

@@ -121,11 +121,17 @@ def curated_inputs(ctx: DropContext) -> list[Curated]:
         if ctx.plan.conditioning is not None and label not in values:
             raise MintError(
                 f"{where}: label {names[label] if names and label is not None else label!r} is no value "
-                f"of the trait {ctx.plan.conditioning.name!r}"
+                f"of the trait {ctx.plan.conditioning.name!r}; {_allowed(ctx.plan.label_index, names)}"
             )
         psi = shortest_float32(entry.psi) if entry.psi is not None else ctx.inputs.get("psi")
         out.append((int(entry.seed), psi, label, entry.edit_pairs))
     return out
+
+
+def _allowed(label_index: dict[str, int], names: list[str] | None) -> str:
+    """The labels a curated entry may pin, each with the trait value it stands for."""
+    shown = [f"{names[i] if names else i} ({value})" for value, i in label_index.items()]
+    return "allowed labels: " + ", ".join(shown)
 
 
 def prepare_curation(ctx: DropContext, card: dict[str, Any]) -> None:
