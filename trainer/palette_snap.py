@@ -18,8 +18,6 @@ import torch
 from artctl.palette import palette_array
 from trainer.preview import quantize
 
-_CUBE = 256**3
-
 
 @functools.cache
 def _nearest_table(palette: tuple[str, ...]) -> torch.Tensor:
@@ -46,6 +44,12 @@ def _nearest_table(palette: tuple[str, ...]) -> torch.Tensor:
     return table.reshape(-1)
 
 
+@functools.cache
+def _table_on(palette: tuple[str, ...], device: torch.device) -> torch.Tensor:
+    """The table where the pixels are (copied to a GPU once, not every step)."""
+    return _nearest_table(palette).to(device)
+
+
 class PaletteSnap:
     """Every pixel to its nearest palette colour, as artctl-palette-v1 defines it."""
 
@@ -63,7 +67,7 @@ class PaletteSnap:
         if self.width == 3:
             rgb = pixels[..., :3].to(torch.int64)
             flat = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-            return _nearest_table(self.palette).to(pixels.device)[flat].to(torch.int64)
+            return _table_on(self.palette, pixels.device)[flat].to(torch.int64)
         colours = self.colours.to(device=pixels.device, dtype=torch.int32)
         return (pixels[..., None, :].to(torch.int32) - colours).square().sum(-1).argmin(dim=-1)
 
