@@ -53,8 +53,9 @@ def _encode_pool(options: ServerOptions) -> Executor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="artctl-encode")
 
 
-def _check_port_free(host: str, port: int) -> None:
-    """Refuse a port another process listens on (gRPC alone would share it, see _grpc_options)."""
+def _check_port_free(host: str, port: int, purpose: str = "gRPC", flag: str = "--port") -> None:
+    """Refuse a port another process listens on (gRPC alone would share it, see _grpc_options),
+    naming what it was for and the flag that chooses another."""
     if port == 0:
         return
     try:
@@ -67,7 +68,9 @@ def _check_port_free(host: str, port: int) -> None:
             try:
                 probe.bind(address)
             except OSError:
-                raise OSError(f"cannot listen on {host}:{port}: the port is in use") from None
+                raise OSError(
+                    f"cannot listen on {host}:{port} for {purpose}: the port is in use; choose another {flag}"
+                ) from None
 
 
 def _credentials(options: ServerOptions) -> grpc.ServerCredentials | None:
@@ -177,8 +180,12 @@ class ArtServer:
         if opts.auth_token_file is not None:
             interceptors.append(BearerTokenInterceptor(read_token(opts.auth_token_file)))
         opts.check_files()
-        for port in (opts.port, opts.http_port, opts.metrics_port):  # before minutes of model loading
-            _check_port_free(opts.host, port or 0)
+        for port, purpose, flag in (  # before minutes of model loading
+            (opts.port, "gRPC", "--port"),
+            (opts.http_port, "HTTP", "--http-port"),
+            (opts.metrics_port, "/metrics", "--metrics-port"),
+        ):
+            _check_port_free(opts.host, port or 0, purpose, flag)
         credentials = _credentials(opts)
         try:
             await self._start(opts, interceptors, credentials)

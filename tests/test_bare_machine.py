@@ -13,7 +13,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / ".ci" / "system-packages"
-PACKAGES = "kubernetes-client fonts-noto-color-emoji unicode-data npm prometheus chromium chromium-driver"
+PACKAGES = (
+    "kubernetes-client fonts-noto-color-emoji unicode-data npm prometheus chromium chromium-driver qemu-user"
+)
 
 
 def stand_ins(folder: Path, uid: int) -> Path:

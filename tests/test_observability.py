@@ -109,7 +109,8 @@ def scraped(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 return bool(series["result"]) and float(series["result"][0]["value"][1]) >= 8
 
             wait_until(scraped_twice_since, 60, "Prometheus to scrape the traffic")
-            yield {"base": base, "instance": instance, "metrics": f"http://{instance}/metrics"}
+            at = f"{time.time():.3f}"  # queries evaluate here: a later "now" may leave the rate window
+            yield {"base": base, "instance": instance, "metrics": f"http://{instance}/metrics", "at": at}
         finally:
             proc.terminate()
             proc.wait(30)
@@ -164,7 +165,8 @@ def test_every_panel_query_returns_series(scraped: dict[str, str], choice: str) 
     empty = []
     for panel in dashboard()["panels"]:
         for target in panel["targets"]:
-            result = api(scraped["base"], "query", query=grafana(target["expr"], values))["result"]
+            query = grafana(target["expr"], values)
+            result = api(scraped["base"], "query", query=query, time=scraped["at"])["result"]
             if not result:
                 empty.append(f"{panel['title']}: {target['expr']}")
     assert empty == []
@@ -175,7 +177,10 @@ def test_the_numbers_mean_what_the_panels_say(scraped: dict[str, str]) -> None:
     base = scraped["base"]
     window = RATE_INTERVAL
     errors = api(
-        base, "query", query=f'sum by (code) (increase(artctl_requests_total{{code!="OK"}}[{window}]))'
+        base,
+        "query",
+        query=f'sum by (code) (increase(artctl_requests_total{{code!="OK"}}[{window}]))',
+        time=scraped["at"],
     )
     codes = {r["metric"]["code"] for r in errors["result"]}
     assert {"NOT_FOUND", "UNIMPLEMENTED"} <= codes

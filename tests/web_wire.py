@@ -142,14 +142,25 @@ def bearer(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def raw_post(port: int, head: bytes, body: bytes, tls: ssl.SSLContext | None = None) -> tuple[Any, bool]:
     """Send a request's head, its body from a second thread (the server may refuse it half way),
-    read the reply; returns it and whether the server then closed the connection."""
-    sock = connect(port, tls)
-    with sock:
-        sock.sendall(head)
-        sender = threading.Thread(target=send_all, args=(sock, body), daemon=True)
-        sender.start()
-        reply = read_reply(sock)
-        return reply, closed_by_server(sock)
+    read the reply; returns it and whether the server then closed the connection.
+
+    A server that closes on a body it will not read makes the kernel reset the connection while we
+    still send, and on a loaded machine the reset can overtake the reply already on its way. Such a
+    lost reply is tried again (three times in all); a reply that never comes still fails."""
+    for attempt in range(3):
+        sock = connect(port, tls)
+        with sock:
+            sock.sendall(head)
+            sender = threading.Thread(target=send_all, args=(sock, body), daemon=True)
+            sender.start()
+            try:
+                reply = read_reply(sock)
+            except ConnectionError:
+                if attempt == 2:
+                    raise
+                continue
+            return reply, closed_by_server(sock)
+    raise AssertionError("unreachable")
 
 
 def json_of(reply: Any) -> Any:
