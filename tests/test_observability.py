@@ -90,6 +90,11 @@ def scraped(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             wait_until(
                 lambda: urllib.request.urlopen(f"{base}/-/ready", timeout=2).status == 200, 60, "ready"
             )
+
+            def scraping() -> bool:  # the traffic below must fall between scrapes, not before the first
+                return bool(api(base, "query", query=f'up{{job="{JOB}"}} == 1')["result"])
+
+            wait_until(scraping, 60, "Prometheus to scrape the server")
             web = f"http://127.0.0.1:{server.http_port}"
             with GeneratorClient(target) as client, grpc.insecure_channel(target) as channel:
                 unserved = channel.unary_unary("/inference.GRPCInferenceService/RepositoryModelLoad")
@@ -103,13 +108,14 @@ def scraped(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
                         with pytest.raises(grpc.RpcError):
                             unserved(b"")
                     time.sleep(0.5)
+            # queries evaluate one scrape after the traffic: later, its rates would fall out of the window
+            at = f"{time.time() + 1.5:.3f}"
 
             def scraped_twice_since() -> bool:
                 series = api(base, "query", query=f'count_over_time(artctl_images_total{{job="{JOB}"}}[30s])')
                 return bool(series["result"]) and float(series["result"][0]["value"][1]) >= 8
 
             wait_until(scraped_twice_since, 60, "Prometheus to scrape the traffic")
-            at = f"{time.time():.3f}"  # queries evaluate here: a later "now" may leave the rate window
             yield {"base": base, "instance": instance, "metrics": f"http://{instance}/metrics", "at": at}
         finally:
             proc.terminate()
