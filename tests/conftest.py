@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,31 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             "(make test without it installs them)",
             yellow=True,
         )
+
+
+# The HTTP front's servers, shared by tests/test_web_conformance.py and tests/test_web_hardening.py
+# (module scope: each module gets its own).
+@pytest.fixture(scope="module")
+def plain(tiny_model: Path) -> Iterator[tuple[Any, str]]:
+    """A server with an HTTP port and no token: (server, base URL)."""
+    from tests.web_wire import plain_server
+
+    with plain_server(tiny_model) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def guarded(
+    tiny_model: Path, pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """A server behind TLS and a bearer token."""
+    from tests.web_wire import guarded_server
+
+    with guarded_server(tiny_model, pki, tmp_path_factory.mktemp("token")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tls(pki: dict[str, Path]) -> ssl.SSLContext:
+    """A client context that trusts the test CA."""
+    return ssl.create_default_context(cafile=str(pki["ca"]))

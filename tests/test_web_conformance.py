@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +21,11 @@ from tests.web_wire import (
     closed_by_server,
     connect,
     error_of,
-    guarded_server,
     json_of,
-    plain_server,
     raw_post,
     read_reply,
     seeds_doc,
 )
-
-
-@pytest.fixture(scope="module")
-def plain(tiny_model: Path) -> Iterator[tuple[Any, str]]:
-    with plain_server(tiny_model) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def guarded(
-    tiny_model: Path, pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
-    with guarded_server(tiny_model, pki, tmp_path_factory.mktemp("token")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def tls(pki: dict[str, Path]) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(pki["ca"]))
-
 
 # -- 6. slow clients -----------------------------------------------------------------------------------
 

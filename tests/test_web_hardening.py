@@ -10,7 +10,6 @@ import functools
 import json
 import ssl
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,36 +26,14 @@ from tests.web_wire import (
     connect,
     count,
     error_of,
-    guarded_server,
     gzip_bomb,
     https,
     json_of,
     live,
-    plain_server,
     raw_post,
     read_reply,
     seeds_doc,
 )
-
-
-@pytest.fixture(scope="module")
-def plain(tiny_model: Path) -> Iterator[tuple[Any, str]]:
-    with plain_server(tiny_model) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def guarded(
-    tiny_model: Path, pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
-    with guarded_server(tiny_model, pki, tmp_path_factory.mktemp("token")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def tls(pki: dict[str, Path]) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(pki["ca"]))
-
 
 # -- 1. compressed bodies ---------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from artctl.cli.common import eta_text
 from trainer.checkpoint import atomic_write_text
 
 if TYPE_CHECKING:
@@ -124,15 +125,6 @@ class TensorBoardLog:
         self.writer.close()
 
 
-def hms(seconds: float) -> str:
-    """H:MM:SS, or - when unknown."""
-    if seconds != seconds or seconds == float("inf"):
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
 class PlainLog:
     """Training progress as plain lines, for a log file, nohup, CI or a pod, where a progress bar
     prints nothing until the end: a line for every logged step (every `log_every` steps) and, in a
@@ -181,7 +173,7 @@ class PlainLog:
                 rate = (done - s0) * self.batch / max(now - t0, 1e-9)
                 left = (self.total - done) * self.batch / rate if rate > 0 else float("inf")
                 loss_d, loss_g = (float(x.detach().item()) for x in losses)
-                self.line(done, loss_d, loss_g, rate, f"ETA {hms(left)}")
+                self.line(done, loss_d, loss_g, rate, f"ETA {eta_text(left)}")
             return losses
 
         trainer.step = step
