@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from artctl.cli.common import eta_text
+from artctl.eta import eta_text
 from trainer.checkpoint import atomic_write_text
 
 if TYPE_CHECKING:

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import typer
 
+from artctl.eta import eta_text
+
 T = TypeVar("T")
 # Every Typer of the CLI: -h as well as --help, and help text shown as written (rich markup would
 # swallow "[default: ...]" brackets and print <bool> beside every flag).
@@ -75,15 +77,6 @@ def echo_json(doc: Any) -> None:
 
 PLAIN_EVERY_S = 60.0  # without a terminal: a progress line at least this often...
 PLAIN_EVERY_FRACTION = 0.1  # ...and at every tenth of the work
-
-
-def eta_text(seconds: float) -> str:
-    """H:MM:SS, or - when unknown."""
-    if seconds != seconds or seconds == float("inf"):
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 class PlainProgress:
