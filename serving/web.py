@@ -24,7 +24,7 @@ from prometheus_client import Counter, Histogram
 from serving.config import ServerOptions
 from serving.errors import message_for, status_for
 from serving.metrics import LATENCY_BUCKETS, ServerMetrics
-from serving.web_conn import GuardedSite, HttpError, HttpLimits, json_error, too_large
+from serving.web_conn import BODY_REFUSED, GuardedSite, HttpError, HttpLimits, json_error, too_large
 from serving.web_images import Handler
 
 log = logging.getLogger("artctl.serving")
@@ -151,8 +151,9 @@ class HttpFront:
                 response = json_error(500, f"internal error: {type(exc).__name__}")
             else:
                 response = json_error(HTTP_STATUS.get(code, 400), message_for(exc))
-        if request.body_exists and not request.content.is_eof():
-            response.force_close()  # the rest of the body is never read (nor inflated): say so, and close
+        if request.body_exists and (not request.content.at_eof() or request.get(BODY_REFUSED, False)):
+            # The rest of the body is drained raw (never inflated) and the connection closed: say so.
+            response.force_close()
         self.requests.labels(route, str(response.status)).inc()
         self.duration.labels(route).observe(time.perf_counter() - started)
         return response

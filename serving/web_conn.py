@@ -2,10 +2,9 @@
 
 aiohttp parses requests before any middleware runs, so what must hold for every connection lives
 here: a request's headers (and a TLS handshake) must arrive within the header timeout, an idle
-keep-alive connection is closed after its own timeout, a body that no handler reads is never drained
-(draining is where a compressed body would be inflated after its request was already refused), and
-the parser's own errors become JSON replies (414 for the request line, 431 for headers) that never
-echo the request.
+keep-alive connection is closed after its own timeout, a body that no handler reads is drained raw
+(never inflated) for at most LINGER_S before the connection closes, and the parser's own errors
+become JSON replies (414 for the request line, 431 for headers) that never echo the request.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ import asyncio
 import json
 import logging
 import ssl
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,19 +59,24 @@ class HttpError(Exception):
         self.message = message
 
 
+BODY_REFUSED = web.RequestKey("artctl.body_refused", bool)  # its body was refused part way
+
+
 def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
 async def read_body(request: web.Request, limits: HttpLimits) -> bytes:
-    """The whole body, decompressed and at most limits.body_bytes (aiohttp's client_max_size), sent
-    within the body timeout; a body that cannot be had is the client's fault, never a 500."""
+    """The whole body, decompressed and at most limits.body_bytes, sent within the body timeout; a
+    body that cannot be had is the client's fault, never a 500."""
+    request[BODY_REFUSED] = True  # until the whole body is had: the connection then closes
+    inflater = Inflater(request.headers.get("Content-Encoding", ""))
     try:
-        return await asyncio.wait_for(_read_bounded(request, limits), limits.body_timeout_s)
+        body = await asyncio.wait_for(_read_bounded(request, limits, inflater), limits.body_timeout_s)
+        request[BODY_REFUSED] = False
+        return body
     except asyncio.TimeoutError:
         raise HttpError(408, f"the request body took longer than {limits.body_timeout_s:g} s") from None
-    except web.HTTPRequestEntityTooLarge:
-        raise HttpError(413, too_large(limits)) from None
     except (RequestPayloadError, HttpProcessingError) as exc:
         raise HttpError(400, f"the request body cannot be read ({_reason(exc)})") from None
     except ConnectionError:
@@ -79,22 +85,76 @@ async def read_body(request: web.Request, limits: HttpLimits) -> bytes:
 
 MAX_INFLATION = 64  # a compressed body may inflate this many times; JSON tensors compress ~5-10x
 INFLATION_FLOOR = 2**20  # below a MiB inflated, any ratio is fine
+INFLATE_STEP = 256 * 2**10  # at most this much inflated per call, so no chunk holds the event loop
+LINGER_S = 2.0  # how long the raw bytes of a body no handler read are drained before closing
 
 
-async def _read_bounded(request: web.Request, limits: HttpLimits) -> bytes:
-    """The body, refused as soon as it passes the limit or inflates like a bomb: aiohttp inflates
-    on the event loop as it is read, so a bomb is stopped after about a MiB, not at the limit."""
+class Inflater:
+    """A request body's Content-Encoding (gzip, deflate or none) undone in bounded steps.
+
+    The server reads bodies raw (aiohttp's auto_decompress is off): aiohttp would inflate a whole
+    wire chunk in one call on the event loop, and would inflate a refused body while draining it."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding.strip().lower()
+        self.z: Any = None
+        self.head = b""  # deflate: the first bytes, until they say zlib or raw
+        self.consumed = 0  # wire bytes inflated so far: a bomb's ratio shows after its first steps
+        if self.encoding in ("gzip", "x-gzip"):
+            self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.encoding not in ("", "identity", "deflate"):
+            raise HttpError(
+                415, f"Content-Encoding {encoding[:40]!r} is not supported: send gzip, deflate or identity"
+            )
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The inflated bytes of the next wire chunk, INFLATE_STEP at a time."""
+        if self.encoding in ("", "identity"):
+            self.consumed += len(data)
+            yield data
+            return
+        if self.z is None:  # deflate: RFC 9110 says zlib-wrapped, some clients send it raw
+            self.head += data
+            if len(self.head) < 2:
+                return
+            data, self.head = self.head, b""
+            zlib_wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self.z = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
+        try:
+            while data:
+                out = self.z.decompress(data, INFLATE_STEP)
+                self.consumed += len(data) - len(self.z.unconsumed_tail)
+                data = self.z.unconsumed_tail
+                if out:
+                    yield out
+        except zlib.error as exc:
+            raise HttpError(400, f"the request body cannot be read (not {self.encoding}: {exc})") from None
+
+    def finish(self) -> None:
+        """Refuse a compressed body that ended early or goes on past its end."""
+        if self.encoding in ("", "identity") or (self.z is None and not self.head):
+            return
+        if self.z is None or not self.z.eof:
+            raise HttpError(400, f"the request body cannot be read (the {self.encoding} data ends early)")
+        if self.z.unused_data:
+            raise HttpError(400, f"the request body cannot be read (bytes after the {self.encoding} data)")
+
+
+async def _read_bounded(request: web.Request, limits: HttpLimits, inflater: Inflater) -> bytes:
+    """The body, refused as soon as it passes the limit or inflates like a bomb (after about a MiB,
+    not at the limit)."""
     chunks, size = [], 0
     while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > limits.body_bytes:
-            raise HttpError(413, too_large(limits))
-        wire = request.content.total_compressed_bytes
-        if wire and size > INFLATION_FLOOR and size > MAX_INFLATION * wire:
-            raise HttpError(
-                413, f"the compressed body inflates more than {MAX_INFLATION} times; send it uncompressed"
-            )
-        chunks.append(chunk)
+        for piece in inflater.feed(chunk):
+            size += len(piece)
+            if size > limits.body_bytes:
+                raise HttpError(413, too_large(limits))
+            if inflater.z is not None and size > INFLATION_FLOOR and size > MAX_INFLATION * inflater.consumed:
+                raise HttpError(
+                    413, f"the compressed body inflates more than {MAX_INFLATION} times; send it uncompressed"
+                )
+            chunks.append(piece)
+    inflater.finish()
     return b"".join(chunks)
 
 
@@ -207,7 +267,9 @@ class GuardedSite(web.TCPSite):
             keepalive_timeout=lim.keepalive_s,
             max_line_size=lim.header_bytes,
             max_field_size=lim.header_bytes,
-            lingering_time=0,  # never drain (and inflate) a body no handler read: close instead
+            auto_decompress=False,  # bodies are inflated by read_body, in bounded steps
+            lingering_time=LINGER_S,  # drain (raw, never inflated) a body no handler read, so that
+            # closing does not reset the connection and lose the reply on its way
             access_log=None,
         )
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import free_port, running_server
 
-ACTIONABLE = {200, 302, 304, 400, 401, 404, 405, 408, 413, 414, 417, 429, 431}
+ACTIONABLE = {200, 302, 304, 400, 401, 404, 405, 408, 413, 414, 415, 417, 429, 431}
 FUZZ = settings(
     max_examples=60,
     derandomize=True,

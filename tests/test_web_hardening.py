@@ -48,7 +48,7 @@ def test_a_compressed_bomb_without_the_token_is_refused_and_never_inflated(
     ).encode()
     reply, closed = raw_post(guarded.http_port, head, bomb, tls)
     assert reply[0] == 401 and "bearer token" in error_of(reply)
-    assert reply[1].get("Connection") == "close" and closed, "a refused body is closed on, never drained"
+    assert reply[1].get("Connection") == "close" and closed, "a refused body is drained raw, then closed on"
     assert live(https(guarded), context=tls) == 200
 
 
@@ -100,6 +100,55 @@ def test_a_small_gzip_body_is_served(plain: tuple[Any, str]) -> None:
     body = gzip.compress(json.dumps(SEED_DOC).encode())
     reply = call(f"{base}/v2/models/tiny/infer", body, {"Content-Encoding": "gzip"})
     assert reply[0] == 200 and json_of(reply)["outputs"][0]["shape"] == [1, 16, 16, 4]
+
+
+@pytest.mark.parametrize("wbits", [15, -15], ids=["zlib-wrapped", "raw"])
+def test_a_deflate_body_is_served_zlib_wrapped_or_raw(plain: tuple[Any, str], wbits: int) -> None:
+    import zlib
+
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    body = packer.compress(json.dumps(SEED_DOC).encode()) + packer.flush()
+    reply = call(f"{plain[1]}/v2/models/tiny/infer", body, {"Content-Encoding": "deflate"})
+    assert reply[0] == 200 and json_of(reply)["outputs"][0]["shape"] == [1, 16, 16, 4]
+
+
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [(slice(0, -9), "ends early"), (slice(0, None), "bytes after the gzip data")],
+    ids=["truncated", "trailing-bytes"],
+)
+def test_a_gzip_body_cut_short_or_followed_by_bytes_is_a_400(
+    plain: tuple[Any, str], cut: slice, message: str
+) -> None:
+    import gzip
+
+    body = gzip.compress(json.dumps(SEED_DOC).encode())[cut]
+    body += b"" if cut.stop else b"junk"
+    reply = call(f"{plain[1]}/v2/models/tiny/infer", body, {"Content-Encoding": "gzip"})
+    assert reply[0] == 400 and message in error_of(reply)
+
+
+def test_an_unsupported_content_encoding_is_a_415_naming_the_supported_ones(plain: tuple[Any, str]) -> None:
+    reply = call(f"{plain[1]}/v2/models/tiny/infer", b"\x00" * 64, {"Content-Encoding": "br"})
+    assert reply[0] == 415 and "send gzip, deflate or identity" in error_of(reply)
+
+
+def test_a_refused_body_is_drained_so_its_reply_is_never_lost(tiny_model: Path, tmp_path: Path) -> None:
+    """Closing at once on an unread body makes the kernel reset the connection while the client
+    still sends, and the reset can overtake the 401 already sent. The server drains the raw bytes
+    (never inflating them) before it closes, so a client that sends its whole request first, as most
+    do, always reads the reply. 8 MiB: far more than the sockets' buffers hold."""
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    body = bytes(8 * 2**20)
+    head = (
+        f"POST /v2/models/tiny/infer HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with running_server([tiny_model], http_port=free_port(), auth_token_file=token) as (server, _):
+        for _ in range(3):
+            reply, closed = raw_post(server.http_port, head, body)
+            assert reply[0] == 401 and reply[1].get("Connection") == "close" and closed
 
 
 # -- 2. and 3. token mode: private images, a studio that loads ---------------------------------------

@@ -8,7 +8,6 @@ import json
 import socket
 import ssl
 import struct
-import threading
 import urllib.error
 import urllib.request
 import zlib
@@ -89,15 +88,6 @@ def closed_by_server(sock: socket.socket) -> bool:
         return False
 
 
-def send_all(sock: socket.socket, data: bytes) -> bool:
-    """Send as much as the server takes; False when it closed the connection first."""
-    try:
-        sock.sendall(data)
-    except (ConnectionResetError, BrokenPipeError):
-        return False
-    return True
-
-
 @cache
 def gzip_bomb(inflated: int = 2**26) -> bytes:
     """A small gzip body that inflates to `inflated` zero bytes (64 MiB: 64 times the test servers'
@@ -141,26 +131,14 @@ def bearer(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def raw_post(port: int, head: bytes, body: bytes, tls: ssl.SSLContext | None = None) -> tuple[Any, bool]:
-    """Send a request's head, its body from a second thread (the server may refuse it half way),
-    read the reply; returns it and whether the server then closed the connection.
-
-    A server that closes on a body it will not read makes the kernel reset the connection while we
-    still send, and on a loaded machine the reset can overtake the reply already on its way. Such a
-    lost reply is tried again (three times in all); a reply that never comes still fails."""
-    for attempt in range(3):
-        sock = connect(port, tls)
-        with sock:
-            sock.sendall(head)
-            sender = threading.Thread(target=send_all, args=(sock, body), daemon=True)
-            sender.start()
-            try:
-                reply = read_reply(sock)
-            except ConnectionError:
-                if attempt == 2:
-                    raise
-                continue
-            return reply, closed_by_server(sock)
-    raise AssertionError("unreachable")
+    """Send a request whole, then read the reply; returns it and whether the server then closed the
+    connection. A server that closed at once on a body it will not read would reset the connection
+    while we still send, and the reset can overtake its reply: the server drains such a body (raw,
+    for a bounded time) first, so the whole request is sent and the reply arrives every time."""
+    sock = connect(port, tls)
+    with sock:
+        sock.sendall(head + body)
+        return read_reply(sock), closed_by_server(sock)
 
 
 def json_of(reply: Any) -> Any:
