@@ -154,6 +154,12 @@ def test_json_errors_are_a_json_object_on_stdout(tmp_path: Path) -> None:
     assert doc["exit_code"] == 1 and "does not exist" in doc["error"]
     unverifiable = artctl("verify", str(tmp_path / "no-drop"), "--local", "--json")
     assert unverifiable.returncode == 2 and json.loads(unverifiable.stdout)["exit_code"] == 2
+    usage = artctl("mint", "c.toml", "--out", str(tmp_path / "d"), "--local", "--format", "nft", "--json")
+    assert usage.returncode == 2 and "Usage:" in usage.stderr, "a usage error stays one, with its usage line"
+    doc = json.loads(usage.stdout)
+    assert doc["exit_code"] == 2 and "'nft' is not one of 'erc721', 'metaplex'" in doc["error"]
+    no_drop = artctl("verify", "--json")
+    assert no_drop.returncode == 2 and "Missing argument" in json.loads(no_drop.stdout)["error"]
 
 
 def test_bad_option_values_are_usage_errors_and_the_shell_completes_them(tmp_path: Path) -> None:

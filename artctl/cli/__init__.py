@@ -6,12 +6,13 @@ trainer or exporter. Heavy modules (torch, onnxruntime) are imported inside each
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
 
 from artctl import __version__
 from artctl.cli import creative, data, demo, drops, export, generate, metrics, serve, train
-from artctl.cli.common import TYPER_SETTINGS, CliError, wait_for_server
+from artctl.cli.common import TYPER_SETTINGS, CliError, echo_json, wait_for_server
 
 __all__ = ["CliError", "app", "main", "wait_for_server"]
 
@@ -49,4 +50,22 @@ for module in (train, export, data, metrics, generate, serve, drops, creative, d
 
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    app()
+    argv = sys.argv[1:]
+    if "--json" not in argv[: argv.index("--") if "--" in argv else None]:
+        app()
+        return
+    # With --json a usage error (a bad option value, a missing argument) is also a JSON object on
+    # stdout, as every other error is, so that `| jq` sees what went wrong.
+    from typer._click.exceptions import ClickException  # typer vendors click
+
+    try:
+        code = app(standalone_mode=False)
+    except ClickException as exc:
+        echo_json({"error": exc.format_message(), "exit_code": exc.exit_code})
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        echo_json({"error": "aborted", "exit_code": 1})
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
