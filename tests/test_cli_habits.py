@@ -162,6 +162,16 @@ def test_json_errors_are_a_json_object_on_stdout(tmp_path: Path) -> None:
     assert no_drop.returncode == 2 and "Missing argument" in json.loads(no_drop.stdout)["error"]
 
 
+def test_debug_shows_the_traceback_that_one_line_hides(tmp_path: Path) -> None:
+    args = ("mint", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "d"), "--local")
+    plain = artctl(*args)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    assert plain.stderr.strip().splitlines() == [f"artctl: error: collection config {args[1]} does not exist"]
+    for shown in (artctl("--debug", *args), artctl(*args, env={"ARTCTL_DEBUG": "1"})):
+        assert shown.returncode == 1 and "Traceback (most recent call last)" in shown.stderr
+        assert "ConfigError: collection config" in shown.stderr
+
+
 def test_bad_option_values_are_usage_errors_and_the_shell_completes_them(tmp_path: Path) -> None:
     bad_format = artctl("mint", "c.toml", "--out", str(tmp_path / "d"), "--local", "--format", "nft")
     assert bad_format.returncode == 2 and "'nft' is not one of 'erc721', 'metaplex'" in bad_format.stderr

@@ -12,7 +12,7 @@ import typer
 
 from artctl import __version__
 from artctl.cli import creative, data, demo, drops, export, generate, metrics, serve, train
-from artctl.cli.common import TYPER_SETTINGS, CliError, echo_json, wait_for_server
+from artctl.cli.common import DEBUG_ENV, TYPER_SETTINGS, CliError, echo_json, wait_for_server
 
 __all__ = ["CliError", "app", "main", "wait_for_server"]
 
@@ -37,8 +37,13 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help=f"Show an error's traceback instead of one line (or {DEBUG_ENV}=1)."
+    ),
 ) -> None:
     """artctl: train -> export -> serve -> mint."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
 
 
 for module in (train, export, data, metrics, generate, serve, drops, creative, demo):

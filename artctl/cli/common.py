@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -47,12 +48,23 @@ def validation_line(exc: Any) -> str:
     return "; ".join(parts) or str(exc).splitlines()[0]
 
 
+DEBUG_ENV = "ARTCTL_DEBUG"
+
+
+def debugging() -> bool:
+    """`artctl --debug ...` or ARTCTL_DEBUG=1: errors show their traceback instead of one line."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
 def run_command(fn: Callable[[], T], error_code: int = 1, as_json: bool = False) -> T:
     """Run a command body; expected failures become one readable line and `error_code` (with
-    `as_json`, also a JSON error object on stdout, so `| jq` sees what went wrong)."""
+    `as_json`, also a JSON error object on stdout, so `| jq` sees what went wrong); under --debug
+    they propagate with their traceback."""
     import grpc
     from pydantic import ValidationError
 
+    if debugging():
+        return fn()  # the whole traceback, for a bug report
     try:
         return fn()
     except typer.Exit:  # a command's own exit code (click's Exit is a RuntimeError)
