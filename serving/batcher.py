@@ -238,8 +238,10 @@ class DynamicBatcher:
             if chunk.future.done():  # cancelled or expired while queued: never computed
                 self._queue.task_done()
                 continue
-            if size + chunk.n > self.max_batch:
-                self._carry = chunk  # does not fit: it opens the next batch, keeping FIFO order
+            if size + chunk.n > self.max_batch or (batch and chunk.rows.keys() != batch[0].rows.keys()):
+                # Too big for this batch, or other columns (rows of another kind are never merged):
+                # it opens the next batch, keeping FIFO order.
+                self._carry = chunk
                 break
             chunk.started = True
             batch.append(chunk)
@@ -261,6 +263,8 @@ class DynamicBatcher:
             waits = [now - c.enqueued for c in batch]
             try:
                 results = await loop.run_in_executor(self._executor, self._render, columns)
+                if len(results) != rows:  # a short result must not hand a request its neighbour's rows
+                    raise RuntimeError(f"the render function returned {len(results)} rows for {rows}")
             except Exception as exc:
                 for c in batch:
                     if not c.future.done():

@@ -130,3 +130,43 @@ def test_close_finishes_queued_work_then_refuses_new_work() -> None:
             await batcher.submit({"seeds": np.array([9], dtype=np.uint64)})
 
     run(main())
+
+
+def test_requests_with_other_columns_are_never_merged_into_one_batch() -> None:
+    seen: list[list[str]] = []
+
+    def render(columns: dict[str, np.ndarray]) -> np.ndarray:
+        seen.append(sorted(columns))
+        time.sleep(0.01)
+        return np.zeros((len(next(iter(columns.values()))), 1, 1, 1), np.uint8)
+
+    async def main() -> None:
+        batcher = DynamicBatcher(render, ThreadPoolExecutor(1), max_batch=64, max_delay_s=0.05)
+        batcher.start()
+        seeds = {"seeds": np.arange(4, dtype=np.uint64)}
+        ws = {"ws": np.zeros((4, 8), np.float32)}
+        both = {"seeds": np.arange(4, dtype=np.uint64), "psi": np.ones(4, np.float32)}
+        jobs = asyncio.gather(*(batcher.submit(c) for c in (seeds, ws, seeds, both, ws)))
+        out = await asyncio.wait_for(jobs, 60)  # a batcher whose worker died would never answer
+        assert [len(o) for o in out] == [4] * 5
+        await batcher.close()
+
+    run(main())
+    assert all(cols in (["seeds"], ["ws"], ["psi", "seeds"]) for cols in seen)
+    assert len(seen) >= 3
+
+
+def test_a_render_that_returns_the_wrong_number_of_rows_fails_the_batch_not_its_neighbours() -> None:
+    def short(columns: dict[str, np.ndarray]) -> np.ndarray:
+        return np.zeros((len(columns["seeds"]) - 1, 1, 1, 1), np.uint8)
+
+    async def main() -> list[object]:
+        batcher = DynamicBatcher(short, ThreadPoolExecutor(1), max_batch=64, max_delay_s=0.05)
+        batcher.start()
+        jobs = [batcher.submit({"seeds": np.arange(i, i + 3, dtype=np.uint64)}) for i in range(3)]
+        out = await asyncio.gather(*jobs, return_exceptions=True)
+        await batcher.close()
+        return out
+
+    for result in run(main()):
+        assert isinstance(result, RuntimeError) and "returned" in str(result) and "rows for" in str(result)
