@@ -31,6 +31,7 @@ def arm_source(path: Path) -> tuple[Any, dict[str, Any]]:
             "recipe": info["arm"],
             "kimg": info["kimg"],
             "cpu_minutes": info["cpu_minutes"],
+            "conditional": info.get("conditional", False),  # samples drawn for the held-out's labels
         }
     from trainer.checkpoint import load_checkpoint
     from trainer.metrics import checkpoint_source
