@@ -39,8 +39,8 @@ def run(
         }
     )
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, Path(tmp) / "run")
-        trainer.run()
+        job = Trainer(cfg, Path(tmp) / "run")
+        job.run()
         if grids is not None:  # the last sample grid, to look at
             grids.mkdir(parents=True, exist_ok=True)
             last_grid = sorted((Path(tmp) / "run").glob("samples-*.png"))[-1]
@@ -50,7 +50,7 @@ def run(
         ]
         real = RealSet.of(load_dataset(data, cfg.network.resolution, cfg.network.channels))
         report = measure(
-            lambda start, count, labels=None: generate(trainer.G_ema, range(start, start + count)), real, n
+            lambda start, count, labels=None: generate(job.G_ema, range(start, start + count)), real, n
         )
     last = [r for r in records if "loss_D" in r][-1]
     return {

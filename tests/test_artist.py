@@ -247,9 +247,9 @@ def test_a_signal_during_setup_stops_before_the_first_step_and_a_second_one_at_o
     try:
         with StopSignal() as stop:
             os.kill(os.getpid(), signal.SIGINT)  # arrives while the data would be loading
-            trainer = Trainer(TrainConfig.model_validate(TINY), tmp_path / "run")
-            last = trainer.run(stop=stop)
-            assert last.name == "step-000000" and trainer.interrupted == "SIGINT"
+            job = Trainer(TrainConfig.model_validate(TINY), tmp_path / "run")
+            last = job.run(stop=stop)
+            assert last.name == "step-000000" and job.interrupted == "SIGINT"
             with pytest.raises(KeyboardInterrupt):  # the impatient second Ctrl-C
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(1)

@@ -156,16 +156,16 @@ class PlainLog:
         extra = f"  ADA p {rec['ada_p']:.3f}" if "ada_p" in rec else ""
         self.line(rec["step"], rec["loss_D"], rec["loss_G"], rec["img_per_s"], eta, extra)
 
-    def watch(self, trainer: Any) -> None:
+    def watch(self, job: Any) -> None:
         """Between logged steps, a line once `every_s` have passed: wraps this trainer's step. Only
         in a single process, since the losses shown are this process's own (no collective call)."""
-        if trainer.world.distributed:
+        if job.world.distributed:
             return
-        step_once = trainer.step
+        step_once = job.step
 
         def step() -> Any:
             losses = step_once()
-            now, done = self.clock(), trainer.step_count
+            now, done = self.clock(), job.step_count
             if self.started is None:
                 self.started = (now, done - 1)
             if now - self.last >= self.every_s:
@@ -176,4 +176,4 @@ class PlainLog:
                 self.line(done, loss_d, loss_g, rate, f"ETA {eta_text(left)}")
             return losses
 
-        trainer.step = step
+        job.step = step

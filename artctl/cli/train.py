@@ -302,10 +302,10 @@ def _train(cfg: Any, run_dir: Path, resume: Path | None, recipe: str | None = No
     console = Console(stderr=True)
     plain = None if console.is_terminal else PlainLog(cfg.steps, cfg.batch, lambda t: typer.echo(t, err=True))
     with StopSignal() as stop:
-        trainer = Trainer(cfg, run_dir)  # loading the data: a signal here stops before step 1
-        _hint_labels(trainer)
+        job = Trainer(cfg, run_dir)  # loading the data: a signal here stops before step 1
+        _hint_labels(job)
         if plain is not None and is_main:
-            plain.watch(trainer)
+            plain.watch(job)
         with Progress(
             TextColumn("[bold]train"),
             BarColumn(),
@@ -332,7 +332,7 @@ def _train(cfg: Any, run_dir: Path, resume: Path | None, recipe: str | None = No
                 if "stopped" in rec:
                     typer.echo(f"stopped at step {rec['step']}: {rec['stopped']}", err=True)
 
-            last = trainer.run(resume=resume, on_progress=on_progress, stop=stop)
+            last = job.run(resume=resume, on_progress=on_progress, stop=stop)
     if not is_main:
         return
     typer.echo(f"checkpoint: {last}")
@@ -340,25 +340,25 @@ def _train(cfg: Any, run_dir: Path, resume: Path | None, recipe: str | None = No
     # The recipe used, where a re-run can take it from (`--config`): the preset's name when one was.
     named = f"{recipe}, as run: " if recipe else ""
     typer.echo(f"recipe:     {named}{run_dir}/config.json  (artctl train --config {run_dir}/config.json)")
-    if trainer.interrupted:
+    if job.interrupted:
         typer.echo(f"interrupted: continue with  artctl train --resume {run_dir}", err=True)
-        raise typer.Exit(EXIT_CODES.get(trainer.interrupted, 130))
+        raise typer.Exit(EXIT_CODES.get(job.interrupted, 130))
 
 
-def _hint_labels(trainer: Any) -> None:
+def _hint_labels(job: Any) -> None:
     """What the data loader found that the user should know: files it could not read (named), and
     sub-folders that look like labels in an unconditional run."""
-    skipped = trainer.data.skipped
+    skipped = job.data.skipped
     if skipped:
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         typer.echo(
             f"note: skipped {len(skipped)} unreadable file(s): {'; '.join(skipped[:5])}{more}", err=True
         )
-    names = trainer.data.label_names
-    if names and not trainer.net.conditional and not trainer.config.data.startswith("synthetic:"):
+    names = job.data.label_names
+    if names and not job.net.conditional and not job.config.data.startswith("synthetic:"):
         shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
         typer.echo(
-            f"note: {trainer.config.data} has {len(names)} sub-folders ({shown}); they are ignored "
+            f"note: {job.config.data} has {len(names)} sub-folders ({shown}); they are ignored "
             "unless you train with --conditional, which makes them labels",
             err=True,
         )
