@@ -73,7 +73,7 @@ test: system-packages $(STAMP) $(TRITON_STAMP) $(TOOLS_STAMP) $(IPFS_STAMP) $(NO
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy artctl serving trainer exporter bench
+	$(BIN)/mypy artctl artctl_serving artctl_trainer artctl_exporter bench
 
 demo: $(STAMP)
 	$(BIN)/artctl demo --out demo

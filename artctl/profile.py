@@ -31,7 +31,7 @@ GRAPH_LEVELS = {
 SERVING_LEVEL = "all"
 # Older onnxruntime renders other pixels at every level and is not batch-invariant on CPU.
 MIN_RUNTIME = (1, 21)
-# Models whose graph computes in exact integers (exporter.exact): the same pixels on every CPU.
+# Models whose graph computes in exact integers (artctl_exporter.exact): the same pixels on every CPU.
 EXACT_CONTRACT = "artctl-exact-v1"
 EXECUTION_MODE = "ORT_SEQUENTIAL"  # artctl never runs graphs in parallel mode
 # The x86 instruction-set extensions ONNX Runtime's kernels dispatch on, best first.

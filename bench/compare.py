@@ -26,8 +26,8 @@ from PIL import Image, ImageDraw
 
 from artctl.fileio import write_json_atomic
 from artctl.imaging import image_grid
-from trainer.config import TrainConfig
-from trainer.metrics import RealSet, checkpoint_source, measure, real_images
+from artctl_trainer.config import TrainConfig
+from artctl_trainer.metrics import RealSet, checkpoint_source, measure, real_images
 
 # The default model's recipe: the StyleGAN arm takes its network and optimiser from it.
 DEFAULT_RECIPE: dict[str, Any] = json.loads(
@@ -104,7 +104,7 @@ def arm_config(
 
 
 def train_arm(config: TrainConfig, run: Path) -> None:
-    from trainer.training_loop import training_loop
+    from artctl_trainer.training_loop import training_loop
 
     if run.exists() and any(run.iterdir()):
         raise SystemExit(f"{run} is not empty: an arm must start from scratch (remove it, or --score-only)")

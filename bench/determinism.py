@@ -4,7 +4,7 @@ For N seeds: a reference render of each seed alone, then the same seeds in rando
 positions among random companions, twice. Run once with natural batch shapes (exec_batch 0) and
 once with the canonical padded shape (exec_batch E), reporting mismatching images and images/s so
 the cost of the canonical shape is measured beside its benefit. On the CUDA EP the session uses
-deterministic compute and HEURISTIC conv search (serving/runtime.py); pass --provider cuda there.
+deterministic compute and HEURISTIC conv search (artctl_serving/runtime.py); pass --provider cuda there.
 
     python -m bench.determinism --model m.onnx --seeds 4096 --provider cuda --out bench/results
 """
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from artctl.seeds import pixel_sha256
-from serving.runtime import Engine, ModelRuntime, load_model
+from artctl_serving.runtime import Engine, ModelRuntime, load_model
 
 
 def hashes(runtime: ModelRuntime, seeds: list[int]) -> list[str]:

@@ -44,7 +44,7 @@ DEMO_TOKENS = 16  # as `make demo` mints
 
 def export_default(run: Path) -> Path:
     """Export `run` to artctl/models/default.onnx with its recorded palette snapped in the graph."""
-    from exporter.export import export_checkpoint
+    from artctl_exporter.export import export_checkpoint
 
     out = MODELS / "default.onnx"
     result = export_checkpoint(
@@ -57,7 +57,7 @@ def export_default(run: Path) -> Path:
 def sample_grid(model: Path) -> npt.NDArray[np.uint8]:
     """Rows: 8 labels spread over the model's labels; columns: seeds 0..7. Nearest-neighbour zoom and
     no gaps, so every pixel shown is a rendered pixel."""
-    from serving.runtime import Engine, load_model
+    from artctl_serving.runtime import Engine, load_model
 
     runtime = load_model(model, engine=Engine.choose("cpu"))
     card = runtime.card
@@ -80,7 +80,7 @@ def demo_sheet(model: Path, work: Path) -> Path:
     from artctl.cli.demo import demo_collection
     from artctl.collection import parse_collection
     from artctl.drops.mint import mint
-    from serving.local import LocalRenderer
+    from artctl_serving.local import LocalRenderer
 
     renderer = LocalRenderer(model)
     raw = demo_collection(renderer.runtime.card, DEMO_TOKENS, "Noggles")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.pipeline import encode_image
+from artctl_serving.pipeline import encode_image
 
 
 def _encode(img: np.ndarray) -> int:

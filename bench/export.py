@@ -72,9 +72,9 @@ def worker(kind: str, path: str, batch: int) -> dict[str, Any]:
     if kind == "torch":
         import torch
 
-        from trainer.checkpoint import load_checkpoint
-        from trainer.networks import build_generator
-        from trainer.preview import quantize
+        from artctl_trainer.checkpoint import load_checkpoint
+        from artctl_trainer.networks import build_generator
+        from artctl_trainer.preview import quantize
 
         ck = load_checkpoint(Path(path))
         G = build_generator(ck.config.network)
@@ -112,9 +112,9 @@ def measure(kind: str, path: Path, batch: int) -> float:
 
 def build(work: Path, name: str, network: dict[str, Any]) -> dict[str, Path]:
     """Train one step, then export every variant (each parity-gated by the exporter itself)."""
-    from exporter.export import ParityError, export_checkpoint
-    from trainer.config import NetworkConfig, TrainConfig
-    from trainer.training_loop import training_loop
+    from artctl_exporter.export import ParityError, export_checkpoint
+    from artctl_trainer.config import NetworkConfig, TrainConfig
+    from artctl_trainer.training_loop import training_loop
 
     run = work / name / "run"
     training_loop(TrainConfig(network=NetworkConfig(**network), steps=1, batch=4, synthetic_size=32), run)

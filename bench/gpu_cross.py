@@ -44,7 +44,7 @@ def cpu_hashes(seeds: int) -> dict[str, Any]:
 
     from artctl.models import embedded_default
     from artctl.seeds import latents, pixel_sha256
-    from serving.runtime import Engine, load_model
+    from artctl_serving.runtime import Engine, load_model
 
     model = embedded_default()
     assert model is not None

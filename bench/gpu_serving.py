@@ -102,7 +102,7 @@ def preflight(plan: Plan) -> dict[str, Any]:
     import onnxruntime as ort
 
     from artctl.models import embedded_default
-    from serving.runtime import Engine, load_model
+    from artctl_serving.runtime import Engine, load_model
 
     if plan.provider == "cuda" and hasattr(ort, "preload_dlls"):
         ort.preload_dlls()
@@ -137,10 +137,10 @@ def build_models(plan: Plan) -> dict[str, Any]:
     """fp32 and fp16 exports of a DCGAN-64 and a StyleGAN-type 256 px generator (1 step from a fixed
     seed: determinism does not need trained weights); tiny ones under --smoke."""
     from artctl.models import embedded_default
-    from exporter.export import export_checkpoint
-    from exporter.parity import ParityError
-    from trainer.config import NetworkConfig, TrainConfig
-    from trainer.training_loop import training_loop
+    from artctl_exporter.export import export_checkpoint
+    from artctl_exporter.parity import ParityError
+    from artctl_trainer.config import NetworkConfig, TrainConfig
+    from artctl_trainer.training_loop import training_loop
 
     default = embedded_default()
     assert default is not None
@@ -191,8 +191,8 @@ def fp16_from_fp32(source: Path, out: Path) -> None:
     import onnx
 
     from artctl.modelcard import ModelCard
-    from exporter.graphs import stamp
-    from exporter.optimize import to_fp16
+    from artctl_exporter.graphs import stamp
+    from artctl_exporter.optimize import to_fp16
 
     model = onnx.load(str(source))
     card = ModelCard.from_metadata({p.key: p.value for p in model.metadata_props})
@@ -217,7 +217,7 @@ def one_cell(path: Path, plan: Plan, exec_batch: int, seeds: list[int], stop_at:
     """Every seed in three random mixed passes (the third on a reopened session), against each other,
     and alone (one call per seed) for as many seeds as the cell's time allows: at the canonical shape
     an alone call costs a whole padded batch, 64x a mixed one, so it is the part that is cut."""
-    from serving.runtime import Engine, load_model
+    from artctl_serving.runtime import Engine, load_model
 
     engine = Engine.choose(plan.provider, exec_batch=exec_batch)
     max_batch = exec_batch or 64
@@ -246,7 +246,7 @@ def one_cell(path: Path, plan: Plan, exec_batch: int, seeds: list[int], stop_at:
 
 
 def determinism(plan: Plan) -> dict[str, Any]:
-    from serving.runtime import CUDA_EXEC_BATCH
+    from artctl_serving.runtime import CUDA_EXEC_BATCH
 
     stop_at = plan.deadline("determinism")
     rng = random.Random(4096)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import ImageFont
 
-from trainer.emoji import STRIKE, _render, find_font
+from artctl_trainer.emoji import STRIKE, _render, find_font
 
 SEQUENCES = [
     "\U0001f44d\U0001f3fd",  # thumbs up, medium skin tone

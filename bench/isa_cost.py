@@ -34,8 +34,8 @@ def agreement(paths: dict[str, Path], seeds: int) -> dict[str, float]:
     """Share of uint8 values and of whole images the exact graph renders as the float graph does."""
     import onnx
 
+    from artctl_serving.runtime import Engine, load_model
     from bench.isa_portable import _feeds
-    from serving.runtime import Engine, load_model
 
     rendered = {}
     for arm, path in paths.items():

@@ -13,7 +13,7 @@ first file (a 64-seed screen of every candidate, then 512 seeds of the serving s
     python -m bench.isa_portable near-ties /tmp/isa/float.onnx       # the snap's fragile pixels
 
 Candidates: the embedded default's portable graph (artctl-exact-v1: the default itself when it is
-one, else exporter.exact's rewrite of it, calibrated the same on every CPU) at ORT_ENABLE_ALL and
+one, else artctl_exporter.exact's rewrite of it, calibrated the same on every CPU) at ORT_ENABLE_ALL and
 ORT_DISABLE_ALL; the float graph (--float; the default when it is float) at ENABLE_ALL, at
 DISABLE_ALL and with denormals as zero, snapped and before the snap; and the emoji model
 (StyleGAN-type, no snap) at ENABLE_ALL and DISABLE_ALL. `--settings serving` keeps ENABLE_ALL only.
@@ -54,8 +54,8 @@ def _feeds(card: dict[str, str], seeds: range) -> dict[str, np.ndarray]:
 
 
 def portable_graph(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model when it is an exact graph already, else exporter.exact's rewrite of it."""
-    from exporter.exact import CALIBRATION, EXACT_CONTRACT, make_exact
+    """The model when it is an exact graph already, else artctl_exporter.exact's rewrite of it."""
+    from artctl_exporter.exact import CALIBRATION, EXACT_CONTRACT, make_exact
 
     card = {p.key: p.value for p in model.metadata_props}
     if json.loads(card.get("contracts", "{}")).get("arithmetic") == EXACT_CONTRACT:

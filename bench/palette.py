@@ -28,8 +28,8 @@ SIX = ["#000000", "#ffffff", "#7f7f7f", "#808080", "#c03020", "#2040c0"]
 
 def train(run_dir: Path, steps: int) -> Path:
     """The tests' tiny model: 16 px RGBA on synthetic shapes (4 steps in the tests: near-grey output)."""
-    from trainer.config import NetworkConfig, TrainConfig
-    from trainer.training_loop import training_loop
+    from artctl_trainer.config import NetworkConfig, TrainConfig
+    from artctl_trainer.training_loop import training_loop
 
     net = NetworkConfig(resolution=16, channels=4, z_dim=16, g_base=8, d_base=8)
     cfg = TrainConfig(network=net, steps=steps, batch=8, synthetic_size=64, sample_every=steps, log_every=1)
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from artctl.palette import snap
     from artctl.profile import SERVING_LEVEL, session_options
     from artctl.seeds import latents
-    from exporter.export import export_checkpoint
+    from artctl_exporter.export import export_checkpoint
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=4096, help="images per timed round")

@@ -33,8 +33,8 @@ def arm_source(path: Path) -> tuple[Any, dict[str, Any]]:
             "cpu_minutes": info["cpu_minutes"],
             "conditional": info.get("conditional", False),  # samples drawn for the held-out's labels
         }
-    from trainer.checkpoint import load_checkpoint
-    from trainer.metrics import checkpoint_source
+    from artctl_trainer.checkpoint import load_checkpoint
+    from artctl_trainer.metrics import checkpoint_source
 
     generate, _ = checkpoint_source(path)
     ck = load_checkpoint(path)
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     from artctl.cli.metrics import PixelArtJudge
-    from trainer.metrics import measure, real_images
+    from artctl_trainer.metrics import measure, real_images
 
     real = real_images(args.heldout, 32, 3)
     arms = list(args.arms)

@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from trainer.config import TrainConfig, auto_preset, preset
-from trainer.datasets import count_images, load_dataset
-from trainer.metrics import RealSet, measure
-from trainer.preview import generate
-from trainer.training_loop import Trainer
+from artctl_trainer.config import TrainConfig, auto_preset, preset
+from artctl_trainer.datasets import count_images, load_dataset
+from artctl_trainer.metrics import RealSet, measure
+from artctl_trainer.preview import generate
+from artctl_trainer.training_loop import Trainer
 
 
 def run(

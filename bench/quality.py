@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from artctl.imaging import image_grid
-from trainer.checkpoint import load_checkpoint
-from trainer.metrics import (
+from artctl_trainer.checkpoint import load_checkpoint
+from artctl_trainer.metrics import (
     RealSet,
     cached_real_features,
     checkpoint_source,
@@ -50,8 +50,8 @@ def fid_curve(run: Path, real: RealSet, n: int, every: int) -> list[dict[str, An
 
 def label_sheet(run: Path, out: Path, per_label: int = 8) -> Path:
     """One row per label: seeds 0..per_label-1 at psi 0.7 (the card's default)."""
-    from trainer.networks import build_generator
-    from trainer.preview import generate
+    from artctl_trainer.networks import build_generator
+    from artctl_trainer.preview import generate
 
     ck = load_checkpoint(run)
     net = ck.config.network

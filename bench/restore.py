@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _emoji(folder: Path, size: int) -> list[Path]:
     if not folder.is_dir():
-        from trainer.emoji import render_emoji
+        from artctl_trainer.emoji import render_emoji
 
         render_emoji(folder, size=size)
     return sorted(folder.rglob("*.png"))
@@ -41,8 +41,8 @@ def _emoji(folder: Path, size: int) -> list[Path]:
 
 def _tiny_checkpoint(work: Path, emoji: list[Path], steps: int) -> Path:
     """A small StyleGAN on the first 64 emoji (the rest are held out)."""
-    from trainer.config import NetworkConfig, TrainConfig
-    from trainer.training_loop import training_loop
+    from artctl_trainer.config import NetworkConfig, TrainConfig
+    from artctl_trainer.training_loop import training_loop
 
     data = work / "train"
     for p in emoji[:64]:
@@ -78,7 +78,7 @@ def _masks(n: int, size: int, seed: int = 0) -> list[np.ndarray]:
 def bench_restore(checkpoint: Path, images: list[Path], steps: int, perceptual: float) -> dict[str, Any]:
     from skimage.restoration import inpaint_biharmonic
 
-    from trainer.restore import RestoreOptions, load_generator, masked_psnr, read_image, restore_image
+    from artctl_trainer.restore import RestoreOptions, load_generator, masked_psnr, read_image, restore_image
 
     G, net = load_generator(checkpoint)
     names = list(net.label_names) if G.num_classes else []
@@ -109,10 +109,10 @@ def bench_restore(checkpoint: Path, images: list[Path], steps: int, perceptual: 
 
 
 def bench_walk(checkpoint: Path, work: Path, frames: int) -> dict[str, Any]:
-    from exporter.export import export_checkpoint
-    from serving.creative import walk_ws
-    from serving.runtime import load_model
-    from serving.styles import load_style_graphs
+    from artctl_exporter.export import export_checkpoint
+    from artctl_serving.creative import walk_ws
+    from artctl_serving.runtime import load_model
+    from artctl_serving.styles import load_style_graphs
 
     model = work / "walk.onnx"
     export_checkpoint(checkpoint, model, parity_seeds=16)
@@ -155,7 +155,7 @@ def main() -> None:
         else:
             # Held out when the images do not come from the folder the checkpoint was trained on
             # (e.g. multi-code-point emoji sequences, which `artctl data emoji` never renders).
-            from trainer.checkpoint import load_checkpoint
+            from artctl_trainer.checkpoint import load_checkpoint
 
             trained_on = Path(load_checkpoint(checkpoint).config.data).resolve()
             pool, held_out = emoji, trained_on != Path(args.emoji).resolve()

@@ -33,9 +33,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def build_model(work: Path, resolution: int) -> Path:
     """A DCGAN exported at the given resolution (1 training step: speed does not depend on quality)."""
-    from exporter.export import export_checkpoint
-    from trainer.config import NetworkConfig, TrainConfig
-    from trainer.training_loop import training_loop
+    from artctl_exporter.export import export_checkpoint
+    from artctl_trainer.config import NetworkConfig, TrainConfig
+    from artctl_trainer.training_loop import training_loop
 
     cfg = TrainConfig(
         network=NetworkConfig(resolution=resolution, channels=4, z_dim=128, g_base=64, d_base=32),
@@ -171,8 +171,8 @@ def run_ceiling(
     """Raw ORT at a fixed batch plus parallel encoding (PNG or RAW, upscaled by nearest neighbour
     when `scale` > 1, as the server delivers it) in this process: the upper bound."""
     from artctl.delivery import upscale
-    from serving.pipeline import encode_image
-    from serving.runtime import Engine, load_model
+    from artctl_serving.pipeline import encode_image
+    from artctl_serving.runtime import Engine, load_model
 
     runtime = load_model(model, engine=Engine.choose(provider))
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)

@@ -128,9 +128,9 @@ def main() -> None:
     data = load_folder(args.data)
     G, info = train(data, args.minutes)
     images = render(G, args.n)
-    from trainer.datasets import read_palette_file
-    from trainer.nouns import load_art
-    from trainer.pixelart import pixel_art_scores
+    from artctl_trainer.datasets import read_palette_file
+    from artctl_trainer.nouns import load_art
+    from artctl_trainer.pixelart import pixel_art_scores
 
     palette = read_palette_file(args.data / "palette.json")
     art = load_art() if (args.data / "parts.jsonl").is_file() else None

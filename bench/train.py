@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
-from trainer.config import TrainConfig, preset
-from trainer.training_loop import training_loop
+from artctl_trainer.config import TrainConfig, preset
+from artctl_trainer.training_loop import training_loop
 
 MODELS = {"dcgan-64": "dcgan64", "stylegan-64": "emoji64-stylegan"}
 
@@ -76,13 +76,13 @@ def measure(
 
 
 def _precision(cfg: TrainConfig) -> str:
-    from trainer.distributed import amp_dtype, resolve_device
+    from artctl_trainer.distributed import amp_dtype, resolve_device
 
     return "bf16" if amp_dtype(resolve_device(cfg.device), cfg.precision) is not None else "fp32"
 
 
 def _device_note(device: str) -> str:
-    from trainer.distributed import resolve_device
+    from artctl_trainer.distributed import resolve_device
 
     resolved = resolve_device(device)
     if resolved.type == "cuda":
@@ -91,7 +91,7 @@ def _device_note(device: str) -> str:
 
 
 def _generator(cfg: TrainConfig) -> torch.nn.Module:
-    from trainer.networks import build_generator
+    from artctl_trainer.networks import build_generator
 
     return build_generator(cfg.network)
 
@@ -113,7 +113,7 @@ def main() -> None:
     device_note = _device_note(args.device)
     out = args.out or Path(f"bench/results/train-{'gpu' if device_note.startswith('cuda') else 'cpu'}.json")
     if args.presets:
-        from trainer.config import PRESETS
+        from artctl_trainer.config import PRESETS
 
         names = [n for n in PRESETS if n != "emoji64-stylegan"] if args.presets == ["all"] else args.presets
         rows = [

@@ -25,7 +25,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from exporter.export import export_checkpoint
+    from artctl_exporter.export import export_checkpoint
 
     out = tmp_path_factory.mktemp("model") / "tiny.onnx"
     # The float graph: the tests that use it check the float path's machinery (parity probe,

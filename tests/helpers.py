@@ -58,7 +58,7 @@ def require_system(found: bool, what: str, package: str) -> None:
 
 def require_emoji_font(emoji_list: bool = False) -> None:
     """The Noto Color Emoji font (and, with `emoji_list`, Unicode's emoji-test.txt with its groups)."""
-    from trainer.emoji import EMOJI_TEST_PATHS, FONT_PATHS
+    from artctl_trainer.emoji import EMOJI_TEST_PATHS, FONT_PATHS
 
     require_system(
         any(p.is_file() for p in FONT_PATHS), "the Noto Color Emoji font", "fonts-noto-color-emoji"
@@ -75,8 +75,8 @@ def train_tiny(
     **network: Any,
 ) -> Path:
     """A few steps of a tiny model on synthetic shapes; `network` and `train` override config fields."""
-    from trainer.config import NetworkConfig, TrainConfig
-    from trainer.training_loop import training_loop
+    from artctl_trainer.config import NetworkConfig, TrainConfig
+    from artctl_trainer.training_loop import training_loop
 
     net = {"resolution": 16, "channels": 4, "z_dim": 16, "g_base": 8, "d_base": 8, **network}
     if net.get("architecture") == "stylegan":
@@ -89,7 +89,7 @@ def train_tiny(
 @contextlib.contextmanager
 def running_server(models: list[Path], **options: Any) -> Iterator[tuple[Any, str]]:
     """An ArtServer on a free loopback port, its event loop in a background thread."""
-    from serving.server import ArtServer, ServerOptions
+    from artctl_serving.server import ArtServer, ServerOptions
 
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="test-server-loop", daemon=True)

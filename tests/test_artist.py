@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file
 
-from trainer.config import PRESETS, TrainConfig, auto_preset, preset
+from artctl_trainer.config import PRESETS, TrainConfig, auto_preset, preset
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {
@@ -141,7 +141,7 @@ def test_old_checkpoints_are_pruned_but_never_latest_or_best(tmp_path: Path) -> 
     kept = sorted(p.name for p in (run / "checkpoints").glob("step-*"))
     assert kept == ["step-000005", "step-000006"]
     (run / "best").write_text("step-000005\n")
-    from trainer.checkpoint import prune_checkpoints
+    from artctl_trainer.checkpoint import prune_checkpoints
 
     assert prune_checkpoints(run, 1) == []  # the other one is `best`
 
@@ -239,8 +239,8 @@ def test_progress_counts_down_to_the_time_budget(tmp_path: Path) -> None:
 
 
 def test_a_signal_during_setup_stops_before_the_first_step_and_a_second_one_at_once(tmp_path: Path) -> None:
-    from trainer.stopping import StopSignal
-    from trainer.training_loop import Trainer
+    from artctl_trainer.stopping import StopSignal
+    from artctl_trainer.training_loop import Trainer
 
     # A shell's background job inherits SIGINT ignored; this test needs Python's usual handler.
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -48,9 +48,9 @@ def find_tile(sheet: np.ndarray, cell: np.ndarray) -> bool:
 
 @pytest.fixture(scope="module")
 def style_generator(tmp_path_factory: pytest.TempPathFactory) -> object:
+    from artctl_trainer.checkpoint import load_checkpoint
+    from artctl_trainer.networks import build_generator
     from tests.helpers import train_tiny
-    from trainer.checkpoint import load_checkpoint
-    from trainer.networks import build_generator
 
     run = tmp_path_factory.mktemp("style") / "run"
     train_tiny(run, steps=2, architecture="stylegan", conditional=True)
@@ -61,7 +61,7 @@ def style_generator(tmp_path_factory: pytest.TempPathFactory) -> object:
 
 
 def test_sample_grids_show_every_label_at_the_psi_the_server_uses(style_generator: object) -> None:
-    from trainer.preview import GRID_COLS, SERVED_PSI, generate, sample_grid
+    from artctl_trainer.preview import GRID_COLS, SERVED_PSI, generate, sample_grid
 
     G = style_generator
     names = ["circle", "square", "triangle", "diamond"]
@@ -188,8 +188,8 @@ def test_serving_a_folder_without_models_says_why(tmp_path: Path) -> None:
 def test_the_docs_say_what_the_code_does() -> None:
     from artctl.models import embedded
     from artctl.stylemix import parse_layers
-    from serving.styles import open_style_graphs
-    from trainer.config import NetworkConfig
+    from artctl_serving.styles import open_style_graphs
+    from artctl_trainer.config import NetworkConfig
 
     creative = (REPO / "docs" / "creative.md").read_text()
     said = re.search(

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from serving.batcher import BatcherClosedError, DeadlineExpiredError, DynamicBatcher, QueueFullError
+from artctl_serving.batcher import BatcherClosedError, DeadlineExpiredError, DynamicBatcher, QueueFullError
 
 
 class Recorder:

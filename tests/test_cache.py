@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from artctl.client import GeneratorClient
-from serving.cache import ImageCache, row_keys
-from serving.pipeline import encode_image
+from artctl_serving.cache import ImageCache, row_keys
+from artctl_serving.pipeline import encode_image
 from tests.helpers import free_port, running_server, train_tiny
 
 
@@ -70,7 +70,7 @@ def test_a_reloaded_model_never_answers_from_its_predecessors_entries(
     shutil.copy(tiny_model, folder / "art.onnx")
     other_run = tmp_path / "other"
     train_tiny(other_run, steps=2, train={"seed": 9})
-    from exporter.export import export_checkpoint
+    from artctl_exporter.export import export_checkpoint
 
     other = export_checkpoint(other_run, tmp_path / "other.onnx", parity_seeds=8).path
     with running_server([folder], watch_interval_s=0) as (server, target), GeneratorClient(target) as c:
@@ -86,7 +86,7 @@ def test_a_reloaded_model_never_answers_from_its_predecessors_entries(
 
 @pytest.mark.parametrize("cache_mb", [-1])
 def test_a_negative_cache_size_is_refused(cache_mb: int) -> None:
-    from serving.config import ServeConfigError, ServerOptions
+    from artctl_serving.config import ServeConfigError, ServerOptions
 
     with pytest.raises(ServeConfigError, match="cache_mb must be >= 0"):
         ServerOptions(cache_mb=cache_mb)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from artctl.collection import ConfigError, parse_collection
-from serving.config import ServeConfigError, load_options
+from artctl_serving.config import ServeConfigError, load_options
 from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parent.parent

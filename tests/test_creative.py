@@ -23,7 +23,7 @@ SEEDS = np.array([0, 1, 7, 42, 2**64 - 1], dtype=np.uint64)
 @pytest.fixture(scope="module")
 def style_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny StyleGAN-type model with its companion graphs; its run folder sits beside it."""
-    from exporter.export import export_checkpoint
+    from artctl_exporter.export import export_checkpoint
 
     work = tmp_path_factory.mktemp("style")
     train_tiny(work / "run", steps=2, architecture="stylegan")
@@ -32,14 +32,14 @@ def style_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def runtime(style_model: Path) -> Any:
-    from serving.runtime import load_model
+    from artctl_serving.runtime import load_model
 
     return load_model(style_model)
 
 
 @pytest.fixture(scope="module")
 def graphs(runtime: Any) -> Any:
-    from serving.styles import load_style_graphs
+    from artctl_serving.styles import load_style_graphs
 
     return load_style_graphs(runtime)
 
@@ -77,7 +77,7 @@ def test_bad_layer_ranges_are_refused(spec: str) -> None:
 
 
 def test_mixing_a_seed_with_itself_is_its_plain_render_for_every_range(runtime: Any, graphs: Any) -> None:
-    from serving.creative import mixed_ws
+    from artctl_serving.creative import mixed_ws
 
     plain = _hashes(runtime.render(SEEDS))
     ranges = [LayerRange(i, j) for i in range(graphs.num_ws) for j in range(i, graphs.num_ws)]
@@ -88,7 +88,7 @@ def test_mixing_a_seed_with_itself_is_its_plain_render_for_every_range(runtime: 
 
 
 def test_mixing_changes_only_with_a_different_style(runtime: Any, graphs: Any) -> None:
-    from serving.creative import mixed_ws
+    from artctl_serving.creative import mixed_ws
 
     content, style = np.array([1], dtype=np.uint64), np.array([2], dtype=np.uint64)
     full = graphs.synthesize(mixed_ws(graphs, content, style, LayerRange(0, graphs.num_ws - 1)))
@@ -165,7 +165,7 @@ def test_cli_mix_errors_are_one_line(style_model: Path, tiny_model: Path, tmp_pa
 
 def test_model_exported_without_companions_is_refused(style_model: Path, tmp_path: Path) -> None:
     style_run = style_model.parent / "run"
-    from exporter.export import export_checkpoint
+    from artctl_exporter.export import export_checkpoint
 
     bare = tmp_path / "bare.onnx"
     export_checkpoint(style_run, bare, parity_seeds=8, companions=False)
@@ -212,7 +212,7 @@ def test_schedule_refuses_too_few_seeds_or_frames() -> None:
 
 @pytest.mark.parametrize(("space", "loop"), [("z", False), ("w", False), ("z", True), ("w", True)])
 def test_walk_keyframes_equal_plain_renders(runtime: Any, graphs: Any, space: str, loop: bool) -> None:
-    from serving.creative import walk_ws
+    from artctl_serving.creative import walk_ws
 
     seeds = [3, 2**64 - 2, 11]
     plan = walk_ws(graphs, seeds, 7, space, loop)
@@ -283,7 +283,7 @@ def style_server(style_model: Path, tiny_model: Path) -> Any:
 def test_mix_rpc_equals_library_and_is_batch_invariant(style_server: Any, graphs: Any) -> None:
     from artctl.v1 import generator_pb2 as pb
     from artctl.v1 import generator_pb2_grpc as pb_grpc
-    from serving.creative import mixed_ws
+    from artctl_serving.creative import mixed_ws
 
     _, target = style_server
     rng = np.random.default_rng(5)
@@ -354,7 +354,7 @@ def test_mix_rpc_groups_and_errors(runtime: Any, style_server: Any, graphs: Any)
 def test_interpolate_streams_frames_in_order(runtime: Any, style_server: Any, graphs: Any) -> None:
     from artctl.v1 import generator_pb2 as pb
     from artctl.v1 import generator_pb2_grpc as pb_grpc
-    from serving.creative import walk_ws
+    from artctl_serving.creative import walk_ws
 
     _, target = style_server
     seeds = [9, 10, 11]

@@ -24,7 +24,7 @@ from artctl.delivery import as_rgba, decode_svg, encode_svg, visible
 from artctl.drops.verify import verify
 from artctl.imaging import decode_png
 from artctl.seeds import latents, pixel_sha256, token_seed
-from serving.local import LocalRenderer
+from artctl_serving.local import LocalRenderer
 
 REPO = Path(__file__).resolve().parent.parent
 SVG = "{http://www.w3.org/2000/svg}"
@@ -190,7 +190,7 @@ def test_metaplex_refuses_svg_before_writing(tiny_model: Path, tmp_path: Path) -
 
 
 def test_studio_never_smooths_images() -> None:
-    css = (REPO / "serving" / "studio" / "studio.css").read_text()
+    css = (REPO / "artctl_serving" / "studio" / "studio.css").read_text()
     rule = next(line for line in css.splitlines() if line.startswith("img {"))
     assert rule.index("crisp-edges") < rule.index("pixelated")  # the fallback first, the last known wins
     for line in css.splitlines():  # and nothing sizes an image with smoothing

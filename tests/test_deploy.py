@@ -319,7 +319,7 @@ def _cli_help(args: list[str]) -> subprocess.CompletedProcess[str]:
         "from artctl.cli import main\n"
         f"sys.argv = ['artctl', *{args!r}, '--help']\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code or 0\n"
-        "import serving.server\n"
+        "import artctl_serving.server\n"
         "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
         "sys.exit(code)\n"
     )

@@ -20,8 +20,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from artctl_trainer.config import TrainConfig
 from tests.helpers import train_tiny
-from trainer.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLEGAN = {"architecture": "stylegan", "conditional": True}
@@ -51,9 +51,9 @@ def _digest(module: torch.nn.Module) -> str:
 
 def _worker(out: Path) -> None:
     """One rank: train, and record what this rank holds at the end of each run."""
-    import trainer.checkpoint
-    import trainer.reporting
-    import trainer.training_loop as loop
+    import artctl_trainer.checkpoint
+    import artctl_trainer.reporting
+    import artctl_trainer.training_loop as loop
 
     rank = int(os.environ["RANK"])
     built: dict[str, Any] = {}
@@ -73,11 +73,13 @@ def _worker(out: Path) -> None:
 
         return call
 
-    loop.build_generator = recording("G", loop.build_generator)  # type: ignore[assignment]
-    loop.build_discriminator = recording("D", loop.build_discriminator)  # type: ignore[assignment]
+    loop.nets.build_generator = recording("G", loop.nets.build_generator)  # type: ignore[assignment]
+    loop.nets.build_discriminator = recording("D", loop.nets.build_discriminator)  # type: ignore[assignment]
     loop.AdaController = recording("ada", loop.AdaController)  # type: ignore[misc]
-    trainer.checkpoint.save_checkpoint = counting("checkpoints", trainer.checkpoint.save_checkpoint)
-    trainer.reporting.plot_losses = counting("plots", trainer.reporting.plot_losses)
+    artctl_trainer.checkpoint.save_checkpoint = counting(
+        "checkpoints", artctl_trainer.checkpoint.save_checkpoint
+    )
+    artctl_trainer.reporting.plot_losses = counting("plots", artctl_trainer.reporting.plot_losses)
 
     runs: dict[str, Path] = {}
 
@@ -172,16 +174,18 @@ def test_ddp_resume_equals_an_uninterrupted_ddp_run(ddp_runs: Path) -> None:
 
 
 def test_global_batch_must_split_across_ranks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from trainer import distributed
+    from artctl_trainer import distributed
 
     world = distributed.World(rank=0, size=3)
-    monkeypatch.setattr("trainer.training_loop.init_world", lambda device: (world, torch.device("cpu")))
+    monkeypatch.setattr(
+        "artctl_trainer.training_loop.init_world", lambda device: (world, torch.device("cpu"))
+    )
     with pytest.raises(ValueError, match="global batch"):
         train_tiny(tmp_path / "run", steps=1)
 
 
 def test_device_and_precision_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
-    from trainer.distributed import DeviceError, amp_dtype, rank_seed, resolve_device
+    from artctl_trainer.distributed import DeviceError, amp_dtype, rank_seed, resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu")
@@ -212,7 +216,7 @@ def test_explicit_cpu_and_bf16_request_train_the_same_bits(tmp_path: Path) -> No
 
 def test_bf16_autocast_path_trains_stylegan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The GPU's bf16 path, run under CPU autocast: dtypes line up (w_avg, R1, ADA, EMA in fp32)."""
-    monkeypatch.setattr("trainer.training_loop.amp_dtype", lambda device, precision: torch.bfloat16)
+    monkeypatch.setattr("artctl_trainer.training_loop.amp_dtype", lambda device, precision: torch.bfloat16)
     train = {**STYLEGAN_TRAIN, "checkpoint_every": 0}
     last = train_tiny(tmp_path / "run", steps=2, train=train, **STYLEGAN)
     for name in ("G", "G_ema", "D"):

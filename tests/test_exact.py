@@ -18,8 +18,8 @@ from onnx import numpy_helper
 
 from artctl.models import embedded
 from artctl.profile import EXACT_CONTRACT, profile_differences
+from artctl_exporter.exact import EXACT_LIMIT, ExactError, make_exact, round_up_3, tanh_table, term_bound
 from bench.isa_portable import _feeds, portable_graph
-from exporter.exact import EXACT_LIMIT, ExactError, make_exact, round_up_3, tanh_table, term_bound
 from tests.helpers import require_system
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,7 +143,7 @@ def test_a_drop_verifies_identically_on_an_older_cpu_under_qemu(portable: Path, 
         pytest.skip("qemu-x86_64 emulates an x86-64 CPU for x86-64 Python only")
     from artctl.collection import CollectionConfig
     from artctl.drops.mint import mint
-    from serving.local import LocalRenderer
+    from artctl_serving.local import LocalRenderer
 
     cfg = CollectionConfig(
         name="Any CPU", symbol="ANY", size=3, salt="isa", start_index=1, model=str(portable)

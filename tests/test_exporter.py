@@ -14,10 +14,10 @@ from onnx import numpy_helper
 
 from artctl.modelcard import ModelCard, file_sha256
 from artctl.seeds import latents
-from exporter.export import ExportError, ParityError, export_checkpoint, parity_check
-from trainer.checkpoint import CheckpointError, load_checkpoint
-from trainer.networks import build_generator
-from trainer.preview import quantize
+from artctl_exporter.export import ExportError, ParityError, export_checkpoint, parity_check
+from artctl_trainer.checkpoint import CheckpointError, load_checkpoint
+from artctl_trainer.networks import build_generator
+from artctl_trainer.preview import quantize
 
 
 def test_graph_signature_and_checker(tiny_model: Path) -> None:

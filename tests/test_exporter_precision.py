@@ -11,7 +11,7 @@ import pytest
 
 from artctl.modelcard import ModelCard
 from artctl.seeds import latents
-from exporter.export import ExportError, export_checkpoint
+from artctl_exporter.export import ExportError, export_checkpoint
 from tests.helpers import train_tiny
 
 
@@ -51,7 +51,7 @@ def test_fp16_export_passes_its_gate_and_stays_close_to_fp32(tmp_path: Path) -> 
 
 def test_fp16_stylegan_companions_follow_the_precision(style_run: Path, tmp_path: Path) -> None:
     """The gate decides: a passing fp16 StyleGAN export has fp16 synthesis; a refused one writes nothing."""
-    from exporter.export import ParityError
+    from artctl_exporter.export import ParityError
 
     try:
         result = export_checkpoint(style_run, tmp_path / "s.onnx", parity_seeds=16, precision="fp16")

@@ -13,11 +13,11 @@ import torch
 
 from artctl.modelcard import ModelCard, file_sha256
 from artctl.seeds import latents
-from exporter.export import ExportResult, companion_path, export_checkpoint
+from artctl_exporter.export import ExportResult, companion_path, export_checkpoint
+from artctl_trainer.checkpoint import load_checkpoint
+from artctl_trainer.networks import build_generator
+from artctl_trainer.preview import quantize
 from tests.helpers import train_tiny
-from trainer.checkpoint import load_checkpoint
-from trainer.networks import build_generator
-from trainer.preview import quantize
 
 RANDOM_OPS = {
     "RandomNormal",

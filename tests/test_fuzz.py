@@ -113,7 +113,7 @@ def infer_requests(draw: Any) -> kpb.ModelInferRequest:
 
 @pytest.fixture(scope="module")
 def fuzz_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
-    from exporter.export import export_checkpoint
+    from artctl_exporter.export import export_checkpoint
     from tests.helpers import train_tiny
 
     work = tmp_path_factory.mktemp("fuzz")

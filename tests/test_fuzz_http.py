@@ -31,7 +31,7 @@ FUZZ = settings(
 
 @pytest.fixture(scope="module")
 def web(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    from exporter.export import export_checkpoint
+    from artctl_exporter.export import export_checkpoint
     from tests.helpers import train_tiny
 
     work = tmp_path_factory.mktemp("fuzz-http")

@@ -83,7 +83,7 @@ def _labelled_zip(path: Path) -> Path:
 
     from PIL import Image
 
-    from trainer.datasets import synthetic_shapes
+    from artctl_trainer.datasets import synthetic_shapes
 
     shapes = synthetic_shapes(24, 16, 4)
     with zipfile.ZipFile(path, "w") as archive:

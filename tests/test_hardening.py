@@ -24,9 +24,9 @@ from artctl.kserve.v2 import grpc_service_pb2 as kpb
 from artctl.kserve.v2 import grpc_service_pb2_grpc as kpb_grpc
 from artctl.v1 import generator_pb2 as pb
 from artctl.v1 import generator_pb2_grpc as pb_grpc
-from serving.errors import ModelLoadError
-from serving.runtime import load_model
-from serving.server import ArtServer, ServerOptions
+from artctl_serving.errors import ModelLoadError
+from artctl_serving.runtime import load_model
+from artctl_serving.server import ArtServer, ServerOptions
 from tests.helpers import free_port, model_folder, running_server
 
 
@@ -105,7 +105,7 @@ def test_the_watcher_survives_a_bad_file_and_loads_later_good_ones(
 
 
 def test_a_name_never_switches_files_on_reload(tiny_model: Path, tmp_path: Path) -> None:
-    from exporter.export import export_checkpoint
+    from artctl_exporter.export import export_checkpoint
     from tests.helpers import train_tiny
 
     train_tiny(tmp_path / "run", steps=5)

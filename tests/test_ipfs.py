@@ -19,7 +19,7 @@ from artctl.drops.mint import mint
 from artctl.drops.rebase import rebase
 from artctl.drops.sugar import check_assets
 from artctl.drops.verify import verify
-from serving.local import LocalRenderer
+from artctl_serving.local import LocalRenderer
 from tests.helpers import DERIVED
 
 IPFS = Path(__file__).resolve().parent / "ipfs"

@@ -17,7 +17,7 @@ from PIL import Image
 
 from artctl.collection import CollectionConfig
 from artctl.drops.mint import mint
-from serving.local import LocalRenderer
+from artctl_serving.local import LocalRenderer
 from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parent.parent

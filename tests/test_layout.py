@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ def test_core_and_serving_never_import_torch() -> None:
     printed = run_python(
         "import sys",
         "import artctl, artctl.seeds, artctl.client, artctl.drops.mint, artctl.cli, artctl.collection",
-        "import serving, serving.server, serving.runtime, serving.batcher",
+        "import artctl_serving, artctl_serving.server, artctl_serving.runtime, artctl_serving.batcher",
         "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))",
         "assert not bad, bad",
         "print('ok')",
@@ -41,6 +42,83 @@ def test_cli_help_does_not_import_torch_or_onnxruntime() -> None:
         "heavy = [m for m in ('torch', 'onnxruntime', 'onnx') if m in sys.modules]",
         "assert not heavy, heavy",
     )
+
+
+COLLIDING = ("trainer", "exporter", "serving", "bench")  # import names other PyPI distributions install
+
+
+def colliding_wheel(folder: Path) -> Path:
+    """A wheel whose packages take the import names above and fail when imported, as another
+    distribution's would fail artctl's code (e.g. PyPI's `trainer`, installed widely)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    name, files = "colliding_names-1.0", {}
+    for package in COLLIDING:
+        files[f"{package}/__init__.py"] = f"raise ImportError('{package} of another distribution')\n"
+    files[f"{name}.dist-info/METADATA"] = "Metadata-Version: 2.1\nName: colliding-names\nVersion: 1.0\n"
+    files[f"{name}.dist-info/WHEEL"] = (
+        "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    files[f"{name}.dist-info/RECORD"] = "\n".join([*record, f"{name}.dist-info/RECORD,,"]) + "\n"
+    wheel = folder / f"{name}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+def test_every_module_imports_beside_a_distribution_that_takes_generic_names(tmp_path: Path) -> None:
+    """Installed first on the path, `trainer`, `exporter`, `serving` and `bench` of another
+    distribution shadow any package of those names: artctl's own names must not be among them."""
+    target = tmp_path / "site"
+    wheel = colliding_wheel(tmp_path)
+    installed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert installed.returncode == 0, installed.stderr
+    code = "\n".join(
+        [
+            "import importlib, pkgutil",
+            "for name in " + repr(COLLIDING) + ":",
+            "    try:",
+            "        importlib.import_module(name)",
+            "    except ImportError as exc:",
+            "        assert 'another distribution' in str(exc), exc",
+            "    else:",
+            "        raise AssertionError(name + ' did not come from the colliding distribution')",
+            "count = 0",
+            "for top in ('artctl', 'artctl_serving', 'artctl_trainer', 'artctl_exporter'):",
+            "    package = importlib.import_module(top)",
+            "    for info in pkgutil.walk_packages(package.__path__, top + '.'):",
+            "        if not info.name.endswith('__main__'):",
+            "            importlib.import_module(info.name)",
+            "            count += 1",
+            "print(count)",
+        ]
+    )
+    env = {**os.environ, "PYTHONPATH": f"{target}{os.pathsep}{REPO}"}
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert int(ran.stdout) > 60, "every module of the four packages was imported"
 
 
 def test_committed_stubs_match_a_fresh_generation(tmp_path: Path) -> None:
@@ -81,7 +159,7 @@ def test_stubs_describe_the_services_we_serve() -> None:
 # -- the dependency rules: core <- trainer / exporter / serving <- CLI (docs/architecture.md) ----------
 
 LAYERS = ("core", "serving", "trainer", "exporter", "cli", "bench")
-# Which layers each layer may import (its own always). exporter rebuilds generators from trainer.
+# Which layers each layer may import (its own always). exporter rebuilds generators from artctl_trainer.
 MAY_IMPORT = {
     "core": set(),
     "serving": {"core"},
@@ -97,9 +175,8 @@ def layer_of(module: str) -> str | None:
     top = module.split(".")[0]
     if module in ("artctl.cli", "artctl.__main__") or module.startswith("artctl.cli."):
         return "cli"  # `python -m artctl` is the command line too
-    return {"artctl": "core", "serving": "serving", "trainer": "trainer", "exporter": "exporter"}.get(
-        top, "bench" if top == "bench" else None
-    )
+    layers = {"artctl": "core", "artctl_serving": "serving", "artctl_trainer": "trainer"}
+    return {**layers, "artctl_exporter": "exporter"}.get(top, "bench" if top == "bench" else None)
 
 
 def module_name(path: Path) -> str:
@@ -112,7 +189,9 @@ def import_graph(root: Path = REPO) -> dict[str, set[str]]:
     import ast
 
     files = [
-        p for top in ("artctl", "serving", "trainer", "exporter", "bench") for p in (root / top).rglob("*.py")
+        p
+        for top in ("artctl", "artctl_serving", "artctl_trainer", "artctl_exporter", "bench")
+        for p in (root / top).rglob("*.py")
     ]
     modules = {module_name(p): p for p in files if not p.name.endswith(GENERATED)}
     known = set(modules) | {module_name(p) for p in files}
@@ -185,18 +264,30 @@ def test_no_import_cycle_and_no_import_against_the_layers() -> None:
 
 
 def test_the_layout_checks_catch_a_cycle_and_a_wrong_direction() -> None:
-    graph = {"serving.a": {"serving.b"}, "serving.b": {"serving.a"}, "artctl.seeds": {"serving.a"}}
-    assert cycles(graph) == [["serving.a", "serving.b"]]
-    assert wrong_direction(graph) == ["artctl.seeds (core) imports serving.a (serving)"]
-    assert wrong_direction({"trainer.x": {"exporter.y"}}) == [
-        "trainer.x (trainer) imports exporter.y (exporter)"
+    graph = {
+        "artctl_serving.a": {"artctl_serving.b"},
+        "artctl_serving.b": {"artctl_serving.a"},
+        "artctl.seeds": {"artctl_serving.a"},
+    }
+    assert cycles(graph) == [["artctl_serving.a", "artctl_serving.b"]]
+    assert wrong_direction(graph) == ["artctl.seeds (core) imports artctl_serving.a (serving)"]
+    assert wrong_direction({"artctl_trainer.x": {"artctl_exporter.y"}}) == [
+        "artctl_trainer.x (trainer) imports artctl_exporter.y (exporter)"
     ]
 
 
 def test_no_hand_written_module_over_400_lines() -> None:
     long = [
         f"{p.relative_to(REPO)}: {n}"
-        for top in ("artctl", "serving", "trainer", "exporter", "bench", "tests", "deploy")
+        for top in (
+            "artctl",
+            "artctl_serving",
+            "artctl_trainer",
+            "artctl_exporter",
+            "bench",
+            "tests",
+            "deploy",
+        )
         for p in (REPO / top).rglob("*.py")
         if not p.name.endswith(GENERATED) and (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
     ]
@@ -214,8 +305,8 @@ def documented_path() -> tuple[list[str], list[str]]:
     def dotted(path: str) -> str:
         return path.replace("/", ".").removesuffix(".py")
 
-    steps = [dotted(m) for m in re.findall(r"(?m)^\d+\. `((?:serving|artctl)/[\w/]+\.py)`", path_part)]
-    leaves = [dotted(m) for m in re.findall(r"`((?:serving|artctl)/[\w/]+\.py)`", leaf_part.split("\n\n")[0])]
+    steps = [dotted(m) for m in re.findall(r"(?m)^\d+\. `((?:artctl_serving|artctl)/[\w/]+\.py)`", path_part)]
+    leaves = [dotted(m) for m in re.findall(r"`((?:artctl_serving|artctl)/[\w/]+\.py)`", leaf_part.split("\n\n")[0])]
     return steps, leaves
 
 
@@ -235,7 +326,7 @@ def test_a_generate_call_runs_through_the_documented_modules_only(tiny_model: Pa
     def tracer(frame: Any, event: str, arg: Any) -> None:
         if event == "call":
             name = frame.f_globals.get("__name__", "")
-            if name.split(".")[0] in ("artctl", "serving"):
+            if name.split(".")[0] in ("artctl", "artctl_serving"):
                 seen.add(name)
 
     async def loop_profile(on: bool) -> None:
@@ -257,8 +348,8 @@ def test_a_generate_call_runs_through_the_documented_modules_only(tiny_model: Pa
     path, leaves = documented_path()
     assert len(path) <= 7, path
     served = {m for m in seen if not m.startswith(("artctl.v1", "artctl.kserve"))}  # generated stubs
-    assert {m for m in served if m.startswith("serving.")} == {
-        m for m in path + leaves if m.startswith("serving.")
+    assert {m for m in served if m.startswith("artctl_serving.")} == {
+        m for m in path + leaves if m.startswith("artctl_serving.")
     }
     assert served <= set(path) | set(leaves), sorted(served - set(path) - set(leaves))
     assert set(path) <= served, sorted(set(path) - served)

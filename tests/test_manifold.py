@@ -1,12 +1,12 @@
-"""The quality gate (trainer.manifold) against its definitions, on features whose answer is known."""
+"""The quality gate (artctl_trainer.manifold) against its definitions, on features whose answer is known."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from trainer import manifold
-from trainer.manifold import (
+from artctl_trainer import manifold
+from artctl_trainer.manifold import (
     density_coverage,
     kth_neighbour_radius,
     memorised_share,

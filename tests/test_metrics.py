@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.inception import FEATURE_DIM, inception_features
-from trainer.metrics import FeatureStats, cached_real_features, frechet_distance, kernel_inception_distance
+from artctl_trainer.inception import FEATURE_DIM, inception_features
+from artctl_trainer.metrics import (
+    FeatureStats,
+    cached_real_features,
+    frechet_distance,
+    kernel_inception_distance,
+)
 
 
 def test_frechet_distance_closed_form_for_diagonal_gaussians() -> None:
@@ -73,7 +78,7 @@ def test_inception_features_of_real_images(tmp_path: Path) -> None:
 def test_onnx_runtime_inception_matches_torch_and_is_cached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import trainer.inception as metrics
+    import artctl_trainer.inception as metrics
 
     monkeypatch.setattr(Path, "home", lambda: tmp_path)
     images = np.random.default_rng(5).integers(0, 256, size=(3, 48, 48, 4), dtype=np.uint8)
@@ -97,7 +102,7 @@ def test_onnx_runtime_inception_matches_torch_and_is_cached(
 def test_generated_labels_follow_the_real_sets_label_frequencies(tmp_path: Path) -> None:
     from PIL import Image
 
-    from trainer.metrics import MetricsError, label_indices, real_images
+    from artctl_trainer.metrics import MetricsError, label_indices, real_images
 
     for label, count in (("common", 6), ("rare", 2)):
         (tmp_path / label).mkdir()
@@ -125,7 +130,7 @@ def test_metrics_cli_scores_a_model_against_its_data(
 
     from PIL import Image
 
-    from trainer.datasets import synthetic_shapes
+    from artctl_trainer.datasets import synthetic_shapes
 
     real = tmp_path / "real"
     real.mkdir()

@@ -17,7 +17,7 @@ from artctl.drops.mint import mint
 from artctl.drops.render import ServerRenderer
 from artctl.imaging import decode_png
 from artctl.seeds import latents, pixel_sha256, provenance, token_seed
-from serving.local import LocalRenderer
+from artctl_serving.local import LocalRenderer
 
 
 def config(**kw: Any) -> CollectionConfig:
@@ -106,7 +106,7 @@ def test_server_mint_refuses_a_model_that_changed_mid_drop(tiny_model: Path, tmp
     import shutil
 
     from artctl.drops.render import RenderError
-    from exporter.export import export_checkpoint
+    from artctl_exporter.export import export_checkpoint
     from tests.helpers import running_server, train_tiny
 
     other_dir = tmp_path / "other"

@@ -30,7 +30,7 @@ from artctl.drops.render import ServerRenderer
 from artctl.drops.verify import verify
 from artctl.imaging import decode_png
 from artctl.seeds import latents, pixel_sha256, provenance, token_seed, trait_draw
-from serving.local import LocalRenderer
+from artctl_serving.local import LocalRenderer
 from tests.helpers import DERIVED
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,7 +91,7 @@ def assert_same_tree(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def cond_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny conditional model (labels circle, square, triangle, diamond)."""
-    from exporter.export import export_checkpoint
+    from artctl_exporter.export import export_checkpoint
     from tests.helpers import train_tiny
 
     run = tmp_path_factory.mktemp("cond") / "run"

@@ -23,7 +23,7 @@ from artctl.metadata import stable_json
 from artctl.rarity import RarityTally, rarity_report
 from artctl.seeds import provenance
 from artctl.traits import plan_traits
-from serving.local import LocalRenderer
+from artctl_serving.local import LocalRenderer
 from tests.helpers import DERIVED as HELPER_DERIVED
 
 DERIVED = HELPER_DERIVED[:2]  # Palette and Brightness

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.nouns import TRAITS, draw_choices, load_art
+from artctl_trainer.nouns import TRAITS, draw_choices, load_art
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "tests" / "nouns"

@@ -31,11 +31,11 @@ from artctl.palette import (
     snap,
 )
 from artctl.seeds import latents
-from exporter.export import companion_path, export_checkpoint
-from exporter.graphs import append_snap
+from artctl_exporter.export import companion_path, export_checkpoint
+from artctl_exporter.graphs import append_snap
+from artctl_trainer.nouns import write_palette
 from tests.helpers import train_tiny
 from tests.test_rederive import run_snippet, snippet
-from trainer.nouns import write_palette
 
 REPO = Path(__file__).resolve().parent.parent
 # Six colours with near-ties: the two mid greys are one step apart, so many pixels sit between them.
@@ -294,7 +294,7 @@ def test_served_equals_minted_equals_the_documented_snippet(
     from artctl.collection import CollectionConfig
     from artctl.drops.mint import mint
     from artctl.drops.render import ServerRenderer
-    from serving.local import LocalRenderer
+    from artctl_serving.local import LocalRenderer
     from tests.helpers import running_server
 
     model = exported["snapped"]

@@ -14,16 +14,16 @@ import torch
 from PIL import Image
 
 from artctl.palette import pack_colours, palette_array, snap
+from artctl_trainer.checkpoint import load_checkpoint
+from artctl_trainer.config import NetworkConfig, TrainConfig
+from artctl_trainer.datasets import DatasetError, load_dataset
+from artctl_trainer.metrics import checkpoint_source
+from artctl_trainer.nouns import TRAITS, draw_choices, load_art
+from artctl_trainer.palette_snap import PaletteSnap, _nearest_table
+from artctl_trainer.pixelart import PartStack, nouns_scores, pixel_art_scores
+from artctl_trainer.preview import quantize
+from artctl_trainer.training_loop import training_loop
 from tests.test_nouns import ASSETS, _reference_ready
-from trainer.checkpoint import load_checkpoint
-from trainer.config import NetworkConfig, TrainConfig
-from trainer.datasets import DatasetError, load_dataset
-from trainer.metrics import checkpoint_source
-from trainer.nouns import TRAITS, draw_choices, load_art
-from trainer.palette_snap import PaletteSnap, _nearest_table
-from trainer.pixelart import PartStack, nouns_scores, pixel_art_scores
-from trainer.preview import quantize
-from trainer.training_loop import training_loop
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -173,7 +173,7 @@ def test_a_snap_model_draws_palette_colours_only_in_training_and_in_onnx(tmp_pat
     made = export("--out", str(model))
     assert made.returncode == 0, made.stderr
     assert "uint8 pixels differing: 0.00e+00" in made.stdout and "0 mismatches" in made.stdout
-    from serving.local import LocalRenderer
+    from artctl_serving.local import LocalRenderer
 
     served = LocalRenderer(model).render(list(range(16)), None, [i % 2 for i in range(16)])
     drawn = np.stack([r.pixels for r in served if r.pixels is not None])

@@ -16,7 +16,7 @@ from artctl.collection import CollectionConfig, parse_collection
 from artctl.drops.mint import mint
 from artctl.drops.sugar_config import check_sugar_config
 from artctl.drops.verify import verify
-from serving.local import LocalRenderer
+from artctl_serving.local import LocalRenderer
 from tests.helpers import DERIVED
 
 REPO = Path(__file__).resolve().parent.parent

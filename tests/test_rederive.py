@@ -18,7 +18,7 @@ from artctl.drops.mint import mint
 from artctl.drops.render import ServerRenderer
 from artctl.drops.verify import DIFFERENT, IDENTICAL, NEAR, verify
 from artctl.models import embedded, embedded_default
-from serving.local import LocalRenderer
+from artctl_serving.local import LocalRenderer
 from tests.helpers import running_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -197,7 +197,7 @@ def test_a_plain_onnxruntime_session_renders_what_the_server_renders(emoji_model
 def test_renders_at_enable_all_do_not_depend_on_threads_or_batch(emoji_model: Path) -> None:
     import numpy as np
 
-    from serving.runtime import Engine, load_model
+    from artctl_serving.runtime import Engine, load_model
 
     seeds = np.arange(24, dtype=np.uint64)
     one_thread = load_model(emoji_model, engine=Engine.choose("cpu", threads=1)).render(seeds)

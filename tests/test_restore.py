@@ -22,7 +22,7 @@ def style_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def emoji(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trainer.emoji import render_emoji
+    from artctl_trainer.emoji import render_emoji
 
     require_emoji_font()
     out = tmp_path_factory.mktemp("emoji")
@@ -45,7 +45,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_restore_beats_a_grey_fill_on_held_out_emoji(style_run: Path, emoji: Path, tmp_path: Path) -> None:
     from artctl.imaging import decode_png
-    from trainer.restore import masked_psnr
+    from artctl_trainer.restore import masked_psnr
 
     mask = _mask(tmp_path / "mask.png")
     assert mask.mean() == 0.25
@@ -78,7 +78,7 @@ def test_restore_beats_a_grey_fill_on_held_out_emoji(style_run: Path, emoji: Pat
 
 
 def test_restore_is_deterministic_and_w_space_works(style_run: Path, emoji: Path) -> None:
-    from trainer.restore import RestoreOptions, load_generator, read_image, restore_image
+    from artctl_trainer.restore import RestoreOptions, load_generator, read_image, restore_image
 
     G, _ = load_generator(style_run)
     image = read_image(emoji, 4)

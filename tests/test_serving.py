@@ -26,7 +26,7 @@ from artctl.kserve.v2 import grpc_service_pb2_grpc as kpb_grpc
 from artctl.seeds import latents, pixel_sha256
 from artctl.v1 import generator_pb2 as pb
 from artctl.v1 import generator_pb2_grpc as pb_grpc
-from serving.runtime import ModelLoadError, load_model
+from artctl_serving.runtime import ModelLoadError, load_model
 from tests.helpers import running_server
 
 

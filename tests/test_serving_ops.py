@@ -17,9 +17,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from artctl.modelcard import ModelCard
 from artctl.v1 import generator_pb2 as pb
 from artctl.v1 import generator_pb2_grpc as pb_grpc
-from serving.config import ServeConfigError, ServerOptions, load_options
-from serving.errors import InvalidRequestError
-from serving.requests import check_labels, check_psi
+from artctl_serving.config import ServeConfigError, ServerOptions, load_options
+from artctl_serving.errors import InvalidRequestError
+from artctl_serving.requests import check_labels, check_psi
 from tests.helpers import model_folder, running_server, train_tiny
 
 
@@ -97,7 +97,7 @@ def _generate_hashes(target: str, seeds: list[int]) -> list[str]:
 def test_reload_swaps_a_changed_model_without_dropping_requests(
     tiny_model: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from exporter.export import export_checkpoint
+    from artctl_exporter.export import export_checkpoint
 
     other_run = tmp_path_factory.mktemp("other") / "run"
     train_tiny(other_run, steps=6)

@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from artctl_trainer.checkpoint import CheckpointError, load_checkpoint
+from artctl_trainer.config import NetworkConfig, TrainConfig
+from artctl_trainer.datasets import DatasetError, ImageDataset, load_folder, synthetic_shapes
+from artctl_trainer.training_loop import training_loop
 from tests.helpers import train_tiny
-from trainer.checkpoint import CheckpointError, load_checkpoint
-from trainer.config import NetworkConfig, TrainConfig
-from trainer.datasets import DatasetError, ImageDataset, load_folder, synthetic_shapes
-from trainer.training_loop import training_loop
 
 
 def test_training_writes_a_complete_checkpoint(tiny_run: Path) -> None:
@@ -188,7 +188,7 @@ def test_scored_checkpoints_keep_a_best_pointer_and_a_loss_curve(
 
 
 def test_labels_file_overrides_folders(tmp_path: Path) -> None:
-    from trainer.datasets import load_dataset
+    from artctl_trainer.datasets import load_dataset
 
     art = tmp_path / "art"
     art.mkdir()

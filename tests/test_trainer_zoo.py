@@ -13,14 +13,14 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from exporter.export import export_checkpoint, parity_inputs
+from artctl_exporter.export import export_checkpoint, parity_inputs
+from artctl_trainer import augment
+from artctl_trainer.config import NetworkConfig, TrainConfig
+from artctl_trainer.datasets import DatasetError
+from artctl_trainer.loss import d_loss, g_loss, gradient_penalty, r1_penalty
+from artctl_trainer.networks import apply_spectral_norm, build_discriminator, build_generator
+from artctl_trainer.networks_stylegan import SynthesisLayer, minibatch_stddev
 from tests.helpers import require_emoji_font, train_tiny
-from trainer import augment
-from trainer.config import NetworkConfig, TrainConfig
-from trainer.datasets import DatasetError
-from trainer.loss import d_loss, g_loss, gradient_penalty, r1_penalty
-from trainer.networks import apply_spectral_norm, build_discriminator, build_generator
-from trainer.networks_stylegan import SynthesisLayer, minibatch_stddev
 
 
 def test_losses_match_their_definitions() -> None:
@@ -229,7 +229,7 @@ def test_conditional_training_needs_labels(tmp_path: Path) -> None:
     for i in range(8):
         Image.new("RGB", (16, 16), (i * 30, 0, 0)).save(tmp_path / f"{i}.png")
     cfg = TrainConfig(network=NetworkConfig(resolution=16, conditional=True), data=str(tmp_path), steps=1)
-    from trainer.training_loop import training_loop
+    from artctl_trainer.training_loop import training_loop
 
     with pytest.raises(DatasetError, match="sub-folder per label"):
         training_loop(cfg, tmp_path / "run")
@@ -273,7 +273,7 @@ def test_stylegan_resume_equals_an_uninterrupted_run(tmp_path: Path, architectur
 def test_zip_data_set_equals_the_folder_it_was_made_from(tmp_path: Path) -> None:
     import zipfile
 
-    from trainer.datasets import load_dataset, load_folder
+    from artctl_trainer.datasets import load_dataset, load_folder
 
     for label in ("cats", "dogs"):
         (tmp_path / "art" / label).mkdir(parents=True)
@@ -295,14 +295,14 @@ def test_zip_data_set_equals_the_folder_it_was_made_from(tmp_path: Path) -> None
 
 
 def test_emoji_font_missing_names_the_package(tmp_path: Path) -> None:
-    from trainer.emoji import EmojiFontError, render_emoji
+    from artctl_trainer.emoji import EmojiFontError, render_emoji
 
     with pytest.raises(EmojiFontError, match="fonts-noto-color-emoji"):
         render_emoji(tmp_path / "out", font_path=tmp_path / "NotoColorEmoji.ttf")
 
 
 def test_emoji_data_set_renders_labelled_rgba(tmp_path: Path) -> None:
-    from trainer.emoji import render_emoji
+    from artctl_trainer.emoji import render_emoji
 
     require_emoji_font()
     report = render_emoji(tmp_path / "emoji", size=16, limit=40, labels="block")
@@ -339,7 +339,7 @@ EMOJI_TEST = """# emoji-test.txt
 def test_emoji_labels_are_the_groups_of_emoji_test(tmp_path: Path) -> None:
     import json
 
-    from trainer.emoji import emoji_groups, render_emoji
+    from artctl_trainer.emoji import emoji_groups, render_emoji
 
     require_emoji_font(emoji_list=True)
     listing = tmp_path / "emoji-test.txt"
@@ -367,7 +367,7 @@ def test_emoji_labels_are_the_groups_of_emoji_test(tmp_path: Path) -> None:
 
 
 def test_emoji_list_errors_are_clear(tmp_path: Path) -> None:
-    from trainer.emoji import EmojiListError, emoji_groups, render_emoji
+    from artctl_trainer.emoji import EmojiListError, emoji_groups, render_emoji
 
     require_emoji_font()
     with pytest.raises(EmojiListError, match="unicode-data"):
@@ -390,7 +390,7 @@ def test_emoji_list_errors_are_clear(tmp_path: Path) -> None:
 def test_gradient_penalties_refuse_a_batchnorm_critic() -> None:
     from pydantic import ValidationError
 
-    from trainer.config import NetworkConfig, TrainConfig
+    from artctl_trainer.config import NetworkConfig, TrainConfig
 
     for kwargs in ({"loss": "wgan-gp"}, {"r1_gamma": 1.0}):
         with pytest.raises(ValidationError, match="without BatchNorm"):

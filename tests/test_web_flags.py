@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.config import ServeConfigError, ServerOptions, load_options
+from artctl_serving.config import ServeConfigError, ServerOptions, load_options
 from tests.helpers import free_port, running_server
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,5 @@
-"""`artctl mix`, `interpolate` (serving.creative, in this process) and `restore` (trainer.restore)."""
+"""`artctl mix`, `interpolate` (artctl_serving.creative, in this process) and `restore`
+(artctl_trainer.restore)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ def mix(
         from artctl.fileio import write_bytes_atomic
         from artctl.imaging import encode_png
         from artctl.seeds import pixel_sha256
-        from serving.creative import mix_picture
-        from serving.styles import open_style_graphs
+        from artctl_serving.creative import mix_picture
+        from artctl_serving.styles import open_style_graphs
 
         if out.suffix.lower() != ".png":
             raise CliError(f"{out}: --out must be a .png file")
@@ -83,10 +84,10 @@ def interpolate(
         from artctl.animation import animation_format, write_animation
         from artctl.cli.drops import resolve_local_model
         from artctl.latentwalk import SPACES
-        from serving.creative import walk_frames, z_walk_frames
-        from serving.errors import NoStyleGraphsError
-        from serving.runtime import Engine, load_model
-        from serving.styles import open_style_graphs
+        from artctl_serving.creative import walk_frames, z_walk_frames
+        from artctl_serving.errors import NoStyleGraphsError
+        from artctl_serving.runtime import Engine, load_model
+        from artctl_serving.styles import open_style_graphs
 
         animation_format(out)
         if space not in SPACES:
@@ -136,7 +137,7 @@ def restore(
     """Repair the masked region: project the kept pixels into w/w+ and fill from the generator (`train`)."""
 
     def body() -> None:
-        from trainer.restore import RestoreOptions, restore_files
+        from artctl_trainer.restore import RestoreOptions, restore_files
 
         opts = RestoreOptions(steps=steps, space=space, perceptual_weight=perceptual)
         progress, update = progress_bar("restore", steps, unit="steps")

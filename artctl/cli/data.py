@@ -30,7 +30,7 @@ def data_emoji(
     """Render every single-code-point emoji the Noto Color Emoji font can draw, one folder per label."""
 
     def body() -> None:
-        from trainer.emoji import render_emoji
+        from artctl_trainer.emoji import render_emoji
 
         if labels not in ("group", "block"):
             raise ValueError(f"--labels must be group or block, got {labels!r}")
@@ -64,7 +64,7 @@ def data_nouns(
     """Random compositions of the Nouns art (CC0), 32 x 32 RGB, with parts.jsonl and palette.json."""
 
     def body() -> None:
-        from trainer.nouns import SIZE, make_nouns
+        from artctl_trainer.nouns import SIZE, make_nouns
 
         if size != SIZE:
             raise ValueError(f"--size must be {SIZE}: the Nouns art is drawn on a {SIZE} x {SIZE} grid")

@@ -81,7 +81,7 @@ def demo(
         import tomli_w
 
         from artctl.models import embedded_default
-        from serving.runtime import load_model
+        from artctl_serving.runtime import load_model
 
         out.mkdir(parents=True, exist_ok=True)
         exe = [sys.executable, "-m", "artctl"]

@@ -106,7 +106,7 @@ def open_renderer(
     if local:
         path = resolve_local_model(model, base_dir)
         from artctl.profile import SERVING_LEVEL
-        from serving.local import LocalRenderer
+        from artctl_serving.local import LocalRenderer
 
         return LocalRenderer(path, level=level or SERVING_LEVEL)
     from artctl.client import GeneratorClient

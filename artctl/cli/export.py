@@ -54,7 +54,7 @@ def export(
     """Export a generator to a single ONNX file with uint8 output and a model card (needs `train`)."""
 
     def body() -> None:
-        from exporter.export import export_checkpoint
+        from artctl_exporter.export import export_checkpoint
 
         result = export_checkpoint(
             checkpoint,
@@ -104,7 +104,7 @@ def inspect(
 
     def body() -> None:
         from artctl.cli.drops import resolve_local_model
-        from serving.runtime import load_model
+        from artctl_serving.runtime import load_model
 
         rt = load_model(resolve_local_model(model, Path.cwd()))
         doc = {"card": rt.card.to_json(), "sha256": rt.sha256, **rt.signature()}

@@ -38,7 +38,7 @@ def generate(
         from artctl.fileio import write_bytes_atomic
         from artctl.imaging import contact_sheet
         from artctl.modelcard import label_index
-        from serving.local import LocalRenderer
+        from artctl_serving.local import LocalRenderer
 
         chosen = seed_list(seeds, "--seeds")
         renderer = LocalRenderer(resolve_local_model(model, Path.cwd()))

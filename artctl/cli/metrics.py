@@ -23,11 +23,11 @@ def generator_source(model: Path, psi: float | None = None) -> tuple[Any, Any]:
     """
     model = Path(model)
     if model.suffix != ".onnx":
-        from trainer.metrics import checkpoint_source
+        from artctl_trainer.metrics import checkpoint_source
 
         return checkpoint_source(model, psi)
-    from serving.runtime import load_model
-    from trainer.metrics import label_indices
+    from artctl_serving.runtime import load_model
+    from artctl_trainer.metrics import label_indices
 
     runtime = load_model(model)
     card = runtime.card
@@ -59,7 +59,7 @@ def metrics_fid(
     model's images against a real set (needs `train`)."""
 
     def body() -> None:
-        from trainer.metrics import measure, real_images
+        from artctl_trainer.metrics import measure, real_images
 
         if n < 2:
             raise CliError("--n must be at least 2")
@@ -129,7 +129,7 @@ class PixelArtJudge:
         """A judge when `data` is a folder with a palette (palette.json, else the real images' colours
         when there are at most 256); with the Nouns parts too when the folder came from
         `artctl data nouns` (its parts.jsonl names the glasses)."""
-        from trainer.datasets import PALETTE_FILE, distinct_colours, read_palette_file
+        from artctl_trainer.datasets import PALETTE_FILE, distinct_colours, read_palette_file
 
         folder = Path(data)
         if not folder.is_dir():
@@ -143,7 +143,7 @@ class PixelArtJudge:
         art = None
         parts = folder / "parts.jsonl"
         if parts.is_file() and "glasses_name" in parts.open().readline():
-            from trainer.nouns import load_art
+            from artctl_trainer.nouns import load_art
 
             art = load_art()
         return cls(palette, art)
@@ -164,7 +164,7 @@ class PixelArtJudge:
         return watched
 
     def scores(self) -> dict[str, Any]:
-        from trainer.pixelart import pixel_art_scores
+        from artctl_trainer.pixelart import pixel_art_scores
 
         return pixel_art_scores(np.concatenate(self.images), self.palette, self.asked, self.art)
 
@@ -195,7 +195,7 @@ def metrics_pixels(
     after the snap and, for `artctl data nouns` folders, noggles exact, label fidelity, heads copied."""
 
     def body() -> None:
-        from trainer.metrics import real_images
+        from artctl_trainer.metrics import real_images
 
         if n < 1:
             raise CliError("--n must be at least 1")

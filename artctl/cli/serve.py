@@ -1,4 +1,4 @@
-"""`artctl serve`: its flags are generated from serving.config.ServerOptions (one list of options)."""
+"""`artctl serve`: its flags are generated from artctl_serving.config.ServerOptions (one list of options)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _option_type(annotation: Any) -> Any:
 
 
 def _parameters() -> list[inspect.Parameter]:
-    from serving.config import ServerOptions
+    from artctl_serving.config import ServerOptions
 
     params = []
     for name, field in ServerOptions.model_fields.items():
@@ -62,8 +62,8 @@ def serve(**flags: Any) -> None:
     def body() -> None:
         import asyncio
 
-        from serving.config import load_options
-        from serving.server import serve_forever
+        from artctl_serving.config import load_options
+        from artctl_serving.server import serve_forever
 
         options = load_options(config, {k: v for k, v in flags.items() if v is not None})
         logging.basicConfig(

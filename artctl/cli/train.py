@@ -1,4 +1,5 @@
-"""`artctl train`: flags -> trainer.config.resolve_config -> trainer.training_loop (needs `train`).
+"""`artctl train`: flags -> artctl_trainer.config.resolve_config -> artctl_trainer.training_loop
+(needs `train`).
 
 The flags that override config fields are a table (OVERRIDES), so each exists once: its type, its
 help and the config field(s) it sets.
@@ -210,7 +211,7 @@ def train(**flags: Any) -> None:
     resume, config, preset = flags["resume"], flags["config"], flags["preset"]
 
     def body() -> None:
-        from trainer.config import PRESET_NOTES, resolve_config
+        from artctl_trainer.config import PRESET_NOTES, resolve_config
 
         if flags["list_presets"]:
             for name, note in PRESET_NOTES.items():
@@ -218,7 +219,7 @@ def train(**flags: Any) -> None:
             return
         base, run_dir, chosen = None, flags["out"], preset
         if resume is not None:
-            from trainer.checkpoint import load_checkpoint, resolve_checkpoint
+            from artctl_trainer.checkpoint import load_checkpoint, resolve_checkpoint
 
             if config is None and preset is None:
                 base = load_checkpoint(resume).config
@@ -231,11 +232,11 @@ def train(**flags: Any) -> None:
             typer.echo(cfg.model_dump_json(indent=2))
             return
         if run_dir is None:
-            from trainer.checkpoint import next_free_run_dir
+            from artctl_trainer.checkpoint import next_free_run_dir
 
             run_dir = next_free_run_dir(RUNS / (chosen or cfg.network.architecture))
         elif resume is None:
-            from trainer.checkpoint import check_fresh_run_dir
+            from artctl_trainer.checkpoint import check_fresh_run_dir
 
             check_fresh_run_dir(run_dir)  # before the data loads, not after
         _train(cfg, run_dir, resume, chosen)
@@ -248,8 +249,8 @@ train.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defi
 
 def _auto_preset(overrides: dict[str, Any]) -> str:
     """The family's recipe for the data's size, said on stderr (so --dry-run's JSON stays clean)."""
-    from trainer.config import PRESET_NOTES, SMALL_DATA, auto_preset
-    from trainer.datasets import PALETTE_FILE, count_images
+    from artctl_trainer.config import PRESET_NOTES, SMALL_DATA, auto_preset
+    from artctl_trainer.datasets import PALETTE_FILE, count_images
 
     data = overrides.get("data", "synthetic:shapes")
     images = count_images(data)
@@ -290,13 +291,13 @@ def _eta(record: dict[str, Any], total: int) -> str:
 
 def _train(cfg: Any, run_dir: Path, resume: Path | None, recipe: str | None = None) -> None:
     """Run the loop under a rich progress bar (rank 0 only under torchrun); without a terminal on
-    stderr, plain lines instead (trainer.reporting.PlainLog)."""
+    stderr, plain lines instead (artctl_trainer.reporting.PlainLog)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from trainer.reporting import PlainLog
-    from trainer.stopping import EXIT_CODES, StopSignal
-    from trainer.training_loop import Trainer
+    from artctl_trainer.reporting import PlainLog
+    from artctl_trainer.stopping import EXIT_CODES, StopSignal
+    from artctl_trainer.training_loop import Trainer
 
     is_main = os.environ.get("RANK", "0") == "0"
     console = Console(stderr=True)

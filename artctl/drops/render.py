@@ -3,7 +3,7 @@
 Every renderer gives the same pixels for the same (model, seed, psi, label) under the same render
 profile; the profile it reports goes into the manifest, so a reader knows what produced the drop.
 The in-process renderer (ONNX Runtime in this process) lives with the server code, in
-serving.local, so the core needs no onnxruntime.
+artctl_serving.local, so the core needs no onnxruntime.
 """
 
 from __future__ import annotations

@@ -254,7 +254,7 @@ def _prestop_seconds(container: Doc) -> float:
 
 def grace_period_covers_drain(docs: list[Doc]) -> list[str]:
     """Kubelet kills at terminationGracePeriodSeconds: it must outlast preStop + the server's drain."""
-    from serving.config import ServerOptions
+    from artctl_serving.config import ServerOptions
 
     problems = []
     for dep in _servers(docs):

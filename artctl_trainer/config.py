@@ -1,0 +1,395 @@
+"""Training configuration as data: one pydantic model, saved verbatim in every checkpoint.
+
+Every new field has a default that reproduces the earlier behaviour, so older checkpoints load.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ARCHITECTURES = ("dcgan", "stylegan")
+LOSSES = ("bce", "hinge", "wgan-gp", "lsgan")
+AUGMENTS = ("none", "diffaug", "ada")
+
+
+class NetworkConfig(BaseModel):
+    """What is needed to rebuild the networks from a checkpoint (and nothing else)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    architecture: Literal["dcgan", "stylegan"] = "dcgan"
+    resolution: int = 32
+    channels: Literal[0, 3, 4] = Field(
+        4, description="3 (RGB), 4 (RGBA) or 0: follow the data (RGB when every pixel is opaque; the presets)"
+    )
+    z_dim: int = Field(64, ge=1, le=4096)
+    g_base: int = Field(32, ge=4, description="channels of the generator's last hidden layer")
+    d_base: int = Field(32, ge=4, description="channels of the discriminator's first layer")
+    max_channels: int = Field(256, ge=8)
+    label_names: list[str] = Field(default_factory=list)
+    conditional: bool = Field(False, description="condition G and D on the data set's labels")
+    label_dim: int = Field(32, ge=1, description="label embedding size (conditional dcgan)")
+    spectral_norm: bool = Field(False, description="spectral normalisation on D (replaces its BatchNorm)")
+    output: Literal["rgb", "snap"] = Field(
+        "rgb",
+        description="snap: D judges G's samples snapped to the palette, as export will draw them "
+        "(straight-through gradient); the pixel-art recipes",
+    )
+    palette: list[str] = Field(default_factory=list, description="the snap's palette: the data's when empty")
+    # StyleGAN only.
+    w_dim: int = Field(0, ge=0, description="intermediate latent size; 0 means z_dim")
+    mapping_layers: int = Field(8, ge=1, le=16)
+    mapping_lr_mult: float = Field(0.01, gt=0.0)
+    w_avg_beta: float = Field(0.995, ge=0.0, lt=1.0)
+    mbstd_group: int = Field(4, ge=1)
+
+    @field_validator("resolution")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value not in (16, 32, 64, 128, 256):
+            raise ValueError("resolution must be one of 16, 32, 64, 128, 256")
+        return value
+
+    @property
+    def num_classes(self) -> int:
+        """Labels the networks are conditioned on (0: unconditional)."""
+        return len(self.label_names) if self.conditional else 0
+
+    @property
+    def w_features(self) -> int:
+        return self.w_dim or self.z_dim
+
+
+class TrainConfig(BaseModel):
+    """A whole training run: networks, data, losses, augmentation and optimisation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    data: str = Field("synthetic:shapes", description="image folder, .zip, or synthetic:shapes")
+    synthetic_size: int = Field(2048, ge=16)
+    labels_file: str | None = Field(
+        None, description="CSV (path,label) or JSON {path: label} naming each image's label; else sub-folders"
+    )
+    tensorboard: bool = Field(False, description="also log scalars and sample grids to RUN/tensorboard")
+    mirror: bool = False
+    steps: int = Field(200, ge=1)
+    minutes: float | None = Field(
+        None,
+        ge=0.0,
+        description="time budget of this invocation: stop at the first step past it (with a checkpoint), "
+        "even before `steps`; 0 or None: no budget",
+    )
+    budget_clock: Literal["wall", "cpu"] = Field(
+        "wall",
+        description="what `minutes` counts: wall-clock time, or this process's CPU time over all its "
+        "threads (equal-compute comparisons on a shared machine)",
+    )
+    batch: int = Field(
+        32, ge=2, description="global batch: under torchrun DDP each rank trains on batch / world size"
+    )
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
+    seed: int = Field(0, ge=0)
+    sample_every: int = Field(100, ge=1)
+    checkpoint_every: int = Field(0, ge=0, description="0: only at the end (and on an interrupt)")
+    keep_checkpoints: int = Field(
+        0, ge=0, description="keep the newest N checkpoints (and the best scored one); 0: keep all"
+    )
+    fid_n: int = Field(
+        0,
+        ge=0,
+        description="score every checkpoint (FID, KID, the quality gate) over this many images and "
+        "keep a `best` pointer (0: off)",
+    )
+    best_by: Literal["fid", "kid"] = Field(
+        "fid", description="what `best` minimises; KID is unbiased, so it ranks fairly at small n"
+    )
+    log_every: int = Field(10, ge=1)
+    threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when available (GPU LOCAL_RANK under torchrun), else CPU"
+    )
+    memory_format: Literal["contiguous", "channels_last"] = Field(
+        "contiguous",
+        description="oneDNN's NHWC conv layout; the pixel-art recipes train in it (same speed as contiguous "
+        "on a quiet 2-core AVX-512 box: bench/train_layouts.py); contiguous keeps the pixels of earlier runs",
+    )
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="bf16 autocast of G and D on GPU (auto: bf16 on CUDA); CPU always trains in fp32"
+    )
+    # Losses and regularisation.
+    loss: Literal["bce", "hinge", "wgan-gp", "lsgan", "rpgan"] = Field(
+        "bce", description="bce = non-saturating; rpgan = R3GAN's relativistic pairing loss"
+    )
+    gp_weight: float = Field(10.0, ge=0.0, description="WGAN-GP gradient-penalty weight")
+    r1_gamma: float | None = Field(
+        None, ge=0.0, description="R1 weight; None: 0.0002*res^2/batch for stylegan, off for dcgan"
+    )
+    r2_gamma: float = Field(0.0, ge=0.0, description="R2 weight: R1's penalty on fakes (R3GAN: = R1)")
+    r1_interval: int = Field(16, ge=1, description="lazy R1/R2: penalise every N steps, scaled by N")
+    style_mixing: float = Field(0.9, ge=0.0, le=1.0, description="style-mixing probability (stylegan)")
+    # Small-data augmentation, applied to reals and fakes alike.
+    augment: Literal["none", "diffaug", "ada"] = "none"
+    diffaug_policy: str = Field("color,translation,cutout", description="DiffAugment ops, comma-separated")
+    ada_target: float = Field(0.6, gt=0.0, lt=1.0, description="target E[sign(D(real))]")
+    ada_interval: int = Field(4, ge=1, description="steps between ADA adjustments")
+    ada_kimg: float = Field(100.0, gt=0.0, description="kimg for p to go from 0 to 1 at full speed")
+    ada_p: float = Field(0.0, ge=0.0, le=1.0, description="initial augmentation probability")
+
+    @model_validator(mode="after")
+    def _check_penalty_needs_per_sample_critic(self) -> TrainConfig:
+        """WGAN-GP and R1 penalise per-image gradients; BatchNorm in D mixes images, so they disagree."""
+        net = self.network
+        if (
+            net.architecture == "dcgan"
+            and not net.spectral_norm
+            and (self.loss == "wgan-gp" or self.r1_weight > 0 or self.r2_gamma > 0)
+        ):
+            raise ValueError(
+                "wgan-gp, R1 and R2 need a discriminator without BatchNorm: add spectral_norm "
+                "(--spectral-norm replaces the DCGAN discriminator's BatchNorm)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_policy(self) -> TrainConfig:
+        from artctl_trainer.augment import DIFFAUG_OPS
+
+        unknown = [op for op in self.diffaug_policy.split(",") if op and op not in DIFFAUG_OPS]
+        if unknown:
+            raise ValueError(f"unknown DiffAugment op(s) {unknown}; available: {sorted(DIFFAUG_OPS)}")
+        return self
+
+    @property
+    def r1_weight(self) -> float:
+        if self.r1_gamma is not None:
+            return self.r1_gamma
+        if self.network.architecture == "stylegan":
+            return 0.0002 * self.network.resolution**2 / self.batch
+        return 0.0
+
+
+# Recipes, one per network family and data size; flags and config files override them. Each sets a
+# length that learns (`--minutes` stops earlier), checkpoints every few minutes of CPU time (an
+# interrupted run loses at most that) and keeps the newest five. `PRESET_NOTES` says what each is
+# for; `auto_preset` picks one from the family and the number of images.
+_RECIPE_CPU = {"sample_every": 500, "checkpoint_every": 500, "keep_checkpoints": 5, "log_every": 50}
+_STYLEGAN_OPT = {"lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0, "beta2": 0.99, "ema_decay": 0.998}
+_SMALL_STYLEGAN_NET = {
+    "architecture": "stylegan",
+    "resolution": 64,
+    "channels": 0,
+    "z_dim": 128,
+    "w_dim": 128,
+    "g_base": 16,
+    "d_base": 16,
+    "max_channels": 128,
+}
+PRESETS: dict[str, dict[str, Any]] = {
+    "dcgan32": {
+        "network": {"architecture": "dcgan", "resolution": 32, "channels": 0},
+        "mirror": True,
+        "steps": 10000,
+        **_RECIPE_CPU,
+    },
+    "dcgan64": {
+        "network": {"architecture": "dcgan", "resolution": 64, "channels": 0, "z_dim": 128, "g_base": 64},
+        "batch": 64,
+        "mirror": True,
+        "steps": 20000,
+        **_RECIPE_CPU,
+        "checkpoint_every": 1000,
+    },
+    "small-data-dcgan32": {
+        "network": {"architecture": "dcgan", "resolution": 32, "channels": 0, "spectral_norm": True},
+        "loss": "hinge",
+        "augment": "diffaug",
+        "mirror": True,
+        "steps": 10000,
+        **_RECIPE_CPU,
+    },
+    "small-data-dcgan": {
+        "network": {"architecture": "dcgan", "resolution": 64, "channels": 0, "spectral_norm": True},
+        "loss": "hinge",
+        "augment": "diffaug",
+        "mirror": True,
+        "steps": 10000,
+        **_RECIPE_CPU,
+    },
+    "wgan-gp32": {
+        "network": {"architecture": "dcgan", "resolution": 32, "channels": 0, "spectral_norm": True},
+        "loss": "wgan-gp",
+        "lr_g": 1e-4,
+        "lr_d": 1e-4,
+        "beta1": 0.0,
+        "beta2": 0.9,
+        "mirror": True,
+        "steps": 10000,
+        **_RECIPE_CPU,
+    },
+    "stylegan64": {
+        "network": {
+            "architecture": "stylegan",
+            "resolution": 64,
+            "channels": 0,
+            "z_dim": 256,
+            "w_dim": 256,
+            "g_base": 64,
+            "d_base": 64,
+            "max_channels": 256,
+        },
+        **_STYLEGAN_OPT,
+        "augment": "ada",
+        "mirror": True,
+        "steps": 20000,
+        **_RECIPE_CPU,
+        "checkpoint_every": 1000,
+    },
+    "small-data-stylegan64": {
+        "network": _SMALL_STYLEGAN_NET,
+        **_STYLEGAN_OPT,
+        "augment": "ada",
+        "ada_kimg": 100,
+        "mirror": True,
+        "steps": 5000,
+        **_RECIPE_CPU,
+    },
+    # The embedded default model's recipe (models/emoji64-default), minus its data path and the
+    # one thread it pinned for bit-reproduction: the README's command.
+    "emoji64-stylegan-cond": {
+        "network": {**_SMALL_STYLEGAN_NET, "conditional": True},
+        **_STYLEGAN_OPT,
+        "augment": "ada",
+        "ada_kimg": 100,
+        "mirror": True,
+        "steps": 5000,
+        "seed": 7,
+        **_RECIPE_CPU,
+    },
+}
+# The GPU recipe for the emoji set (docs/gpu.md, part 2): the GPU-sized conditional StyleGAN-type
+# network with R3GAN's objective (RpGAN + R1 + R2 of equal weight) and ADA, chosen from CPU runs of
+# the arms (docs/quality.md). Sized for one command on one H200: bf16 autocast, batch 128, a 7-minute
+# wall-clock budget that ends it, a checkpoint every 2,000 steps, no FID during training (scored
+# afterwards on CPU), and no horizontal flips: emoji are not mirror-symmetric.
+PRESETS["emoji64-gpu"] = {
+    "network": {**PRESETS["stylegan64"]["network"], "conditional": True},
+    **_STYLEGAN_OPT,
+    "loss": "rpgan",
+    "r1_gamma": 0.0002 * 64**2 / 128,
+    "r2_gamma": 0.0002 * 64**2 / 128,
+    "augment": "ada",
+    "ada_kimg": 100,
+    "mirror": False,
+    "batch": 128,
+    "device": "cuda",
+    "precision": "bf16",
+    "steps": 1_000_000,
+    "minutes": 7.0,
+    "budget_clock": "wall",
+    "sample_every": 2000,
+    "checkpoint_every": 2000,
+    "keep_checkpoints": 1,
+    "log_every": 200,
+    "seed": 7,
+}
+PRESETS["emoji64-stylegan"] = PRESETS["stylegan64"]  # its earlier name
+# Pixel art on a CPU (docs/quality.md, "Pixel art"): the Nouns-style recipe, conditional on the data's
+# sub-folders (the glasses of `artctl data nouns`). No flips: pixel-art characters face one way.
+_PIXEL_NET = {
+    "architecture": "dcgan",
+    "resolution": 32,
+    "channels": 0,
+    "spectral_norm": True,
+    "output": "snap",
+}
+PRESETS["nouns32"] = {
+    "network": {**_PIXEL_NET, "conditional": True, "z_dim": 64, "g_base": 64, "d_base": 64},
+    **{"loss": "hinge", "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.0, "beta2": 0.9, "batch": 64},
+    **{"mirror": False, "memory_format": "channels_last", "steps": 60000, "seed": 7, **_RECIPE_CPU},
+    **{"sample_every": 1000, "checkpoint_every": 1000},
+}
+PRESETS["pixel32"] = {
+    **PRESETS["nouns32"],
+    "network": {**PRESETS["nouns32"]["network"], "conditional": False},
+}
+
+PRESET_NOTES: dict[str, str] = {
+    "dcgan32": "DCGAN, 32 px, 2,000+ images: the quick start",
+    "dcgan64": "DCGAN, 64 px, 2,000+ images",
+    "small-data-dcgan32": "SNGAN (spectral norm, hinge) + DiffAugment, 32 px, under 2,000 images",
+    "small-data-dcgan": "SNGAN (spectral norm, hinge) + DiffAugment, 64 px, under 2,000 images",
+    "wgan-gp32": "WGAN-GP critic (spectral norm, no BatchNorm), 32 px, 2,000+ images",
+    "stylegan64": "StyleGAN2-type + ADA, 64 px, 2,000+ images (GPU-sized network)",
+    "small-data-stylegan64": "StyleGAN2-type + ADA, 64 px, small network, under 2,000 images (CPU-sized)",
+    "emoji64-stylegan-cond": "the embedded default model's recipe: conditional small-data-stylegan64",
+    "emoji64-gpu": "the emoji set on one GPU: conditional StyleGAN-type, RpGAN + R1 + R2, ADA, no flips",
+    "emoji64-stylegan": "the earlier name of stylegan64",
+    "nouns32": "pixel art, 32 px, conditional on sub-folders (Nouns' glasses): SNGAN + hinge, trained "
+    "through the palette snap, no flips",
+    "pixel32": "pixel art, 32 px, unconditional: nouns32 without labels, no flips",
+}
+SMALL_DATA = 2000  # fewer images than this: the small-data recipe of the family (augmentation)
+
+
+def auto_preset(architecture: str, images: int, pixel_art: bool = False, labelled: bool = False) -> str:
+    """The preset for a run that names none: the family's recipe for the data's size, or the
+    pixel-art recipe (no flips) for a DCGAN on a folder that ships a palette.json."""
+    if pixel_art and architecture == "dcgan":
+        return "nouns32" if labelled else "pixel32"
+    small = images < SMALL_DATA
+    if architecture == "stylegan":
+        return "small-data-stylegan64" if small else "stylegan64"
+    return "small-data-dcgan32" if small else "dcgan32"
+
+
+def preset(name: str) -> TrainConfig:
+    """A named preset as a full config (unknown names list the known ones)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; available: {', '.join(sorted(PRESETS))}")
+    return TrainConfig.model_validate(PRESETS[name])
+
+
+def load_config(path: Path) -> TrainConfig:
+    """Read a config.json (a checkpoint's or a user's) with clear validation errors."""
+    return TrainConfig.model_validate(json.loads(Path(path).read_text()))
+
+
+def _layer(merged: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """`layer` over `merged`; the network block is merged key by key, one level deeper."""
+    out = {**merged, **{k: v for k, v in layer.items() if k != "network"}}
+    out["network"] = {**merged.get("network", {}), **layer.get("network", {})}
+    return out
+
+
+def resolve_config(
+    preset_name: str | None = None,
+    config_file: Path | None = None,
+    base: TrainConfig | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """The run's config: preset <- config file <- overrides (command-line flags), later layers winning.
+
+    `base` (a resumed run's own config) is the first layer when neither a preset nor a file is
+    given. `overrides` may hold a "network" dict for network fields.
+    """
+    layers: list[dict[str, Any]] = []
+    if preset_name is not None:
+        layers.append(preset(preset_name).model_dump(exclude_unset=True))
+    if config_file is not None:
+        layers.append(json.loads(Path(config_file).read_text()))
+    if not layers and base is not None:
+        layers.append(base.model_dump())
+    layers.append(overrides or {})
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _layer(merged, layer)
+    return TrainConfig.model_validate(merged)

@@ -1,0 +1,98 @@
+"""Build networks by architecture name: the one switch the loop, checkpoints and exporter share.
+
+Every generator has the same call: G(z, label=None, psi=None) -> image [B, C, H, W], with attributes
+z_dim, num_classes and has_psi, which the exporter turns into the ONNX inputs z, psi and label, and
+snap: the palette snap that training and previews apply to its samples (the exporter appends the same
+snap to the graph).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from artctl_trainer.config import NetworkConfig
+from artctl_trainer.palette_snap import PaletteSnap
+
+if TYPE_CHECKING:
+    from artctl_trainer.datasets import ImageDataset
+
+
+class UnknownArchitectureError(ValueError):
+    """The config names an architecture this version of artctl cannot build."""
+
+
+def _family(cfg: NetworkConfig):  # type: ignore[no-untyped-def]
+    if cfg.architecture == "dcgan":
+        from artctl_trainer import networks_dcgan
+
+        return networks_dcgan
+    if cfg.architecture == "stylegan":
+        from artctl_trainer import networks_stylegan
+
+        return networks_stylegan
+    raise UnknownArchitectureError(f"unknown architecture {cfg.architecture!r}")
+
+
+def resolve_network(cfg: NetworkConfig, data: ImageDataset) -> NetworkConfig:
+    """Fill what the config leaves to the data: channels (0), label names, the output palette."""
+    resolved: dict[str, Any] = {"channels": cfg.channels or int(data.images.shape[1])}
+    if data.label_names and not cfg.label_names:
+        resolved["label_names"] = data.label_names
+    if cfg.output != "rgb" and not cfg.palette:
+        if not data.palette:
+            raise ValueError(f"{cfg.output} output needs a palette; {data.source} has no palette.json")
+        resolved["palette"] = data.palette
+    return cfg.model_copy(update=resolved)
+
+
+def _resolved(cfg: NetworkConfig) -> NetworkConfig:
+    if not cfg.channels:
+        raise ValueError(
+            "channels 0 means 'follow the data': the trainer sets 3 or 4 once the data is loaded"
+        )
+    return cfg
+
+
+def build_generator(cfg: NetworkConfig) -> nn.Module:
+    """G of the config's family; `G.snap` is the palette snap its samples go through (or None)."""
+    G: nn.Module = _family(cfg).Generator(_resolved(cfg))
+    object.__setattr__(G, "snap", PaletteSnap(cfg.palette, cfg.channels) if cfg.output == "snap" else None)
+    return G
+
+
+def build_discriminator(cfg: NetworkConfig) -> nn.Module:
+    """D without spectral norm; call apply_spectral_norm after init_weights when cfg asks for it."""
+    return _family(cfg).Discriminator(_resolved(cfg))
+
+
+def init_weights(module: nn.Module, cfg: NetworkConfig) -> None:
+    """Family-specific initialisation (StyleGAN layers initialise themselves: equalized lr)."""
+    family = _family(cfg)
+    if hasattr(family, "weights_init"):
+        module.apply(family.weights_init)
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral-normalise every weight matrix/kernel of `module` (Miyato et al. 2018), in place."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    targets = [
+        m
+        for m in module.modules()
+        if isinstance(w := getattr(m, "weight", None), nn.Parameter) and w.dim() >= 2
+    ]
+    for m in targets:
+        spectral_norm(m)
+    return module
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """The EMA generator's step: parameters move towards the trained ones, buffers are copied."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)

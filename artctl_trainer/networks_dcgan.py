@@ -1,0 +1,109 @@
+"""DCGAN (Radford et al. 2015): transposed-conv generator, strided-conv discriminator.
+
+Sizes follow the resolution: one 2x upsampling block per octave from 4x4. Channel widths double
+towards the low-resolution end, capped at `max_channels`. BatchNorm runs in eval mode at export, so
+every image depends on its own latent only (batch-invariant), which the serving contract relies on.
+
+Conditional variant (cfg.conditional): G concatenates a learned label embedding to z; D is a
+projection discriminator (Miyato & Koyama 2018): logit = linear(h) + <embed(label), h> over D's pooled
+features h. With spectral norm on, D drops its BatchNorm (SN-DCGAN).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import nn
+
+from artctl_trainer.config import NetworkConfig
+
+
+def _widths(resolution: int, base: int, cap: int) -> list[int]:
+    """Channel width at each resolution from 4x4 up to resolution/2 (low-res first)."""
+    n = int(math.log2(resolution)) - 2
+    return [min(base * 2 ** (n - 1 - i), cap) for i in range(n)]
+
+
+class Generator(nn.Module):
+    """z [B, z_dim] (+ label [B]) -> image [B, C, H, W] in [-1, 1]."""
+
+    has_psi = False
+
+    def __init__(self, cfg: NetworkConfig) -> None:
+        super().__init__()
+        self.z_dim = cfg.z_dim
+        self.num_classes = cfg.num_classes
+        c_z = cfg.z_dim
+        if self.num_classes:
+            self.embed = nn.Embedding(self.num_classes, cfg.label_dim)
+            c_z += cfg.label_dim
+        widths = _widths(cfg.resolution, cfg.g_base, cfg.max_channels)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(c_z, widths[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        ]
+        for c_in, c_out in itertools.pairwise(widths):
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+        layers += [nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(
+        self, z: torch.Tensor, label: torch.Tensor | None = None, psi: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if self.num_classes:
+            if label is None:
+                raise ValueError("this generator is conditional: pass a label per latent")
+            z = torch.cat([z, self.embed(label)], dim=1)
+        return self.net(z.reshape(z.shape[0], -1, 1, 1))
+
+
+class Discriminator(nn.Module):
+    """image [B, C, H, W] (+ label [B]) -> logit [B]."""
+
+    def __init__(self, cfg: NetworkConfig) -> None:
+        super().__init__()
+        self.num_classes = cfg.num_classes
+        widths = list(reversed(_widths(cfg.resolution, cfg.d_base, cfg.max_channels)))
+        layers: list[nn.Module] = [nn.Conv2d(cfg.channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        for c_in, c_out in itertools.pairwise(widths):
+            if cfg.spectral_norm:
+                layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+            else:
+                layers += [
+                    nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
+                    nn.BatchNorm2d(c_out),
+                    nn.LeakyReLU(0.2, True),
+                ]
+        layers += [nn.Conv2d(widths[-1], 1, 4, 1, 0)]
+        self.net = nn.Sequential(*layers)
+        if self.num_classes:
+            self.embed = nn.Embedding(self.num_classes, widths[-1])
+
+    def forward(self, img: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.num_classes:
+            return self.net(img).flatten()
+        if label is None:
+            raise ValueError("this discriminator is conditional: pass a label per image")
+        h = self.net[:-1](img)
+        projection = (self.embed(label) * h.sum(dim=(2, 3))).sum(dim=1)
+        return self.net[-1](h).flatten() + projection
+
+
+def weights_init(module: nn.Module) -> None:
+    """DCGAN's initialisation: N(0, 0.02) convs and embeddings, N(1, 0.02) BatchNorm scales."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, 0.0, 0.02)
