@@ -11,10 +11,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ARCHITECTURES = ("dcgan", "stylegan")
-LOSSES = ("bce", "hinge", "wgan-gp", "lsgan")
-AUGMENTS = ("none", "diffaug", "ada")
-
 
 class NetworkConfig(BaseModel):
     """What is needed to rebuild the networks from a checkpoint (and nothing else)."""
