@@ -305,8 +305,9 @@ def documented_path() -> tuple[list[str], list[str]]:
     def dotted(path: str) -> str:
         return path.replace("/", ".").removesuffix(".py")
 
-    steps = [dotted(m) for m in re.findall(r"(?m)^\d+\. `((?:artctl_serving|artctl)/[\w/]+\.py)`", path_part)]
-    leaves = [dotted(m) for m in re.findall(r"`((?:artctl_serving|artctl)/[\w/]+\.py)`", leaf_part.split("\n\n")[0])]
+    module = r"`((?:artctl_serving|artctl)/[\w/]+\.py)`"
+    steps = [dotted(m) for m in re.findall(r"(?m)^\d+\. " + module, path_part)]
+    leaves = [dotted(m) for m in re.findall(module, leaf_part.split("\n\n")[0])]
     return steps, leaves
 
 
