@@ -17,15 +17,15 @@ class NetworkConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    architecture: Literal["dcgan", "stylegan"] = "dcgan"
-    resolution: int = 32
+    architecture: Literal["dcgan", "stylegan"] = Field("dcgan", description="network family")
+    resolution: int = Field(32, description="image size in pixels (16..256, a power of two)")
     channels: Literal[0, 3, 4] = Field(
         4, description="3 (RGB), 4 (RGBA) or 0: follow the data (RGB when every pixel is opaque; the presets)"
     )
-    z_dim: int = Field(64, ge=1, le=4096)
+    z_dim: int = Field(64, ge=1, le=4096, description="latent size")
     g_base: int = Field(32, ge=4, description="channels of the generator's last hidden layer")
     d_base: int = Field(32, ge=4, description="channels of the discriminator's first layer")
-    max_channels: int = Field(256, ge=8)
+    max_channels: int = Field(256, ge=8, description="the widest layer of G and D")
     label_names: list[str] = Field(default_factory=list)
     conditional: bool = Field(False, description="condition G and D on the data set's labels")
     label_dim: int = Field(32, ge=1, description="label embedding size (conditional dcgan)")
@@ -38,10 +38,10 @@ class NetworkConfig(BaseModel):
     palette: list[str] = Field(default_factory=list, description="the snap's palette: the data's when empty")
     # StyleGAN only.
     w_dim: int = Field(0, ge=0, description="intermediate latent size; 0 means z_dim")
-    mapping_layers: int = Field(8, ge=1, le=16)
-    mapping_lr_mult: float = Field(0.01, gt=0.0)
-    w_avg_beta: float = Field(0.995, ge=0.0, lt=1.0)
-    mbstd_group: int = Field(4, ge=1)
+    mapping_layers: int = Field(8, ge=1, le=16, description="layers of the mapping network (stylegan)")
+    mapping_lr_mult: float = Field(0.01, gt=0.0, description="the mapping network's learning-rate multiplier")
+    w_avg_beta: float = Field(0.995, ge=0.0, lt=1.0, description="decay of the tracked mean w (psi's centre)")
+    mbstd_group: int = Field(4, ge=1, description="minibatch-stddev group size of D (stylegan)")
 
     @field_validator("resolution")
     @classmethod
@@ -67,13 +67,13 @@ class TrainConfig(BaseModel):
 
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     data: str = Field("synthetic:shapes", description="image folder, .zip, or synthetic:shapes")
-    synthetic_size: int = Field(2048, ge=16)
+    synthetic_size: int = Field(2048, ge=16, description="images in synthetic:shapes")
     labels_file: str | None = Field(
         None, description="CSV (path,label) or JSON {path: label} naming each image's label; else sub-folders"
     )
     tensorboard: bool = Field(False, description="also log scalars and sample grids to RUN/tensorboard")
-    mirror: bool = False
-    steps: int = Field(200, ge=1)
+    mirror: bool = Field(False, description="random horizontal flips of reals")
+    steps: int = Field(200, ge=1, description="optimisation steps")
     minutes: float | None = Field(
         None,
         ge=0.0,
@@ -88,14 +88,16 @@ class TrainConfig(BaseModel):
     batch: int = Field(
         32, ge=2, description="global batch: under torchrun DDP each rank trains on batch / world size"
     )
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    ema_decay: float = Field(0.999, ge=0.0, lt=1.0)
-    seed: int = Field(0, ge=0)
-    sample_every: int = Field(100, ge=1)
-    checkpoint_every: int = Field(0, ge=0, description="0: only at the end (and on an interrupt)")
+    lr_g: float = Field(2e-4, description="learning rate of G")
+    lr_d: float = Field(2e-4, description="learning rate of D")
+    beta1: float = Field(0.5, description="Adam beta1 of G and D")
+    beta2: float = Field(0.999, description="Adam beta2 of G and D")
+    ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="decay of G's moving average (G_ema)")
+    seed: int = Field(0, ge=0, description="training RNG seed")
+    sample_every: int = Field(100, ge=1, description="write a sample grid every N steps")
+    checkpoint_every: int = Field(
+        0, ge=0, description="write a checkpoint every N steps; 0: only at the end (and on an interrupt)"
+    )
     keep_checkpoints: int = Field(
         0, ge=0, description="keep the newest N checkpoints (and the best scored one); 0: keep all"
     )
@@ -108,7 +110,7 @@ class TrainConfig(BaseModel):
     best_by: Literal["fid", "kid"] = Field(
         "fid", description="what `best` minimises; KID is unbiased, so it ranks fairly at small n"
     )
-    log_every: int = Field(10, ge=1)
+    log_every: int = Field(10, ge=1, description="log losses and speed every N steps")
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: CUDA when available (GPU LOCAL_RANK under torchrun), else CPU"
@@ -133,7 +135,9 @@ class TrainConfig(BaseModel):
     r1_interval: int = Field(16, ge=1, description="lazy R1/R2: penalise every N steps, scaled by N")
     style_mixing: float = Field(0.9, ge=0.0, le=1.0, description="style-mixing probability (stylegan)")
     # Small-data augmentation, applied to reals and fakes alike.
-    augment: Literal["none", "diffaug", "ada"] = "none"
+    augment: Literal["none", "diffaug", "ada"] = Field(
+        "none", description="augmentation for small data, applied to reals and fakes"
+    )
     diffaug_policy: str = Field("color,translation,cutout", description="DiffAugment ops, comma-separated")
     ada_target: float = Field(0.6, gt=0.0, lt=1.0, description="target E[sign(D(real))]")
     ada_interval: int = Field(4, ge=1, description="steps between ADA adjustments")

@@ -88,3 +88,30 @@ def test_inspect_prints_the_card(tiny_model: Path) -> None:
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["card"]["architecture"] == "dcgan" and doc["outputs"]["image"][0] == "tensor(uint8)"
+
+
+def test_train_has_a_flag_for_every_config_field_with_its_choices() -> None:
+    from artctl_trainer.config import NetworkConfig, TrainConfig
+
+    shown = artctl("train", "-h").stdout
+    fields = [*TrainConfig.model_fields, *NetworkConfig.model_fields]
+    missing = [
+        name
+        for name in fields
+        if name not in ("network", "data", "label_names", "palette")
+        and f"--{name.replace('_', '-')}" not in shown
+    ]
+    assert missing == []
+    assert "<bce|hinge|wgan-gp|lsgan|rpgan>" in shown and "<rgb|snap>" in shown and "<0|3|4>" in shown
+    dry = artctl(
+        *("train", "synthetic:shapes", "--dry-run", "--lr", "0.001", "--output", "snap"),
+        *("--mapping-layers", "4", "--unconditional", "--ema-decay", "0.99"),
+    )
+    assert dry.returncode == 0, dry.stderr
+    cfg = json.loads(dry.stdout)
+    assert (cfg["lr_g"], cfg["lr_d"], cfg["ema_decay"]) == (0.001, 0.001, 0.99)
+    assert (cfg["network"]["output"], cfg["network"]["mapping_layers"]) == ("snap", 4)
+    assert cfg["network"]["conditional"] is False
+    for bad in (("--loss", "nope"), ("--channels", "5"), ("--memory-format", "nhwc")):
+        refused = artctl("train", "--dry-run", *bad)
+        assert refused.returncode == 2 and "is not one of" in refused.stderr, bad

@@ -1,14 +1,16 @@
 """`artctl train`: flags -> artctl_trainer.config.resolve_config -> artctl_trainer.training_loop
 (needs `train`).
 
-The flags that override config fields are a table (OVERRIDES), so each exists once: its type, its
-help and the config field(s) it sets.
+The flags that override config fields are generated from the config's fields (config_flags), so
+each exists once: its type, its choices and its help.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -18,132 +20,35 @@ from artctl.cli.common import run_command
 
 RUNS = Path("runs")  # a run without --out goes to runs/PRESET (numbered -2, -3, ... when taken)
 
-# name, type, help, config fields it sets ("network." for network fields), bool flag spelling
-OVERRIDES: list[tuple[str, type, str, tuple[str, ...], str | None]] = [
-    ("architecture", str, "Network family: dcgan or stylegan.", ("network.architecture",), None),
-    (
-        "conditional",
-        bool,
-        "Condition on labels (sub-folder names).",
-        ("network.conditional",),
-        "--conditional/--unconditional",
-    ),
-    (
-        "loss",
-        str,
-        "GAN loss: bce (non-saturating), hinge, wgan-gp, lsgan, rpgan (R3GAN's relativistic pairing).",
-        ("loss",),
-        None,
-    ),
-    (
-        "spectral_norm",
-        bool,
-        "Spectral normalisation on the discriminator.",
-        ("network.spectral_norm",),
-        "--spectral-norm/--no-spectral-norm",
-    ),
-    (
-        "r1_gamma",
-        float,
-        "Lazy R1 penalty weight (default: 0.0002*res^2/batch for stylegan, off for dcgan).",
-        ("r1_gamma",),
-        None,
-    ),
-    (
-        "r2_gamma",
-        float,
-        "R2 penalty weight: R1 on fakes, on R1's schedule (R3GAN: equal to R1).",
-        ("r2_gamma",),
-        None,
-    ),
-    (
-        "augment",
-        str,
-        "Augmentation for small data, applied to reals and fakes: none, diffaug, ada.",
-        ("augment",),
-        None,
-    ),
-    (
-        "labels_file",
-        Path,
-        "CSV (path,label) or JSON {path: label} with each image's label, instead of sub-folders.",
-        ("labels_file",),
-        None,
-    ),
-    (
-        "tensorboard",
-        bool,
-        "Also log to RUN/tensorboard (pip install tensorboard).",
-        ("tensorboard",),
-        "--tensorboard/--no-tensorboard",
-    ),
-    ("resolution", int, "Image size in pixels (16..256, a power of two).", ("network.resolution",), None),
-    (
-        "channels",
-        int,
-        "3 (RGB), 4 (RGBA, transparency kept) or 0: follow the data (RGB when every pixel is opaque).",
-        ("network.channels",),
-        None,
-    ),
-    ("z_dim", int, "Latent size.", ("network.z_dim",), None),
-    ("steps", int, "Optimisation steps.", ("steps",), None),
-    (
-        "minutes",
-        float,
-        "Time budget: stop, with a checkpoint, after N minutes, even before --steps; 0: none.",
-        ("minutes",),
-        None,
-    ),
-    (
-        "budget_clock",
-        str,
-        "What --minutes counts: wall (clock time) or cpu (this process's CPU time, all threads).",
-        ("budget_clock",),
-        None,
-    ),
-    ("batch", int, "Images per step.", ("batch",), None),
-    ("lr", float, "Learning rate of G and D.", ("lr_g", "lr_d"), None),
-    ("seed", int, "Training RNG seed.", ("seed",), None),
-    ("mirror", bool, "Random horizontal flips of reals.", ("mirror",), "--mirror/--no-mirror"),
-    ("sample_every", int, "Write a sample grid every N steps.", ("sample_every",), None),
-    (
-        "checkpoint_every",
-        int,
-        "Write a checkpoint every N steps (0: at the end); Ctrl-C or SIGTERM always writes one.",
-        ("checkpoint_every",),
-        None,
-    ),
-    (
-        "keep_checkpoints",
-        int,
-        "Keep the newest N checkpoints (and the best scored one); 0: keep all.",
-        ("keep_checkpoints",),
-        None,
-    ),
-    (
-        "fid_n",
-        int,
-        "Score every checkpoint (FID, KID, the quality gate) over N images; keep a `best` pointer (0: off).",
-        ("fid_n",),
-        None,
-    ),
-    ("best_by", str, "What `best` minimises: fid or kid (unbiased at small N).", ("best_by",), None),
-    ("threads", int, "Torch CPU threads (0: torch's default).", ("threads",), None),
-    (
-        "device",
-        str,
-        "auto (CUDA when available), cpu or cuda; under torchrun each rank takes GPU LOCAL_RANK.",
-        ("device",),
-        None,
-    ),
-    (
-        "precision",
-        str,
-        "auto (bf16 on GPU), bf16 or fp32: bf16 autocast on GPU; CPU always trains in fp32.",
-        ("precision",),
-        None,
-    ),
-]
+# The flags are generated from the config's own fields (TrainConfig, and NetworkConfig's under
+# "network."), so each option is said once, with its type, its choices and its help. These are no
+# flags: the data is the argument, and the rest come from the data.
+NO_FLAG = {"network", "data", "label_names", "palette"}
+# Bool flags with another spelling than --x/--no-x.
+BOOL_SPELLING = {"conditional": "--conditional/--unconditional"}
+# Flags that set several fields at once: name -> (type, help, the fields).
+SHORTHANDS: dict[str, tuple[type, str, tuple[str, ...]]] = {
+    "lr": (float, "Learning rate of G and D (both --lr-g and --lr-d).", ("lr_g", "lr_d")),
+}
+
+
+def config_flags() -> list[tuple[str, str, Any]]:
+    """(flag name, the config field it sets, its pydantic field) for every field a flag sets."""
+    from artctl_trainer.config import NetworkConfig, TrainConfig
+
+    out = [(n, n, f) for n, f in TrainConfig.model_fields.items() if n not in NO_FLAG]
+    out += [(n, "network." + n, f) for n, f in NetworkConfig.model_fields.items() if n not in NO_FLAG]
+    names = [n for n, _, _ in out] + list(SHORTHANDS)
+    assert len(names) == len(set(names)), "a TrainConfig field and a NetworkConfig field share a name"
+    return out
+
+
+def _flag_type(annotation: Any) -> Any:
+    """`float | None` and `float` both become `float | None`: an unset flag leaves the config alone."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    return annotation | None
 
 
 def _parameters() -> list[inspect.Parameter]:
@@ -172,9 +77,15 @@ def _parameters() -> list[inspect.Parameter]:
         ),
         param("preset", typer.Option(None, help=preset_help), str | None),
     ]
-    for name, kind, help_text, _, spelling in OVERRIDES:
-        decls = (spelling,) if spelling else ()
-        params.append(param(name, typer.Option(None, *decls, help=help_text), kind | None))
+    for name, (kind, help_text, _) in SHORTHANDS.items():
+        params.append(param(name, typer.Option(None, help=help_text), kind | None))
+    for name, _, field in config_flags():
+        help_text = (field.description or name.replace("_", " ")).rstrip(".") + "."
+        decls: tuple[str, ...] = ()
+        if field.annotation is bool:
+            flag = "--" + name.replace("_", "-")
+            decls = (BOOL_SPELLING.get(name, f"{flag}/--no-{flag[2:]}"),)
+        params.append(param(name, typer.Option(None, *decls, help=help_text), _flag_type(field.annotation)))
     dry_help = "Print the resolved config (preset <- --config <- flags) as JSON and exit."
     params += [
         param("resume", typer.Option(None, help="Continue from this run or checkpoint."), Path | None),
@@ -187,13 +98,15 @@ def _parameters() -> list[inspect.Parameter]:
 def overrides_from(flags: dict[str, Any]) -> dict[str, Any]:
     """The config layer the given flags make (network fields under "network")."""
     out: dict[str, Any] = {"network": {}}
-    for name, kind, _, fields, _ in OVERRIDES:
+    sets = [(name, fields) for name, (_, _, fields) in SHORTHANDS.items()]
+    sets += [(name, (field,)) for name, field, _ in config_flags()]
+    for name, fields in sets:
         value = flags.get(name)
         if value is None:
             continue
         for field in fields:
             target, key = (out["network"], field[8:]) if field.startswith("network.") else (out, field)
-            target[key] = str(value) if kind is Path else value
+            target[key] = value
     return out
 
 
