@@ -107,7 +107,9 @@ def save_checkpoint(
         save_file(
             opt_tensors,
             str(tmp / "optim.safetensors"),
-            metadata={"format": CHECKPOINT_FORMAT, "param_groups": json.dumps(groups)},
+            # One key: safetensors writes its metadata map in hash order, so two keys would give
+            # identical checkpoints different bytes (the format is checked in config.json).
+            metadata={"param_groups": json.dumps(groups, sort_keys=True)},
         )
         (tmp / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
         doc = {"format": CHECKPOINT_FORMAT, "train": config.model_dump(mode="json"), **meta}
