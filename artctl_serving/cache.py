@@ -102,3 +102,32 @@ def row_keys(
         )
         for i in range(len(seeds))
     ]
+
+
+def mix_keys(
+    model_sha256: str,
+    content: Sequence[int] | npt.NDArray[np.uint64],
+    style: Sequence[int] | npt.NDArray[np.uint64],
+    layers: tuple[int, int],
+    psi: npt.NDArray[np.float32] | None,
+    labels: npt.NDArray[np.int64] | None,
+    fmt: str,
+    scale: int = 1,
+) -> list[CacheKey]:
+    """One key per style-mixed pair, the same for gRPC Mix and the HTTP mix URL, so each finds what
+    the other rendered: the model's hash, both seeds, the layer range, psi (float32 bytes), the
+    label and the encoding."""
+    return [
+        (
+            "mix",
+            model_sha256,
+            int(content[i]),
+            int(style[i]),
+            *layers,
+            None if psi is None else psi[i].tobytes(),
+            None if labels is None else int(labels[i]),
+            fmt,
+            scale,
+        )
+        for i in range(len(content))
+    ]

@@ -19,7 +19,7 @@ from artctl.directions import Edit, edit_key
 from artctl.profile import RenderProfile
 from artctl.v1 import generator_pb2 as pb
 from artctl.v1 import generator_pb2_grpc as pb_grpc
-from artctl_serving.cache import row_keys
+from artctl_serving.cache import mix_keys, row_keys
 from artctl_serving.creative import mixed_ws, walk_ws
 from artctl_serving.edits import check_edits, edited_columns
 from artctl_serving.pipeline import Encoded, Pipeline, deadline_of, image_fields
@@ -194,10 +194,16 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         style = model.style()
         fmt = image_format(request.format)
         args = mix_inputs(request, model.runtime.card, model.name, style.graphs.num_ws, self.limits)
-        ws = await asyncio.to_thread(
-            mixed_ws, style.graphs, args.content, args.style, args.layers, args.psi, args.labels
-        )
-        encoded = await self.pipeline.images(model.name, style.batcher, {"ws": ws}, fmt, deadline_of(context))
+        span = (args.layers.lo, args.layers.hi)
+        keys = mix_keys(model.runtime.sha256, args.content, args.style, span, args.psi, args.labels, fmt)
+        encoded = self.pipeline.cached(keys)
+        if encoded is None:  # cached like the HTTP mix URL (the same keys): only missing pairs render
+            ws = await asyncio.to_thread(
+                mixed_ws, style.graphs, args.content, args.style, args.layers, args.psi, args.labels
+            )
+            encoded = await self.pipeline.images(
+                model.name, style.batcher, {"ws": ws}, fmt, deadline_of(context), keys
+            )
         shape = model.runtime.image_shape
         return pb.MixResponse(
             model=model.name,

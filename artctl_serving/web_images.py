@@ -30,7 +30,7 @@ from aiohttp import web
 from artctl.latentwalk import SPACES, lerp, schedule, slerp
 from artctl.seeds import latents
 from artctl.stylemix import parse_layers
-from artctl_serving.cache import CacheKey
+from artctl_serving.cache import CacheKey, mix_keys
 from artctl_serving.errors import InvalidRequestError, ModelNotFoundError
 from artctl_serving.generator_service import GeneratorServicer
 from artctl_serving.pipeline import Encoded, Pipeline
@@ -163,7 +163,10 @@ class ImageRoutes:
         except ValueError as exc:
             raise InvalidRequestError(str(exc)) from None
         psi, labels = self._psi_label(query, model, 1)
-        key = ("mix", model.runtime.sha256, content, style_seed, layers.lo, layers.hi, _b(psi), _b(labels))
+        (key,) = mix_keys(
+            model.runtime.sha256, [content], [style_seed], (layers.lo, layers.hi), psi, labels, "png"
+        )
+        key = key[:-1]  # _cached_render adds the scale
 
         async def render() -> tuple[Any, Any]:
             from artctl_serving.creative import mixed_ws

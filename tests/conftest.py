@@ -116,3 +116,13 @@ def guarded(
 def tls(pki: dict[str, Path]) -> ssl.SSLContext:
     """A client context that trusts the test CA."""
     return ssl.create_default_context(cafile=str(pki["ca"]))
+
+
+@pytest.fixture(scope="module")
+def style_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny StyleGAN-type model with its companion graphs; its run folder sits beside it."""
+    from artctl_exporter.export import export_checkpoint
+
+    work = tmp_path_factory.mktemp("style")
+    train_tiny(work / "run", steps=2, architecture="stylegan")
+    return export_checkpoint(work / "run", work / "sty.onnx", parity_seeds=16).path

@@ -8,6 +8,7 @@ import shutil
 import urllib.request
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 
@@ -90,3 +91,25 @@ def test_a_negative_cache_size_is_refused(cache_mb: int) -> None:
 
     with pytest.raises(ServeConfigError, match="cache_mb must be >= 0"):
         ServerOptions(cache_mb=cache_mb)
+
+
+def test_grpc_mix_and_the_http_mix_url_share_the_cache(style_model: Path) -> None:
+    """One cache for both fronts: a pair mixed over gRPC is the HTTP mix URL's reply without a new
+    render, byte for byte, and a repeated Mix renders nothing."""
+    from artctl.v1 import generator_pb2 as pb
+    from artctl.v1 import generator_pb2_grpc as pb_grpc
+
+    request = pb.MixRequest(
+        model="sty", content_seeds=[5, 6], style_seeds=[7, 8], first_layer=0, last_layer=3
+    )
+    with running_server([style_model], http_port=free_port()) as (server, target):
+        batcher = server.registry.get("sty").style().batcher
+        with grpc.insecure_channel(target) as channel:
+            first = pb_grpc.GeneratorStub(channel).Mix(request, timeout=60)
+            rendered = batcher.stats.images
+            url = f"http://127.0.0.1:{server.http_port}/v1/models/sty/mix/6/8.png?layers=0-3"
+            with urllib.request.urlopen(url, timeout=60) as reply:
+                assert reply.read() == first.artworks[1].image
+            again = pb_grpc.GeneratorStub(channel).Mix(request, timeout=60)
+        assert [a.image for a in again.artworks] == [a.image for a in first.artworks]
+        assert batcher.stats.images == rendered == 2, "the URL and the repeated Mix rendered nothing"

@@ -15,19 +15,9 @@ import pytest
 from artctl.latentwalk import WalkError, schedule
 from artctl.seeds import pixel_sha256
 from artctl.stylemix import LayerRange, LayerRangeError, group_range, parse_layers
-from tests.helpers import running_server, train_tiny
+from tests.helpers import running_server
 
 SEEDS = np.array([0, 1, 7, 42, 2**64 - 1], dtype=np.uint64)
-
-
-@pytest.fixture(scope="module")
-def style_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny StyleGAN-type model with its companion graphs; its run folder sits beside it."""
-    from artctl_exporter.export import export_checkpoint
-
-    work = tmp_path_factory.mktemp("style")
-    train_tiny(work / "run", steps=2, architecture="stylegan")
-    return export_checkpoint(work / "run", work / "sty.onnx", parity_seeds=16).path
 
 
 @pytest.fixture(scope="module")
