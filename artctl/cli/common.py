@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import time
+import types
+import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -85,6 +87,15 @@ def echo_json(doc: Any) -> None:
     import json
 
     typer.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
+
+
+def unset_flag_type(annotation: Any) -> Any:
+    """A config field's type as a flag's: `int | None` and `int` both become `int | None`, so an
+    unset flag leaves the config alone (`serve` and `train` generate their flags this way)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    return annotation | None
 
 
 PLAIN_EVERY_S = 60.0  # without a terminal: a progress line at least this often...

@@ -5,25 +5,15 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
-import types
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import typer
 
-from artctl.cli.common import run_command
+from artctl.cli.common import run_command, unset_flag_type
 
 # Options with a fixed set of values: a wrong one is a usage error (exit 2), and the shell completes them.
 CHOICES: dict[str, Any] = {"provider": Literal["auto", "cpu", "cuda"]}
-
-
-def _option_type(annotation: Any) -> Any:
-    """`int | None` and `int` both become `int | None`: an unset flag leaves the option alone."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
-        annotation = args[0]
-    return annotation | None
 
 
 def _parameters() -> list[inspect.Parameter]:
@@ -41,7 +31,7 @@ def _parameters() -> list[inspect.Parameter]:
         else:
             flag = str(extra.get("flag") or "--" + name.replace("_", "-"))
             info = typer.Option(None, flag, help=help_text, show_default=False)
-            annotation = _option_type(CHOICES.get(name, field.annotation))
+            annotation = unset_flag_type(CHOICES.get(name, field.annotation))
         params.append(
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
         )

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import inspect
 import os
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from artctl.cli.common import run_command
+from artctl.cli.common import run_command, unset_flag_type
 
 RUNS = Path("runs")  # a run without --out goes to runs/PRESET (numbered -2, -3, ... when taken)
 
@@ -41,14 +39,6 @@ def config_flags() -> list[tuple[str, str, Any]]:
     names = [n for n, _, _ in out] + list(SHORTHANDS)
     assert len(names) == len(set(names)), "a TrainConfig field and a NetworkConfig field share a name"
     return out
-
-
-def _flag_type(annotation: Any) -> Any:
-    """`float | None` and `float` both become `float | None`: an unset flag leaves the config alone."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
-        annotation = args[0]
-    return annotation | None
 
 
 def _parameters() -> list[inspect.Parameter]:
@@ -85,7 +75,9 @@ def _parameters() -> list[inspect.Parameter]:
         if field.annotation is bool:
             flag = "--" + name.replace("_", "-")
             decls = (BOOL_SPELLING.get(name, f"{flag}/--no-{flag[2:]}"),)
-        params.append(param(name, typer.Option(None, *decls, help=help_text), _flag_type(field.annotation)))
+        params.append(
+            param(name, typer.Option(None, *decls, help=help_text), unset_flag_type(field.annotation))
+        )
     dry_help = "Print the resolved config (preset <- --config <- flags) as JSON and exit."
     params += [
         param("resume", typer.Option(None, help="Continue from this run or checkpoint."), Path | None),
