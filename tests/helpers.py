@@ -8,6 +8,8 @@ import datetime
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +41,24 @@ DERIVED = [
 
 
 SYSTEM_SKIPS = "system packages"  # in the reason of every skip require_system makes
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def artctl(
+    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`python -m artctl ARGS` as a user runs it: exit code, stdout and stderr. COLUMNS=200 keeps
+    help and progress lines whole, as on a wide terminal; `env` adds to the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "artctl", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
 
 
 def require_system(found: bool, what: str, package: str) -> None:

@@ -17,6 +17,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from artctl_trainer.config import PRESETS, TrainConfig, auto_preset, preset
+from tests.helpers import artctl
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {
@@ -30,12 +31,6 @@ TINY = {
     "checkpoint_every": 40,  # saves are frequent, so a signal may land in one
     "threads": 1,
 }
-
-
-def artctl(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "artctl", *args]
-    env = {**os.environ, "COLUMNS": "200"}  # progress lines whole, as on a wide terminal
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
 def final_state(run: Path) -> dict[str, object]:

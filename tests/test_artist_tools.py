@@ -5,10 +5,8 @@ DCGANs, the example-salt warning, and the docs' claims checked against the code.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +18,9 @@ from artctl.collection import DerivedTrait
 from artctl.imaging import decode_png, display_scale, tile
 from artctl.seeds import latents
 from artctl.traits import COLOUR_V1, COLOUR_V2, derive
+from tests.helpers import artctl
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def artctl(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "artctl", *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
-    )
 
 
 def find_tile(sheet: np.ndarray, cell: np.ndarray) -> bool:

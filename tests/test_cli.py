@@ -9,13 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import artctl
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def artctl(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "artctl", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
 
 
 def test_help_lists_the_journey() -> None:

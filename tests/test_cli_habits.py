@@ -13,22 +13,9 @@ import pytest
 
 from artctl.collection import ConfigError, parse_collection
 from artctl_serving.config import ServeConfigError, load_options
-from tests.helpers import free_port
+from tests.helpers import artctl, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def artctl(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "artctl", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=timeout,
-        env={**os.environ, **(env or {}), "COLUMNS": "200"},
-    )
 
 
 def test_help_completion_and_short_help() -> None:

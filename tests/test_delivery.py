@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -25,15 +23,10 @@ from artctl.drops.verify import verify
 from artctl.imaging import decode_png
 from artctl.seeds import latents, pixel_sha256, token_seed
 from artctl_serving.local import LocalRenderer
+from tests.helpers import artctl
 
 REPO = Path(__file__).resolve().parent.parent
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-def artctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "artctl", *args], capture_output=True, text=True, cwd=REPO, timeout=300
-    )
 
 
 def paint(svg: bytes) -> tuple[npt.NDArray[np.uint8], ET.Element]:

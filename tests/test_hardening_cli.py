@@ -3,29 +3,16 @@ configs that only look right, and a drop whose manifest was lost. Each through t
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from artctl.client import GeneratorClient, Security
-from tests.helpers import running_server
+from tests.helpers import artctl, running_server
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "a-bearer-token-long-enough-1234"
-
-
-def artctl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "artctl", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def one_line_error(out: subprocess.CompletedProcess[str], text: str) -> str:

@@ -4,7 +4,6 @@ docs say they keep."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import socket
@@ -18,20 +17,9 @@ from PIL import Image
 from artctl.collection import CollectionConfig
 from artctl.drops.mint import mint
 from artctl_serving.local import LocalRenderer
-from tests.helpers import free_port
+from tests.helpers import artctl, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def artctl(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "artctl", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def test_the_readme_client_snippet_with_no_server_says_what_to_do(tmp_path: Path) -> None:

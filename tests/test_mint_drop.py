@@ -31,7 +31,7 @@ from artctl.drops.verify import verify
 from artctl.imaging import decode_png
 from artctl.seeds import latents, pixel_sha256, provenance, token_seed, trait_draw
 from artctl_serving.local import LocalRenderer
-from tests.helpers import DERIVED
+from tests.helpers import DERIVED, artctl
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,12 +46,6 @@ SUBJECT = {
     "weights": [60, 30, 10],
     "labels": ["circle", "square", "triangle"],
 }
-
-
-def artctl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "artctl", *args], capture_output=True, text=True, cwd=REPO, timeout=timeout
-    )
 
 
 def toml_value(value: Any) -> str:

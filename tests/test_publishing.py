@@ -4,9 +4,6 @@ image that is not a placeholder, and the Sugar config that carries a Metaplex dr
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,22 +14,11 @@ from artctl.drops.mint import mint
 from artctl.drops.sugar_config import check_sugar_config
 from artctl.drops.verify import verify
 from artctl_serving.local import LocalRenderer
-from tests.helpers import DERIVED
+from tests.helpers import DERIVED, artctl
 
 REPO = Path(__file__).resolve().parent.parent
 SOL = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
 CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
-
-
-def artctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "artctl", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def write_config(path: Path, model: Path, extra: str = "") -> Path:

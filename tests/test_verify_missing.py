@@ -3,23 +3,11 @@ never an OS error that stops the check (exit 2)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.helpers import artctl
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def artctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "artctl", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        env=dict(os.environ),
-    )
 
 
 def test_a_deleted_image_is_a_mismatch_naming_it(tiny_model: Path, tmp_path: Path) -> None:
