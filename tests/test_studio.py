@@ -4,6 +4,7 @@ verifies and re-derives with the contract's own script."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -42,6 +43,18 @@ def browser() -> Any:
     ):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(DRIVER), options=options)
+
+
+@contextlib.contextmanager
+def collection_studio(collection: Path) -> Iterator[tuple[Any, str]]:
+    """A browser and the base URL of `artctl serve --collection COLLECTION` with every embedded model."""
+    paths = list(embedded_models().values())
+    with running_server(paths, http_port=free_port(), collection=collection) as (server, _):
+        driver = browser()
+        try:
+            yield driver, f"http://127.0.0.1:{server.http_port}"
+        finally:
+            driver.quit()
 
 
 @pytest.fixture(scope="module")

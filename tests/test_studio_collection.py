@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from artctl.collection import load_collection
-from artctl.models import embedded, embedded_models
-from tests.helpers import free_port, running_server
-from tests.test_studio import browser, wait_for
+from artctl.models import embedded
+from tests.test_studio import collection_studio, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "collection.toml"
@@ -40,13 +39,8 @@ labels = ["square-teal", "square-red", "grass"]
 @pytest.fixture(scope="module")
 def studio() -> Iterator[tuple[Any, str]]:
     """`artctl serve --collection examples/collection.toml` with every embedded model."""
-    paths = list(embedded_models().values())
-    with running_server(paths, http_port=free_port(), collection=EXAMPLE) as (server, _):
-        driver = browser()
-        try:
-            yield driver, f"http://127.0.0.1:{server.http_port}"
-        finally:
-            driver.quit()
+    with collection_studio(EXAMPLE) as pair:
+        yield pair
 
 
 def open_studio(driver: Any, base: str) -> None:

@@ -15,9 +15,7 @@ from typing import Any
 
 import pytest
 
-from artctl.models import embedded_models
-from tests.helpers import free_port, running_server
-from tests.test_studio import browser, wait_for
+from tests.test_studio import collection_studio, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "collection.toml"
@@ -28,13 +26,8 @@ SIDEWAYS = "const e = document.documentElement; return e.scrollWidth - e.clientW
 @pytest.fixture(scope="module")
 def studio() -> Iterator[tuple[Any, str]]:
     """`artctl serve --collection examples/collection.toml`: the Nouns model under its trait values."""
-    paths = list(embedded_models().values())
-    with running_server(paths, http_port=free_port(), collection=EXAMPLE) as (server, _):
-        driver = browser()
-        try:
-            yield driver, f"http://127.0.0.1:{server.http_port}"
-        finally:
-            driver.quit()
+    with collection_studio(EXAMPLE) as pair:
+        yield pair
 
 
 def viewport(driver: Any, width: int, height: int) -> None:
