@@ -10,16 +10,16 @@ weights give the same directions.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from artctl_trainer.contract import GeneratorNet, StyleGeneratorNet
+
 DEFAULT_COUNT = 16
 
 
-def _stylegan_matrix(G: Any) -> npt.NDArray[np.float64]:
+def _stylegan_matrix(G: StyleGeneratorNet) -> npt.NDArray[np.float64]:
     from artctl_trainer.networks_stylegan import SynthesisLayer, ToRGB
 
     rows = [
@@ -30,15 +30,15 @@ def _stylegan_matrix(G: Any) -> npt.NDArray[np.float64]:
     return np.concatenate(rows, axis=0)  # [sum of channels, w_dim]
 
 
-def _dcgan_matrix(G: Any) -> npt.NDArray[np.float64]:
-    first = next(m for m in G.net if isinstance(m, torch.nn.ConvTranspose2d))
+def _dcgan_matrix(G: GeneratorNet) -> npt.NDArray[np.float64]:
+    first = next(m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d))
     weight = first.weight.detach().double().cpu().numpy()[: G.z_dim]  # z rows (label rows follow)
     return weight.reshape(G.z_dim, -1).T  # [features, z_dim]
 
 
-def sefa(G: Any, count: int = DEFAULT_COUNT) -> tuple[str, npt.NDArray[np.float32], list[float]]:
+def sefa(G: GeneratorNet, count: int = DEFAULT_COUNT) -> tuple[str, npt.NDArray[np.float32], list[float]]:
     """(space, unit vectors [count, dim] strongest first, their eigenvalues)."""
-    space, A = ("w", _stylegan_matrix(G)) if hasattr(G, "synthesis") else ("z", _dcgan_matrix(G))
+    space, A = ("w", _stylegan_matrix(G)) if isinstance(G, StyleGeneratorNet) else ("z", _dcgan_matrix(G))
     values, vectors = np.linalg.eigh(A.T @ A)  # ascending
     order = np.argsort(values)[::-1][:count]
     chosen = vectors[:, order].T  # [count, dim]

@@ -62,6 +62,7 @@ from artctl_exporter.parity import (
     parity_inputs,
 )
 from artctl_trainer.checkpoint import CheckpointError, load_checkpoint
+from artctl_trainer.contract import StyleGeneratorNet, capabilities
 from artctl_trainer.networks import build_generator
 from artctl_trainer.preview import SERVED_PSI, quantize
 
@@ -90,7 +91,7 @@ class ExportResult:
 
 
 def _companions(
-    G: Any,
+    G: StyleGeneratorNet,
     inputs: list[str],
     z_dim: int,
     shape: tuple[int, int, int],
@@ -252,9 +253,10 @@ def export_checkpoint(
             "this generator was trained through the snap to its own palette, so its graph must end with "
             "that snap: export it with --palette auto"
         )
-    has_psi = bool(getattr(G, "has_psi", False))
-    has_label = net.num_classes > 0
-    inputs = ["z"] + (["psi"] if has_psi else []) + (["label"] if has_label else [])
+    psi = DEFAULT_PSI if default_psi is None else float(default_psi)
+    caps = capabilities(G, net, colours, psi)
+    has_psi, has_label = caps.psi, caps.conditional
+    inputs = list(caps.inputs)
 
     step("tracing the generator into ONNX")
     model = export_graph(
@@ -276,10 +278,11 @@ def export_checkpoint(
         parity.update(exact_report)
         exact = bool(exact_report)
     extra_graphs: dict[str, onnx.ModelProto] = {}
-    if has_psi and companions and hasattr(G, "map"):
+    style = G if isinstance(G, StyleGeneratorNet) else None
+    if style is not None and companions:
         step("exporting and checking the mapping and synthesis graphs")
         extra_graphs, companion_parity = _companions(
-            G, inputs, net.z_dim, shape, opset, parity_seeds, optimize, precision, colours
+            style, inputs, net.z_dim, shape, opset, parity_seeds, optimize, precision, colours
         )
         parity.update(companion_parity)
 
@@ -290,20 +293,12 @@ def export_checkpoint(
         # The settings this file is meant to be rendered under (the parity gate ran at them).
         "recommended_profile": json.dumps(recommended_profile(), sort_keys=True),
     }
-    if hasattr(G, "num_ws"):
-        extra.update(num_ws=str(G.num_ws), w_dim=str(G.w_dim))
+    extra.update(caps.card_extra())
     for graph_name in extra_graphs:
         extra[f"{graph_name}_file"] = companion_path(out, graph_name).name
     card = ModelCard(
         name=name or Path(out).stem,
-        architecture=net.architecture,
-        resolution=net.resolution,
-        channels=net.channels,
-        z_dim=net.z_dim,
-        label_names=list(net.label_names) if has_label else [],
-        default_psi=(DEFAULT_PSI if default_psi is None else float(default_psi)) if has_psi else 1.0,
-        has_psi=has_psi,
-        has_label=has_label,
+        **caps.card_fields(),
         contracts={
             **CONTRACTS,
             **({"palette": PALETTE_CONTRACT} if colours else {}),
@@ -313,7 +308,6 @@ def export_checkpoint(
         exporter_version=EXPORTER_VERSION,
         torch_version=torch.__version__.split("+")[0],
         precision=precision,
-        palette=list(colours or []),
         palette_sha256=palette_sha256(colours) if colours else "",
         extra=extra,
     )
@@ -340,7 +334,7 @@ def export_checkpoint(
         sidecar["companions"] = companion_files
     # Directions in w need the style graphs to be applied; without them a stale file would mislead.
     where = directions_path(out)
-    if not hasattr(G, "synthesis") or companion_files:
+    if caps.directions_space == "z" or companion_files:
         step("finding latent directions (SeFa)")
         space, vectors, values = sefa(G)
         write_bytes_atomic(where, directions_json(space, vectors, values, sha), fsync=True)

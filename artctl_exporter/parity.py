@@ -17,6 +17,7 @@ from artctl.palette import snap
 from artctl.profile import SERVING_LEVEL, session_options
 from artctl.seeds import latents
 from artctl_exporter.graphs import FLOAT_OUTPUT, UNSNAPPED_OUTPUT, ExportError, with_float_output
+from artctl_trainer.contract import GeneratorNet
 from artctl_trainer.preview import preview_labels, quantize
 
 FP32_TOLERANCE = 1e-4
@@ -99,7 +100,7 @@ def cpu_session(model: onnx.ModelProto) -> ort.InferenceSession:
 
 
 def parity_check(
-    G: torch.nn.Module,
+    G: GeneratorNet,
     model: onnx.ModelProto,
     z_dim: int,
     shape: tuple[int, int, int],
@@ -116,9 +117,7 @@ def parity_check(
     """
     h, w, c = shape
     session = cpu_session(with_float_output(model, h, w, c))
-    feeds = parity_inputs(
-        np.arange(n_seeds, dtype=np.uint64), z_dim, getattr(G, "has_psi", False), getattr(G, "num_classes", 0)
-    )
+    feeds = parity_inputs(np.arange(n_seeds, dtype=np.uint64), z_dim, G.has_psi, G.num_classes)
     ref_float = torch_call(G, feeds)
     ref_u8 = quantize(ref_float).numpy()
     max_diff, differing, mismatches = compare(

@@ -1,10 +1,11 @@
 """Dynamic batching: many small requests become few large inference calls.
 
-The batcher does not know what it batches. A request is a block of rows, given as named columns of
-equal length (seeds, psi and labels; or ws); the render function takes columns and returns one
-result row per input row. Requests are cut into chunks of at most max_batch rows and queued FIFO.
-A worker takes the oldest chunk, waits up to max_delay for more, runs one render call in a worker
-thread (the event loop never blocks), and hands each chunk its slice of the result. Because every
+The batcher does not know what it batches. A request is a block of typed rows (artctl_serving.rows:
+seeds with psi and labels, latents, or ws); the render function takes one kind of rows and returns
+one result row per input row, and mypy holds each batcher to its kind. Requests are cut into chunks
+of at most max_batch rows and queued FIFO. A worker takes the oldest chunk, waits up to max_delay
+for more, runs one render call in a worker thread (the event loop never blocks), and hands each
+chunk its slice of the result. Because every
 row's result depends only on that row (the CPU EP is batch-invariant; on CUDA the runtime runs at a
 canonical shape), which companions a row is batched with never changes its pixels.
 
@@ -20,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Generic
 
 import numpy as np
 
@@ -32,15 +34,14 @@ from artctl_serving.errors import (
     QueueFullError,
     RequestTooLargeError,
 )
+from artctl_serving.rows import R
 
-Columns = Mapping[str, np.ndarray]
-RenderFn = Callable[[dict[str, np.ndarray]], np.ndarray]
 BatchObserver = Callable[[int, float, list[float]], None]  # (rows, seconds, each chunk's queue wait)
 
 
 @dataclass(eq=False)
-class _Chunk:
-    rows: dict[str, np.ndarray]
+class _Chunk(Generic[R]):
+    rows: R
     n: int
     future: asyncio.Future[np.ndarray]
     deadline: float | None  # time.monotonic() seconds
@@ -62,17 +63,10 @@ class BatchStats:
 RATE_WEIGHT = 0.3  # weight of the newest batch in the moving average of the render rate
 
 
-def _length(columns: Columns) -> int:
-    lengths = {len(v) for v in columns.values()}
-    if len(lengths) != 1:
-        raise ValueError(f"columns must have one common length, got {sorted(lengths)}")
-    return lengths.pop()
-
-
-class DynamicBatcher:
+class DynamicBatcher(Generic[R]):
     def __init__(
         self,
-        render: RenderFn,
+        render: Callable[[R], np.ndarray],
         executor: Executor,
         max_batch: int = 64,
         max_delay_s: float = 0.002,
@@ -90,10 +84,10 @@ class DynamicBatcher:
         self.max_queue_s = max_queue_s
         self.rows_per_s: float | None = None  # measured render rate (moving average)
         self._observers = tuple(observers)  # each told of every batch: size, seconds, waits
-        self._queue: asyncio.Queue[_Chunk] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Chunk[R]] = asyncio.Queue()
         self._pending_rows = 0
         self._worker: asyncio.Task[None] | None = None
-        self._carry: _Chunk | None = None  # taken from the queue but too big for the last batch
+        self._carry: _Chunk[R] | None = None  # taken from the queue but too big for the last batch
         self._closed = False
         self.stats = BatchStats()
 
@@ -122,11 +116,11 @@ class DynamicBatcher:
 
     # -- admission -----------------------------------------------------------------------------------
 
-    def _admit(self, columns: Columns, deadline: float | None) -> list[_Chunk]:
+    def _admit(self, rows: R, deadline: float | None) -> list[_Chunk[R]]:
         """Queue a request's chunks now, all or nothing."""
         if self._closed:
             raise BatcherClosedError("server is shutting down")
-        n = _length(columns)
+        n = len(rows)
         if n > self.queue_size:
             raise RequestTooLargeError(
                 f"{n} images in one request can never be admitted: the queue holds {self.queue_size}"
@@ -149,8 +143,8 @@ class DynamicBatcher:
         now = time.monotonic()
         chunks = []
         for start in range(0, n, self.max_batch):
-            rows = {k: v[start : start + self.max_batch] for k, v in columns.items()}
-            chunk = _Chunk(rows, _length(rows), loop.create_future(), deadline, now)
+            part = rows.take(slice(start, start + self.max_batch))
+            chunk = _Chunk(part, len(part), loop.create_future(), deadline, now)
             if deadline is not None:
                 chunk.timer = loop.call_later(max(0.0, deadline - now), self._expire, chunk)
             chunks.append(chunk)
@@ -159,7 +153,7 @@ class DynamicBatcher:
         self.stats.admitted += 1
         return chunks
 
-    def _settle(self, chunk: _Chunk) -> None:
+    def _settle(self, chunk: _Chunk[R]) -> None:
         """The chunk's rows stop counting against the queue (once)."""
         if not chunk.settled:
             chunk.settled = True
@@ -167,7 +161,7 @@ class DynamicBatcher:
             if chunk.timer is not None:
                 chunk.timer.cancel()
 
-    def _drop(self, chunk: _Chunk, error: BaseException | None) -> None:
+    def _drop(self, chunk: _Chunk[R], error: BaseException | None) -> None:
         """A chunk that will never be computed: fail (or cancel) it and give its place back."""
         if chunk.started or chunk.settled:
             return
@@ -179,12 +173,12 @@ class DynamicBatcher:
         self._settle(chunk)
         self.stats.dropped += chunk.n
 
-    def _expire(self, chunk: _Chunk) -> None:
+    def _expire(self, chunk: _Chunk[R]) -> None:
         self._drop(chunk, DeadlineExpiredError("deadline passed while queued"))
 
-    async def submit(self, columns: Columns, deadline: float | None = None) -> np.ndarray:
+    async def submit(self, rows: R, deadline: float | None = None) -> np.ndarray:
         """All result rows of a request (already validated), through the shared batches."""
-        chunks = self._admit(columns, deadline)
+        chunks = self._admit(rows, deadline)
         try:
             parts = await asyncio.gather(*(c.future for c in chunks))
         except BaseException:
@@ -194,12 +188,10 @@ class DynamicBatcher:
         self.stats.completed += 1
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    async def stream(
-        self, columns: Columns, deadline: float | None = None
-    ) -> AsyncGenerator[np.ndarray, None]:
+    async def stream(self, rows: R, deadline: float | None = None) -> AsyncGenerator[np.ndarray, None]:
         """A request's result rows chunk by chunk, in order; every chunk is queued at once, so later
         ones render while earlier ones are being sent. Close it (contextlib.aclosing) to drop the rest."""
-        chunks = self._admit(columns, deadline)
+        chunks = self._admit(rows, deadline)
         try:
             for i, chunk in enumerate(chunks):
                 result = await chunk.future
@@ -212,7 +204,7 @@ class DynamicBatcher:
 
     # -- the worker ----------------------------------------------------------------------------------
 
-    async def _next_chunk(self, timeout: float | None) -> _Chunk | None:
+    async def _next_chunk(self, timeout: float | None) -> _Chunk[R] | None:
         """The chunk that was set aside last time, else the queue's oldest (None on timeout)."""
         if self._carry is not None:
             chunk, self._carry = self._carry, None
@@ -229,9 +221,9 @@ class DynamicBatcher:
         except asyncio.TimeoutError:
             return None
 
-    async def _collect(self) -> list[_Chunk]:
+    async def _collect(self) -> list[_Chunk[R]]:
         """FIFO: the oldest live chunk, then more until max_batch rows or max_delay has passed."""
-        batch: list[_Chunk] = []
+        batch: list[_Chunk[R]] = []
         size = 0
         give_up = None
         while size < self.max_batch:
@@ -243,8 +235,8 @@ class DynamicBatcher:
             if chunk.future.done():  # cancelled or expired while queued: never computed
                 self._queue.task_done()
                 continue
-            if size + chunk.n > self.max_batch or (batch and chunk.rows.keys() != batch[0].rows.keys()):
-                # Too big for this batch, or other columns (rows of another kind are never merged):
+            if size + chunk.n > self.max_batch or (batch and chunk.rows.layout != batch[0].rows.layout):
+                # Too big for this batch, or another layout (rows of another kind are never merged):
                 # it opens the next batch, keeping FIFO order.
                 self._carry = chunk
                 break
@@ -261,13 +253,13 @@ class DynamicBatcher:
             batch = await self._collect()
             if not batch:
                 continue
-            columns = {k: np.concatenate([c.rows[k] for c in batch]) for k in batch[0].rows}
+            joined = batch[0].rows.join([c.rows for c in batch[1:]])
             rows = sum(c.n for c in batch)
             started = time.perf_counter()
             now = time.monotonic()
             waits = [now - c.enqueued for c in batch]
             try:
-                results = await loop.run_in_executor(self._executor, self._render, columns)
+                results = await loop.run_in_executor(self._executor, self._render, joined)
                 if len(results) != rows:  # a short result must not hand a request its neighbour's rows
                     raise RuntimeError(f"the render function returned {len(results)} rows for {rows}")
             except Exception as exc:

@@ -1,8 +1,10 @@
-"""Style mixing and latent walks as ws arrays: the one recipe both the CLI and the server render.
+"""Style mixing and latent walks as ws arrays: the one recipe the CLI, gRPC and HTTP all render.
 
-Both paths go seeds -> (artctl-latent-v1) z -> mapping -> ws edits -> synthesis; only who runs the
-synthesis graph differs (the CLI directly, through mix_picture / walk_frames; the server through a
-batcher), so a Mix RPC returns the CLI's pixels.
+Every path goes seeds -> (artctl-latent-v1) z -> mapping -> ws edits -> synthesis. A mix or a walk
+is planned here (the latents to map, then what to do with their ws); only who runs the graphs
+differs: the CLI in process (mix_picture, walk_frames), the server through its batchers (walk_job,
+and mix_latents / mix_mapped around ServedModel.map). So a Mix RPC, the HTTP mix URL and
+`artctl mix` give the same pixels, and so do Interpolate, the HTTP walk URL and `artctl walk`.
 """
 
 from __future__ import annotations
@@ -13,13 +15,40 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from artctl.capabilities import Capabilities, Labels, Psi, Space
 from artctl.latentwalk import FrameSpec, schedule, walk
 from artctl.modelcard import label_index
 from artctl.seeds import as_seed_array, latents
 from artctl.stylemix import LayerRange, grid_pairs, mix_ws, mixing_grid, parse_layers
+from artctl_serving.registry import AnyJob, ServedModel
 from artctl_serving.requests import check_labels, check_psi
+from artctl_serving.rows import LatentRows
 from artctl_serving.runtime import ModelRuntime
 from artctl_serving.styles import StyleGraphs
+
+
+def mix_latents(
+    caps: Capabilities,
+    content_seeds: npt.NDArray[np.uint64],
+    style_seeds: npt.NDArray[np.uint64],
+    psi: Psi = None,
+    labels: Labels = None,
+) -> LatentRows:
+    """The latents a mix maps: the content seeds', then the style seeds' (pairs aligned), so one
+    mapping call serves both sides (rows are independent: the same as two calls)."""
+    content, style = as_seed_array(content_seeds), as_seed_array(style_seeds)
+    if len(style) != len(content):
+        raise ValueError(f"{len(content)} content seeds but {len(style)} style seeds")
+    z = latents(np.concatenate([content, style]), caps.z_dim)
+    both_psi = None if psi is None else np.concatenate([psi, psi])
+    both_labels = None if labels is None else np.concatenate([labels, labels])
+    return LatentRows(z, both_psi, both_labels)
+
+
+def mix_mapped(ws: npt.NDArray[np.float32], layers: LayerRange) -> npt.NDArray[np.float32]:
+    """ws of mix_latents' rows -> each content's ws with its style's on `layers`."""
+    n = len(ws) // 2
+    return mix_ws(ws[:n], ws[n:], layers)
 
 
 def mixed_ws(
@@ -27,20 +56,51 @@ def mixed_ws(
     content_seeds: npt.NDArray[np.uint64],
     style_seeds: npt.NDArray[np.uint64],
     layers: LayerRange,
-    psi: npt.NDArray[np.float32] | None = None,
-    labels: npt.NDArray[np.int64] | None = None,
+    psi: Psi = None,
+    labels: Labels = None,
 ) -> npt.NDArray[np.float32]:
-    """ws [B, num_ws, w_dim] of content_seeds[i] with style_seeds[i] on `layers` (pairs aligned)."""
-    content = as_seed_array(content_seeds)
-    style = as_seed_array(style_seeds)
-    n = len(content)
-    if len(style) != n:
-        raise ValueError(f"{n} content seeds but {len(style)} style seeds")
-    # One mapping call for both sides: rows are independent, so this is the same as two calls.
-    both_psi = None if psi is None else np.concatenate([psi, psi])
-    both_labels = None if labels is None else np.concatenate([labels, labels])
-    ws = graphs.map_seeds(np.concatenate([content, style]), both_psi, both_labels)
-    return mix_ws(ws[:n], ws[n:], layers)
+    """ws [B, num_ws, w_dim] of content_seeds[i] with style_seeds[i] on `layers`, mapped in process."""
+    rows = mix_latents(graphs.caps, content_seeds, style_seeds, psi, labels)
+    return mix_mapped(graphs.map_rows(rows), layers)
+
+
+@dataclass(frozen=True)
+class WalkPlan:
+    """A walk before the mapping: the latents to map (the frames' z in space z, the seeds' in w)."""
+
+    specs: list[FrameSpec]
+    seeds: list[int]
+    space: Space
+    latents: LatentRows
+
+    def frames_ws(self, mapped: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Every frame's ws from the mapped latents: as they are (z), or lerped between seeds (w)."""
+        return mapped if self.space == "z" else walk(mapped, self.specs, "w")
+
+
+def walk_plan(
+    caps: Capabilities,
+    seeds: list[int],
+    frames: int,
+    space: Space,
+    loop: bool = False,
+    psi: float | None = None,
+    label: int | None = None,
+    only: int | None = None,
+) -> WalkPlan:
+    """The plan of a walk through `seeds` (z: slerp between the seeds' z, then map; w: map, then lerp
+    between their ws), or of its frame `only`. psi and label are one value for the whole walk."""
+    keys = as_seed_array(seeds)
+    specs = schedule(len(keys), frames, loop)
+    if only is not None:
+        specs = [specs[only]]
+    z_keys = latents(keys, caps.z_dim)
+    z = walk(z_keys, specs, "z") if space == "z" else z_keys
+    n = len(z)
+    p = caps.default_psi if psi is None else psi
+    psi_arr = np.full(n, p, dtype=np.float32) if caps.psi else None
+    labels = None if label is None else np.full(n, label, dtype=np.int64)
+    return WalkPlan(specs, [int(s) for s in keys], space, LatentRows(z, psi_arr, labels))
 
 
 @dataclass(frozen=True)
@@ -54,36 +114,32 @@ def walk_ws(
     graphs: StyleGraphs,
     seeds: list[int],
     frames: int,
-    space: str,
+    space: Space,
     loop: bool = False,
     psi: float | None = None,
     label: int | None = None,
 ) -> Walk:
-    """Every frame's ws: slerp between the seeds' z then map (space z), or lerp between their ws (w)."""
-    keys = as_seed_array(seeds)
-    specs = schedule(len(keys), frames, loop)
-    card = graphs.card
-    p = card.default_psi if psi is None else psi
-    if space == "z":
-        z = walk(latents(keys, card.z_dim), specs, "z")
-        psi_arr = np.full(len(z), p, dtype=np.float32)
-        labels = None if label is None else np.full(len(z), label, dtype=np.int64)
-        ws = graphs.map_z(z, psi_arr, labels)
-    else:
-        psi_arr = np.full(len(keys), p, dtype=np.float32)
-        labels = None if label is None else np.full(len(keys), label, dtype=np.int64)
-        ws = walk(graphs.map_seeds(keys, psi_arr, labels), specs, space)
-    return Walk(specs=specs, seeds=[int(s) for s in keys], ws=ws)
+    """Every frame's ws, mapped in process."""
+    plan = walk_plan(graphs.caps, seeds, frames, space, loop, psi, label)
+    return Walk(specs=plan.specs, seeds=plan.seeds, ws=plan.frames_ws(graphs.map_rows(plan.latents)))
+
+
+async def walk_job(model: ServedModel, plan: WalkPlan, deadline: float | None = None) -> AnyJob:
+    """A walk's frames as a server renders them: the mapping batched, then synthesis; a model
+    without a w space renders the frames' z through its own graph (space z only)."""
+    if plan.space == "z":
+        return await model.from_z(plan.latents, deadline)
+    return model.from_w(plan.frames_ws(await model.map(plan.latents, deadline)))
 
 
 def _psi_and_label(
     graphs: StyleGraphs, psi: float | None, label: str | None, n: int
 ) -> tuple[npt.NDArray[np.float32] | None, npt.NDArray[np.int64] | None]:
     """A command line's psi and label (by name or index), checked as a request's would be."""
-    card = graphs.card
-    lab = label_index(label, card.label_names)
-    return check_psi(card, None if psi is None else [psi], n), check_labels(
-        card, [] if lab is None else [lab], n
+    caps = graphs.caps
+    lab = label_index(label, list(caps.label_names))
+    return check_psi(caps, None if psi is None else [psi], n), check_labels(
+        caps, [] if lab is None else [lab], n
     )
 
 
@@ -119,13 +175,13 @@ MAX_WALK_BYTES = 1 << 30  # frames (and their ws) of one in-process walk held in
 
 def check_walk_size(graphs: StyleGraphs, frames: int) -> None:
     """Refuse a walk whose frames would not fit the in-process budget, before any work."""
-    card = graphs.card
-    per_frame = card.resolution * card.resolution * card.channels + graphs.num_ws * graphs.w_dim * 4
+    caps = graphs.caps
+    per_frame = caps.resolution * caps.resolution * caps.channels + graphs.num_ws * graphs.w_dim * 4
     need = frames * per_frame
     if need > MAX_WALK_BYTES:
         most = MAX_WALK_BYTES // per_frame
         raise ValueError(
-            f"{frames} frames of {card.resolution}x{card.resolution} would need {need / 2**30:.1f} GiB "
+            f"{frames} frames of {caps.resolution}x{caps.resolution} would need {need / 2**30:.1f} GiB "
             f"in memory; give at most {most} frames (or several walks)"
         )
 
@@ -134,7 +190,7 @@ def walk_frames(
     graphs: StyleGraphs,
     keys: list[int],
     frames: int,
-    space: str,
+    space: Space,
     loop: bool,
     psi: float | None,
     label: str | None,
@@ -168,16 +224,16 @@ def z_walk_frames(
 ) -> npt.NDArray[np.uint8]:
     """A z walk through the model's own graph, for models without w-space companions (DCGANs):
     slerp between the seeds' latents, so the keyframes render exactly as the seeds do."""
-    card = runtime.card
-    per_frame = card.resolution * card.resolution * card.channels + card.z_dim * 4
+    caps = runtime.caps
+    per_frame = caps.resolution * caps.resolution * caps.channels + caps.z_dim * 4
     if frames * per_frame > MAX_WALK_BYTES:
         raise ValueError(
             f"{frames} frames would not fit in memory; give at most {MAX_WALK_BYTES // per_frame}"
         )
-    z = walk(latents(as_seed_array(keys), card.z_dim), schedule(len(keys), frames, loop), "z")
-    lab = label_index(label, card.label_names)
-    psi_arr = check_psi(card, None if psi is None else [psi], frames)
-    labels = check_labels(card, [] if lab is None else [lab], frames)
+    z = walk(latents(as_seed_array(keys), caps.z_dim), schedule(len(keys), frames, loop), "z")
+    lab = label_index(label, list(caps.label_names))
+    psi_arr = check_psi(caps, None if psi is None else [psi], frames)
+    labels = check_labels(caps, [] if lab is None else [lab], frames)
     return _in_chunks(
         lambda part: runtime.render_latents(
             z[part], None if psi_arr is None else psi_arr[part], None if labels is None else labels[part]

@@ -7,7 +7,6 @@ artctl_serving.interceptors turns them into statuses.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -20,19 +19,18 @@ from artctl.profile import RenderProfile
 from artctl.v1 import generator_pb2 as pb
 from artctl.v1 import generator_pb2_grpc as pb_grpc
 from artctl_serving.cache import mix_keys, row_keys
-from artctl_serving.creative import mixed_ws, walk_ws
-from artctl_serving.edits import check_edits, edited_columns
+from artctl_serving.creative import mix_latents, mix_mapped, walk_job, walk_plan
 from artctl_serving.pipeline import Encoded, Pipeline, deadline_of, image_fields
 from artctl_serving.registry import ModelRegistry, ServedModel
 from artctl_serving.requests import (
     Limits,
-    SeedRows,
     generate_inputs,
     image_format,
     mix_inputs,
     request_scale,
     walk_inputs,
 )
+from artctl_serving.rows import SeedRows
 
 
 def profile_message(profile: RenderProfile) -> pb.RenderProfile:
@@ -134,24 +132,20 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         """Encoded images of validated rows (upscaled `scale` times), through the response cache:
         what Generate and the HTTP image URLs share, so both give the same bytes and fill the same
         cache."""
-        if edits:
-            check_edits(model, edits)
+        model.check_edits(edits)
         keys = row_keys(model.runtime.sha256, rows.seeds, rows.psi, rows.labels, fmt, edit_key(edits), scale)
         held = self.pipeline.cached(keys)
         if held is not None:  # every row is cached: not even the mapping runs
             return held
-        if edits:
-            batcher, columns = await edited_columns(model, rows.seeds, rows.psi, rows.labels, edits)
-        else:
-            batcher, columns = model.batcher, rows.columns()
-        return await self.pipeline.images(model.name, batcher, columns, fmt, deadline, keys, scale)
+        job = await model.with_edits(rows, edits, deadline)
+        return await self.pipeline.images(model.name, job, fmt, deadline, keys, scale)
 
     async def Generate(
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> pb.GenerateResponse:
         model = self.registry.get(request.model)
         with model.tally.timed():
-            rows = generate_inputs(request, model.runtime.card, model.name, self.limits)
+            rows = generate_inputs(request, model.runtime.caps, model.name, self.limits)
             fmt = image_format(request.format)
             edits = [(e.direction, e.amount) for e in request.edits]
             scale = request_scale(request.scale)
@@ -167,12 +161,12 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
     ) -> AsyncIterator[pb.Artwork]:
         model = self.registry.get(request.model)
         with model.tally.timed():
-            rows = generate_inputs(request, model.runtime.card, model.name, self.limits, streamed=True)
+            rows = generate_inputs(request, model.runtime.caps, model.name, self.limits, streamed=True)
             fmt = image_format(request.format)
             scale = request_scale(request.scale)
             offset = 0
             stream = self.pipeline.stream(
-                model.name, model.batcher, rows.columns(), fmt, deadline_of(context), scale
+                model.name, model.from_seeds(rows), fmt, deadline_of(context), scale
             )
             async with contextlib.aclosing(stream) as parts:
                 async for encoded in parts:
@@ -193,17 +187,15 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         model = self.registry.get(request.model)
         style = model.style()
         fmt = image_format(request.format)
-        args = mix_inputs(request, model.runtime.card, model.name, style.graphs.num_ws, self.limits)
+        args = mix_inputs(request, model.runtime.caps, model.name, style.graphs.num_ws, self.limits)
         span = (args.layers.lo, args.layers.hi)
         keys = mix_keys(model.runtime.sha256, args.content, args.style, span, args.psi, args.labels, fmt)
         encoded = self.pipeline.cached(keys)
         if encoded is None:  # cached like the HTTP mix URL (the same keys): only missing pairs render
-            ws = await asyncio.to_thread(
-                mixed_ws, style.graphs, args.content, args.style, args.layers, args.psi, args.labels
-            )
-            encoded = await self.pipeline.images(
-                model.name, style.batcher, {"ws": ws}, fmt, deadline_of(context), keys
-            )
+            deadline = deadline_of(context)
+            both = mix_latents(model.caps, args.content, args.style, args.psi, args.labels)
+            ws = mix_mapped(await model.map(both, deadline), args.layers)
+            encoded = await self.pipeline.images(model.name, model.from_w(ws), fmt, deadline, keys)
         shape = model.runtime.image_shape
         return pb.MixResponse(
             model=model.name,
@@ -226,15 +218,14 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         self, request: pb.InterpolateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Frame]:
         model = self.registry.get(request.model)
-        style = model.style()
+        model.style()  # Interpolate is a w-space walk: INVALID_ARGUMENT without the graphs
         fmt = image_format(request.format)
-        args = walk_inputs(request, model.runtime.card, model.name, self.limits)
-        plan = await asyncio.to_thread(
-            walk_ws, style.graphs, args.seeds, args.frames, args.space, args.loop, args.psi, args.label
-        )
+        args = walk_inputs(request, model.runtime.caps, model.name, self.limits)
+        plan = walk_plan(model.caps, args.seeds, args.frames, args.space, args.loop, args.psi, args.label)
+        deadline = deadline_of(context)
         shape = model.runtime.image_shape
         specs = iter(plan.specs)
-        stream = self.pipeline.stream(model.name, style.batcher, {"ws": plan.ws}, fmt, deadline_of(context))
+        stream = self.pipeline.stream(model.name, await walk_job(model, plan, deadline), fmt, deadline)
         async with contextlib.aclosing(stream) as parts:
             async for encoded in parts:
                 for enc, spec in zip(encoded, specs):

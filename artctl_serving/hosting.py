@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -20,11 +21,12 @@ import numpy as np
 from artctl.directions import Directions, DirectionsError, directions_path, load_directions
 from artctl.modelcard import file_sha256
 from artctl.models import embedded_models
-from artctl_serving.batcher import BatchObserver, DynamicBatcher, RenderFn
+from artctl_serving.batcher import BatchObserver, DynamicBatcher
 from artctl_serving.config import ServerOptions
 from artctl_serving.errors import ModelLoadError, NoStyleGraphsError
 from artctl_serving.metrics import ServerMetrics
 from artctl_serving.registry import ModelRegistry, ServedModel, StyleServed
+from artctl_serving.rows import R
 from artctl_serving.runtime import Engine, ModelRuntime, load_model
 from artctl_serving.styles import StyleGraphs, load_style_graphs
 from artctl_serving.tally import Tally
@@ -132,7 +134,7 @@ class ModelHost:
         except DirectionsError as exc:
             log.error("model %s: not serving edits: %s", runtime.name, exc)
             return None
-        dim = runtime.card.z_dim if found.space == "z" else graphs.w_dim if graphs else None
+        dim = runtime.caps.z_dim if found.space == "z" else graphs.w_dim if graphs else None
         if dim != found.vectors.shape[1]:
             log.error(
                 "model %s: not serving edits: %s does not fit the model's %s space",
@@ -148,7 +150,9 @@ class ModelHost:
 
     # -- serving ------------------------------------------------------------------------------------
 
-    def _batcher(self, render: RenderFn, label: str, tally: Tally | None = None) -> DynamicBatcher:
+    def _batcher(
+        self, render: Callable[[R], np.ndarray], label: str, tally: Tally | None = None
+    ) -> DynamicBatcher[R]:
         """A started batcher with the server's limits, on the shared inference thread; every batch
         is observed by the metrics (and the model's tally, for Triton's statistics)."""
         opts = self.options
@@ -175,7 +179,8 @@ class ModelHost:
         model = ServedModel(runtime, self._batcher(runtime.render_rows, name, tally), tally=tally)
         model.directions = directions
         if graphs is not None:
-            model.styles = StyleServed(graphs, self._batcher(graphs.render_rows, f"{name}.synthesis"))
+            synthesis = self._batcher(graphs.render_rows, f"{name}.synthesis")
+            model.styles = StyleServed(graphs, synthesis, self._batcher(graphs.map_rows, f"{name}.mapping"))
         else:  # z given directly (edits, walk frames) for models without a w space
             model.latents = self._batcher(runtime.render_latent_rows, f"{name}.latents")
         self.metrics.model_info.labels(name, runtime.sha256, runtime.profile.provider).set(1)

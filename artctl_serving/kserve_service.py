@@ -173,8 +173,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         model = self.registry.get(request.model_name)
         _check_version(request.model_name, request.model_version)
         with model.tally.timed():
-            rows = infer_inputs(request, model.runtime.card, model.name, self.limits)
-            images = await self.pipeline.render(model.name, model.batcher, rows.columns(), deadline)
+            rows = infer_inputs(request, model.runtime.caps, model.name, self.limits)
+            images = await self.pipeline.render(model.name, model.from_seeds(rows), deadline)
         output = pb.ModelInferResponse.InferOutputTensor(
             name=IMAGE, datatype="UINT8", shape=[len(images), *model.runtime.image_shape]
         )

@@ -63,8 +63,8 @@ class LocalRenderer:
         self, seeds: Sequence[int], psi: float | None, labels: Sequence[int] | None = None, edits: Edits = ()
     ) -> list[Rendered]:
         arr = np.asarray(seeds, dtype=np.uint64)
-        psi_arr = check_psi(self.runtime.card, None if psi is None else [psi], len(arr))
-        label_arr = check_labels(self.runtime.card, list(labels or []), len(arr))
+        psi_arr = check_psi(self.runtime.caps, None if psi is None else [psi], len(arr), self.runtime.name)
+        label_arr = check_labels(self.runtime.caps, list(labels or []), len(arr), self.runtime.name)
         if edits:
             images = self._edited(arr, psi_arr, label_arr, edits)
         else:

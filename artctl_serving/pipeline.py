@@ -22,9 +22,9 @@ import numpy.typing as npt
 from artctl.delivery import upscale
 from artctl.imaging import encode_png
 from artctl.seeds import pixel_sha256
-from artctl_serving.batcher import Columns, DynamicBatcher
 from artctl_serving.cache import CacheKey, ImageCache
 from artctl_serving.metrics import ServerMetrics
+from artctl_serving.registry import AnyJob
 
 RAW_MIME = "application/x-artctl-raw"
 
@@ -80,11 +80,9 @@ class Pipeline:
         self.metrics = metrics
         self.cache = cache
 
-    async def render(
-        self, model: str, batcher: DynamicBatcher, columns: Columns, deadline: float | None
-    ) -> np.ndarray:
-        """Images of all rows, through the model's shared batches."""
-        images = await batcher.submit(columns, deadline)
+    async def render(self, model: str, job: AnyJob, deadline: float | None) -> np.ndarray:
+        """Images of all the job's rows, through the model's shared batches."""
+        images = await job.submit(deadline)
         self.metrics.images.labels(model).inc(len(images))
         return images
 
@@ -109,24 +107,22 @@ class Pipeline:
     async def images(
         self,
         model: str,
-        batcher: DynamicBatcher,
-        columns: Columns,
+        job: AnyJob,
         fmt: str,
         deadline: float | None,
         keys: list[CacheKey] | None = None,
         scale: int = 1,
     ) -> list[Encoded]:
-        """Encoded images of all rows. With `keys` (one per row: artctl_serving.cache.row_keys), rows the
-        cache holds are not rendered again; the others are, and kept."""
+        """Encoded images of all the job's rows. With `keys` (one per row: artctl_serving.cache.row_keys),
+        rows the cache holds are not rendered again; the others are, and kept."""
         cache = self.cache
         if cache is None or not cache.enabled or keys is None:
-            return await self.encode(await self.render(model, batcher, columns, deadline), fmt, scale)
+            return await self.encode(await self.render(model, job, deadline), fmt, scale)
         found = [cache.get(key) for key in keys]
         missing = [i for i, item in enumerate(found) if item is None]
         if missing:
-            rows = np.asarray(missing)
-            part = {name: column[rows] for name, column in columns.items()}
-            fresh = await self.encode(await self.render(model, batcher, part, deadline), fmt, scale)
+            part = job.take(np.asarray(missing, dtype=np.intp))
+            fresh = await self.encode(await self.render(model, part, deadline), fmt, scale)
             for i, item in zip(missing, fresh):
                 cache.put(keys[i], item)
                 found[i] = item
@@ -135,14 +131,13 @@ class Pipeline:
     async def stream(
         self,
         model: str,
-        batcher: DynamicBatcher,
-        columns: Columns,
+        job: AnyJob,
         fmt: str,
         deadline: float | None,
         scale: int = 1,
     ) -> AsyncGenerator[list[Encoded], None]:
         """Encoded images batch by batch, in order, as the batcher finishes them."""
-        async with contextlib.aclosing(batcher.stream(columns, deadline)) as parts:
+        async with contextlib.aclosing(job.stream(deadline)) as parts:
             async for images in parts:
                 self.metrics.images.labels(model).inc(len(images))
                 yield await self.encode(images, fmt, scale)

@@ -1,14 +1,26 @@
-"""The models a server holds: name -> runtime + batchers, with `default` always resolving."""
+"""The models a server holds: name -> runtime + batchers, with `default` always resolving.
+
+A ServedModel offers typed render calls (from seeds, from z, from w, with edits, and the mapping
+from z to w). Each owns the choice of batcher and hands back a Job: rows and the batcher that
+renders them, which the pipeline submits. Callers never pick a batcher or build columns.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Generic
 
-from artctl.directions import Directions
+import numpy as np
+import numpy.typing as npt
+
+from artctl.capabilities import Capabilities
+from artctl.directions import Directions, DirectionsError, Edit
 from artctl.models import W_SPACE_HINT
+from artctl.seeds import latents
 from artctl_serving.batcher import DynamicBatcher
 from artctl_serving.errors import InvalidRequestError, ModelNotFoundError
+from artctl_serving.rows import Index, LatentRows, R, SeedRows, StyleRows
 from artctl_serving.runtime import ModelRuntime
 from artctl_serving.styles import StyleGraphs
 from artctl_serving.tally import Tally
@@ -16,29 +28,60 @@ from artctl_serving.tally import Tally
 DEFAULT_ALIAS = "default"
 
 
+@dataclass(frozen=True)
+class Job(Generic[R]):
+    """Rows and the batcher that renders them."""
+
+    batcher: DynamicBatcher[R]
+    rows: R
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, index: Index) -> Job[R]:
+        return Job(self.batcher, self.rows.take(index))
+
+    async def submit(self, deadline: float | None) -> np.ndarray:
+        """Every row's result, through the batcher's shared batches."""
+        return await self.batcher.submit(self.rows, deadline)
+
+    def stream(self, deadline: float | None) -> AsyncGenerator[np.ndarray, None]:
+        """The results chunk by chunk, in order (close it to drop the rest)."""
+        return self.batcher.stream(self.rows, deadline)
+
+
+AnyJob = Job[SeedRows] | Job[LatentRows] | Job[StyleRows]
+
+
 @dataclass
 class StyleServed:
-    """A model's w-space graphs and the batcher around its synthesis graph (Mix, Interpolate)."""
+    """A model's w-space graphs and their batchers: synthesis (Mix, Interpolate, edits in w) and the
+    mapping graph, batched like synthesis on the same inference thread."""
 
     graphs: StyleGraphs
-    batcher: DynamicBatcher
+    batcher: DynamicBatcher[StyleRows]
+    mapping: DynamicBatcher[LatentRows]
 
 
 @dataclass
 class ServedModel:
     runtime: ModelRuntime
-    batcher: DynamicBatcher
+    batcher: DynamicBatcher[SeedRows]
     styles: StyleServed | None = None
     tally: Tally = field(default_factory=Tally)
     directions: Directions | None = None  # NAME.directions.json, when shipped and fitting
-    latents: DynamicBatcher | None = None  # renders z given directly (models without a w space)
+    latents: DynamicBatcher[LatentRows] | None = None  # renders z given directly (no w space)
 
     @property
     def name(self) -> str:
         return self.runtime.name
 
-    def batchers(self) -> list[DynamicBatcher]:
-        extra = [self.styles.batcher] if self.styles else []
+    @property
+    def caps(self) -> Capabilities:
+        return self.runtime.caps
+
+    def batchers(self) -> list[DynamicBatcher[Any]]:
+        extra: list[DynamicBatcher[Any]] = [self.styles.batcher, self.styles.mapping] if self.styles else []
         return [self.batcher, *extra, *([self.latents] if self.latents else [])]
 
     def style(self) -> StyleServed:
@@ -49,6 +92,62 @@ class ServedModel:
                 f"StyleGAN-type model exported with its companions; {W_SPACE_HINT}"
             )
         return self.styles
+
+    # -- render calls ------------------------------------------------------------------------------
+
+    def from_seeds(self, rows: SeedRows) -> Job[SeedRows]:
+        """Seeds (psi, labels) through the main graph."""
+        return Job(self.batcher, rows)
+
+    def from_w(self, ws: npt.NDArray[np.float32]) -> Job[StyleRows]:
+        """ws through the synthesis graph (INVALID_ARGUMENT without one)."""
+        return Job(self.style().batcher, StyleRows(ws))
+
+    async def map(self, rows: LatentRows, deadline: float | None = None) -> npt.NDArray[np.float32]:
+        """ws of latents through the batched mapping graph (truncated by their psi)."""
+        return await self.style().mapping.submit(rows, deadline)
+
+    async def map_seeds(self, rows: SeedRows, deadline: float | None = None) -> npt.NDArray[np.float32]:
+        """ws of seeds (artctl-latent-v1) through the batched mapping graph."""
+        return await self.map(
+            LatentRows(latents(rows.seeds, self.caps.z_dim), rows.psi, rows.labels), deadline
+        )
+
+    async def from_z(self, rows: LatentRows, deadline: float | None = None) -> AnyJob:
+        """Latents given directly: mapped then synthesised with a w space, else the main graph's z."""
+        if self.styles is not None:
+            return self.from_w(await self.map(rows, deadline))
+        assert self.latents is not None, "a model without a w space is served with a latent batcher"
+        return Job(self.latents, rows)
+
+    def check_edits(self, edits: Sequence[Edit]) -> None:
+        """INVALID_ARGUMENT for edits the model cannot make (before any work is queued)."""
+        if not edits:
+            return
+        if self.directions is None:
+            raise InvalidRequestError(
+                f"model {self.name!r} has no latent directions (export it again to get NAME.directions.json)"
+            )
+        try:
+            self.directions.check(edits)
+        except DirectionsError as exc:
+            raise InvalidRequestError(str(exc)) from None
+
+    async def with_edits(
+        self, rows: SeedRows, edits: Sequence[Edit], deadline: float | None = None
+    ) -> AnyJob:
+        """Seeds moved along the model's latent directions (artctl-edit-v1): in w, the mapped ws move
+        and synthesis renders them; in z, the latents move and the main graph renders them."""
+        self.check_edits(edits)
+        if not edits:
+            return self.from_seeds(rows)
+        directions = self.directions
+        assert directions is not None
+        if directions.space == "w":
+            return self.from_w(directions.apply(await self.map_seeds(rows, deadline), edits))
+        moved = directions.apply(latents(rows.seeds, self.caps.z_dim), edits)
+        assert self.latents is not None, "directions in z are served with a latent batcher"
+        return Job(self.latents, LatentRows(moved, rows.psi, rows.labels))
 
 
 NAME_SHOWN = 64  # characters of an unknown name echoed back in an error

@@ -14,18 +14,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from artctl.capabilities import Capabilities, Space
 from artctl.delivery import MAX_SCALE
 from artctl.kserve.v2 import grpc_service_pb2 as kpb
 from artctl.latentwalk import WalkError, schedule
-from artctl.modelcard import ModelCard
 from artctl.stylemix import LayerRange, LayerRangeError, check_range, group_range, pair_seeds
 from artctl.v1 import generator_pb2 as pb
 from artctl_serving.errors import InvalidRequestError, RequestTooLargeError
+from artctl_serving.rows import SeedRows
 
 PSI_RANGE = (0.0, 2.0)
 FORMATS = {pb.IMAGE_FORMAT_PNG: "png", pb.IMAGE_FORMAT_RAW: "raw"}
 GROUP_NAMES = {pb.LAYER_GROUP_COARSE: "coarse", pb.LAYER_GROUP_MIDDLE: "middle", pb.LAYER_GROUP_FINE: "fine"}
-SPACE_NAMES = {pb.LATENT_SPACE_Z: "z", pb.LATENT_SPACE_W: "w"}
+SPACE_NAMES: dict[int, Space] = {pb.LATENT_SPACE_Z: "z", pb.LATENT_SPACE_W: "w"}
 
 # KServe v2 tensors: input name -> (v2 datatype, little-endian numpy dtype, InferTensorContents field)
 SEED, PSI, LABEL, IMAGE = "SEED", "TRUNCATION_PSI", "LABEL", "IMAGE"
@@ -60,18 +61,18 @@ def check_seeds(seeds: Sequence[int] | npt.NDArray[np.uint64], max_seeds: int) -
 
 
 def check_psi(
-    card: ModelCard, psi: Sequence[float] | None, n: int, name: str | None = None
+    caps: Capabilities, psi: Sequence[float] | None, n: int, name: str = "this model"
 ) -> npt.NDArray[np.float32] | None:
     """None for models without a psi input; else one value per seed (default psi when absent).
 
-    `name` is the model's name on this server (the card's own name by default), for the errors.
+    `name` is the model's name on this server, for the errors.
     """
-    if not card.has_psi:
+    if not caps.psi:
         if psi is not None and any(float(p) != 1.0 for p in psi):
-            raise InvalidRequestError(f"model {name or card.name!r} has no truncation input; omit psi")
+            raise InvalidRequestError(f"model {name!r} has no truncation input; omit psi")
         return None
     if psi is None or len(psi) == 0:
-        return np.full(n, card.default_psi, dtype=np.float32)
+        return np.full(n, caps.default_psi, dtype=np.float32)
     if len(psi) not in (1, n):
         raise InvalidRequestError(f"give one psi or one per seed ({n}), got {len(psi)}")
     for p in psi:
@@ -83,11 +84,10 @@ def check_psi(
 
 
 def check_labels(
-    card: ModelCard, labels: Sequence[int], n: int, name: str | None = None
+    caps: Capabilities, labels: Sequence[int], n: int, name: str = "this model"
 ) -> npt.NDArray[np.int64] | None:
     """None for unconditional models; else one label per seed, each within the model's labels."""
-    name = name or card.name
-    if not card.has_label:
+    if not caps.conditional:
         if len(labels):
             raise InvalidRequestError(f"model {name!r} is unconditional; omit labels")
         return None
@@ -95,7 +95,7 @@ def check_labels(
         return np.zeros(n, dtype=np.int64)
     if len(labels) not in (1, n):
         raise InvalidRequestError(f"give one label or one per seed ({n}), got {len(labels)}")
-    count = len(card.label_names)
+    count = len(caps.label_names)
     for label in labels:
         if not 0 <= int(label) < count:
             raise InvalidRequestError(f"label {label} out of range: model {name!r} has labels 0..{count - 1}")
@@ -148,42 +148,18 @@ def image_format(value: int) -> str:
 # -- artctl.v1.Generator -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SeedRows:
-    """Validated generator inputs: one row per image."""
-
-    seeds: npt.NDArray[np.uint64]
-    psi: npt.NDArray[np.float32] | None
-    labels: npt.NDArray[np.int64] | None
-
-    def columns(self) -> dict[str, np.ndarray]:
-        """The rows as the batcher carries them."""
-        out: dict[str, np.ndarray] = {"seeds": self.seeds}
-        if self.psi is not None:
-            out["psi"] = self.psi
-        if self.labels is not None:
-            out["labels"] = self.labels
-        return out
-
-    def psi_at(self, i: int) -> float | None:
-        return None if self.psi is None else float(self.psi[i])
-
-    def label_at(self, i: int) -> int | None:
-        return None if self.labels is None else int(self.labels[i])
-
-
 def generate_inputs(
-    request: pb.GenerateRequest, card: ModelCard, name: str, limits: Limits, streamed: bool = False
+    request: pb.GenerateRequest, caps: Capabilities, name: str, limits: Limits, streamed: bool = False
 ) -> SeedRows:
     """Seeds, psi and labels of a Generate(Stream) request, refused early if the reply could not be sent."""
     seeds = check_seeds(request.seeds, limits.max_seeds)
     image_format(request.format)
-    size = card.resolution * request_scale(request.scale)
+    size = caps.resolution * request_scale(request.scale)
     traits = check_traits(dict(request.traits))
     metadata = traits + RESPONSE_OVERHEAD if request.include_metadata else 0
-    check_response(len(seeds), (size, size, card.channels), metadata, limits, streamed)
-    psi = check_psi(card, [request.psi] if request.HasField("psi") else None, len(seeds), name)
-    return SeedRows(seeds, psi, check_labels(card, list(request.labels), len(seeds), name))
+    check_response(len(seeds), (size, size, caps.channels), metadata, limits, streamed)
+    psi = check_psi(caps, [request.psi] if request.HasField("psi") else None, len(seeds), name)
+    return SeedRows(seeds, psi, check_labels(caps, list(request.labels), len(seeds), name))
 
 
 @dataclass(frozen=True)
@@ -199,7 +175,7 @@ class MixInputs:
 class WalkInputs:
     seeds: list[int]
     frames: int
-    space: str
+    space: Space
     loop: bool
     psi: float | None
     label: int | None
@@ -216,7 +192,9 @@ def request_layers(request: pb.MixRequest, num_ws: int) -> LayerRange:
         raise InvalidRequestError(str(exc)) from None
 
 
-def mix_inputs(request: pb.MixRequest, card: ModelCard, name: str, num_ws: int, limits: Limits) -> MixInputs:
+def mix_inputs(
+    request: pb.MixRequest, caps: Capabilities, name: str, num_ws: int, limits: Limits
+) -> MixInputs:
     """Paired seeds (a single seed on one side pairs with all), the layer range, psi and labels."""
     max_seeds = limits.max_seeds
     content = check_seeds(request.content_seeds, max_seeds)
@@ -226,9 +204,9 @@ def mix_inputs(request: pb.MixRequest, card: ModelCard, name: str, num_ws: int, 
     except ValueError as exc:
         raise InvalidRequestError(str(exc)) from None
     pairs = check_seeds(c, max_seeds)
-    check_response(len(pairs), (card.resolution, card.resolution, card.channels), 0, limits, streamed=False)
-    psi = check_psi(card, [request.psi] if request.HasField("psi") else None, len(pairs), name)
-    labels = check_labels(card, list(request.labels), len(pairs), name)
+    check_response(len(pairs), (caps.resolution, caps.resolution, caps.channels), 0, limits, streamed=False)
+    psi = check_psi(caps, [request.psi] if request.HasField("psi") else None, len(pairs), name)
+    labels = check_labels(caps, list(request.labels), len(pairs), name)
     return MixInputs(
         content=pairs,
         style=np.asarray(s, dtype=np.uint64),
@@ -238,7 +216,7 @@ def mix_inputs(request: pb.MixRequest, card: ModelCard, name: str, num_ws: int, 
     )
 
 
-def walk_inputs(request: pb.InterpolateRequest, card: ModelCard, name: str, limits: Limits) -> WalkInputs:
+def walk_inputs(request: pb.InterpolateRequest, caps: Capabilities, name: str, limits: Limits) -> WalkInputs:
     max_frames = limits.max_seeds
     seeds = check_seeds(request.seeds, max_frames)
     if request.frames > max_frames:
@@ -249,8 +227,8 @@ def walk_inputs(request: pb.InterpolateRequest, card: ModelCard, name: str, limi
         schedule(len(seeds), request.frames, request.loop)
     except WalkError as exc:
         raise InvalidRequestError(str(exc)) from None
-    psi = check_psi(card, [request.psi] if request.HasField("psi") else None, 1, name)
-    labels = check_labels(card, [request.label] if request.HasField("label") else [], 1, name)
+    psi = check_psi(caps, [request.psi] if request.HasField("psi") else None, 1, name)
+    labels = check_labels(caps, [request.label] if request.HasField("label") else [], 1, name)
     return WalkInputs(
         seeds=[int(x) for x in seeds],
         frames=request.frames,
@@ -296,7 +274,7 @@ def _kserve_tensor(request: kpb.ModelInferRequest, index: int) -> np.ndarray:
     return np.asarray(values, dtype=dtype)
 
 
-def infer_inputs(request: kpb.ModelInferRequest, card: ModelCard, name: str, limits: Limits) -> SeedRows:
+def infer_inputs(request: kpb.ModelInferRequest, caps: Capabilities, name: str, limits: Limits) -> SeedRows:
     """SEED (required), TRUNCATION_PSI and LABEL tensors -> validated rows; only IMAGE may be asked for."""
     arrays: dict[str, np.ndarray] = {}
     for i, tensor in enumerate(request.inputs):
@@ -310,13 +288,13 @@ def infer_inputs(request: kpb.ModelInferRequest, card: ModelCard, name: str, lim
             raise InvalidRequestError(f"unknown output {out.name!r}; the model's output is {IMAGE}")
     seeds = check_seeds(arrays[SEED], limits.max_seeds)
     n = len(seeds)
-    check_response(n, (card.resolution, card.resolution, card.channels), 0, limits, streamed=False)
+    check_response(n, (caps.resolution, caps.resolution, caps.channels), 0, limits, streamed=False)
     for tensor_name in (PSI, LABEL):  # not `name`: that is the model's, for the messages below
         if tensor_name in arrays and len(arrays[tensor_name]) != n:
             raise InvalidRequestError(
                 f"input {tensor_name} has {len(arrays[tensor_name])} values for {n} seeds"
             )
     psi_in = arrays.get(PSI)
-    psi = check_psi(card, None if psi_in is None else psi_in.tolist(), n, name)
-    labels = check_labels(card, arrays[LABEL].tolist() if LABEL in arrays else [], n, name)
+    psi = check_psi(caps, None if psi_in is None else psi_in.tolist(), n, name)
+    labels = check_labels(caps, arrays[LABEL].tolist() if LABEL in arrays else [], n, name)
     return SeedRows(seeds, psi, labels)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,12 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from artctl.capabilities import Capabilities, Labels, Psi
 from artctl.modelcard import ModelCard, ModelCardError, file_sha256, read_sidecar
 from artctl.profile import SERVING_LEVEL, RenderProfile, check_runtime, cpu_isa, level_name, session_options
 from artctl.seeds import as_seed_array, latents
 from artctl_serving.errors import ModelLoadError
+from artctl_serving.rows import LatentRows, SeedRows
 
 log = logging.getLogger("artctl.serving")
 
@@ -31,8 +33,6 @@ PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 CUDA_OPTIONS = {"cudnn_conv_algo_search": "HEURISTIC", "use_tf32": "0"}
 CUDA_EXEC_BATCH = 64
 Seeds = npt.NDArray[np.uint64]
-Psi = npt.NDArray[np.float32] | None
-Labels = npt.NDArray[np.int64] | None
 
 
 def resolve_provider(provider: str) -> str:
@@ -124,18 +124,6 @@ class Graph:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def conditioning(
-    card: ModelCard, inputs: set[str], n: int, psi: Psi, labels: Labels
-) -> dict[str, np.ndarray]:
-    """The psi and label feeds a graph takes: the card's default psi and label 0 when not given."""
-    feeds: dict[str, np.ndarray] = {}
-    if "psi" in inputs:
-        feeds["psi"] = psi if psi is not None else np.full(n, card.default_psi, dtype=np.float32)
-    if "label" in inputs:
-        feeds["label"] = labels if labels is not None else np.zeros(n, dtype=np.int64)
-    return feeds
-
-
 def open_graph(path: Path, engine: Engine) -> Graph:
     """A session for `path` on `engine`; refuses a silent fallback to another execution provider."""
     ep = engine.provider
@@ -159,25 +147,26 @@ def open_graph(path: Path, engine: Engine) -> Graph:
 
 @dataclass
 class ModelRuntime:
-    """An exported generator in ONNX Runtime: seeds in, uint8 images out, plus its card and profile."""
+    """An exported generator in ONNX Runtime: seeds in, uint8 images out, plus its card, its
+    capabilities (read from the card once, at load) and its render profile."""
 
     name: str
     path: Path
     card: ModelCard
+    caps: Capabilities
     sha256: str
     graph: Graph
     engine: Engine
     profile: RenderProfile
-    input_names: set[str] = field(default_factory=set)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return (self.card.resolution, self.card.resolution, self.card.channels)
+        return self.caps.image_shape()
 
     def feeds(self, seeds: Seeds, psi: Psi = None, labels: Labels = None) -> dict[str, np.ndarray]:
-        """The graph's inputs: z from the seed contract, then psi and label where the graph has them."""
-        z = latents(as_seed_array(seeds), self.card.z_dim)
-        return {"z": z, **conditioning(self.card, self.input_names, len(z), psi, labels)}
+        """The graph's inputs: z from the seed contract, then psi and label where the model has them."""
+        z = latents(as_seed_array(seeds), self.caps.z_dim)
+        return {"z": z, **self.caps.conditioning(len(z), psi, labels)}
 
     def render(self, seeds: Seeds, psi: Psi = None, labels: Labels = None) -> npt.NDArray[np.uint8]:
         """Images [B, H, W, C] for validated inputs. Each image depends on its own seed only."""
@@ -187,17 +176,15 @@ class ModelRuntime:
         self, z: npt.NDArray[np.float32], psi: Psi = None, labels: Labels = None
     ) -> npt.NDArray[np.uint8]:
         """Images of latents given directly (a walk's frames between seeds), not drawn from seeds."""
-        return self.graph.run(
-            "image", {"z": z, **conditioning(self.card, self.input_names, len(z), psi, labels)}
-        )
+        return self.graph.run("image", {"z": z, **self.caps.conditioning(len(z), psi, labels)})
 
-    def render_latent_rows(self, rows: dict[str, np.ndarray]) -> npt.NDArray[np.uint8]:
-        """The latent batcher's render function: columns z (psi, labels) in, images out."""
-        return self.render_latents(rows["z"], rows.get("psi"), rows.get("labels"))
+    def render_latent_rows(self, rows: LatentRows) -> npt.NDArray[np.uint8]:
+        """The latent batcher's render function: z (psi, labels) in, images out."""
+        return self.render_latents(rows.z, rows.psi, rows.labels)
 
-    def render_rows(self, rows: dict[str, np.ndarray]) -> npt.NDArray[np.uint8]:
-        """The batcher's render function: columns seeds (psi, labels) in, images out."""
-        return self.render(rows["seeds"], rows.get("psi"), rows.get("labels"))
+    def render_rows(self, rows: SeedRows) -> npt.NDArray[np.uint8]:
+        """The batcher's render function: seeds (psi, labels) in, images out."""
+        return self.render(rows.seeds, rows.psi, rows.labels)
 
     def signature(self) -> dict[str, Any]:
         """The graph's inputs and outputs, as `artctl inspect` prints them."""
@@ -208,11 +195,13 @@ class ModelRuntime:
         }
 
 
-def check_card_fits_graph(path: Path, card: ModelCard, graph: Graph) -> None:
-    """The card must describe the graph it sits in: its inputs, latent size and image shape.
+def card_capabilities(path: Path, card: ModelCard, graph: Graph) -> Capabilities:
+    """The model's capabilities from its card, which must describe the graph it sits in: its
+    inputs, latent size and image shape.
 
     A card that disagrees (edited, or stamped on another export) would fail only at render time,
-    so it is refused at load with the field that is wrong.
+    so it is refused at load with the field that is wrong. After this the graph's input names are
+    never read again: everything asks the capabilities.
     """
     session = graph.session
     inputs = {i.name: i for i in session.get_inputs()}
@@ -232,10 +221,15 @@ def check_card_fits_graph(path: Path, card: ModelCard, graph: Graph) -> None:
     expected = [card.resolution, card.resolution, card.channels]
     if len(image) != 4 or any(isinstance(d, int) and d != e for d, e in zip(image[1:], expected)):
         problems.append(f"resolution/channels say {expected} but output image has shape {image}")
-    if card.has_label and not card.label_names:
-        problems.append("has_label is true but label_names is empty")
+    try:
+        caps = Capabilities.from_card(card)
+    except ModelCardError as exc:
+        problems.append(str(exc))
     if problems:
         raise ModelLoadError(f"{path}: the model card does not fit its graph: {'; '.join(problems)}")
+    if list(caps.inputs) != [i.name for i in session.get_inputs()]:
+        raise ModelLoadError(f"{path}: the graph's inputs are not {', '.join(caps.inputs)} in that order")
+    return caps
 
 
 def load_model(path: Path, name: str | None = None, engine: Engine | None = None) -> ModelRuntime:
@@ -259,8 +253,7 @@ def load_model(path: Path, name: str | None = None, engine: Engine | None = None
         card = ModelCard.from_metadata(graph.session.get_modelmeta().custom_metadata_map)
     except ValueError as exc:
         raise ModelLoadError(f"{path}: {exc}") from exc
-    check_card_fits_graph(path, card, graph)
-    inputs = graph.inputs
+    caps = card_capabilities(path, card, graph)
     profile = RenderProfile(
         model_sha256=sha,
         runtime=f"onnxruntime {ort.__version__}",
@@ -272,4 +265,4 @@ def load_model(path: Path, name: str | None = None, engine: Engine | None = None
         cpu_isa=cpu_isa(),
     )
     log.info("loaded model %s from %s (sha256 %s, %s)", name or card.name, path, sha[:12], profile.provider)
-    return ModelRuntime(name or card.name, path, card, sha, graph, engine, profile, inputs)
+    return ModelRuntime(name or card.name, path, card, caps, sha, graph, engine, profile)

@@ -16,20 +16,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from artctl.modelcard import ModelCard, file_sha256, read_sidecar
+from artctl.capabilities import Capabilities, Labels, Psi, WSpace
+from artctl.modelcard import file_sha256, read_sidecar
 from artctl.models import W_SPACE_HINT
 from artctl.seeds import latents
 from artctl_serving.errors import NoStyleGraphsError
-from artctl_serving.runtime import (
-    Graph,
-    Labels,
-    ModelRuntime,
-    Psi,
-    Seeds,
-    conditioning,
-    load_model,
-    open_graph,
-)
+from artctl_serving.rows import LatentRows, StyleRows
+from artctl_serving.runtime import Graph, ModelRuntime, Seeds, load_model, open_graph
 
 PROBE_SEEDS = np.array([0, 1, 2, 3, 12345, 2**63 + 7], dtype=np.uint64)
 GRAPHS = ("mapping", "synthesis")
@@ -39,32 +32,41 @@ GRAPHS = ("mapping", "synthesis")
 class StyleGraphs:
     """Mapping and synthesis sessions for one model, opened with the main graph's engine."""
 
-    card: ModelCard
+    caps: Capabilities
     mapping: Graph
     synthesis: Graph
-    num_ws: int
-    w_dim: int
+    space: WSpace
+
+    @property
+    def num_ws(self) -> int:
+        return self.space.num_ws
+
+    @property
+    def w_dim(self) -> int:
+        return self.space.w_dim
 
     def map_z(
         self, z: npt.NDArray[np.float32], psi: Psi = None, labels: Labels = None
     ) -> npt.NDArray[np.float32]:
         """ws [B, num_ws, w_dim] (truncated by psi; default psi and label 0 when not given)."""
         z = np.ascontiguousarray(z, dtype=np.float32)
-        return self.mapping.run(
-            "ws", {"z": z, **conditioning(self.card, self.mapping.inputs, len(z), psi, labels)}
-        )
+        return self.mapping.run("ws", {"z": z, **self.caps.conditioning(len(z), psi, labels)})
 
     def map_seeds(self, seeds: Seeds, psi: Psi = None, labels: Labels = None) -> npt.NDArray[np.float32]:
         """ws of seeds through the seed contract (artctl-latent-v1)."""
-        return self.map_z(latents(seeds, self.card.z_dim), psi, labels)
+        return self.map_z(latents(seeds, self.caps.z_dim), psi, labels)
 
     def synthesize(self, ws: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
         """Images [B, H, W, C] from ws."""
         return self.synthesis.run("image", {"ws": np.ascontiguousarray(ws, dtype=np.float32)})
 
-    def render_rows(self, rows: dict[str, np.ndarray]) -> npt.NDArray[np.uint8]:
-        """The synthesis batcher's render function: column ws in, images out."""
-        return self.synthesize(rows["ws"])
+    def render_rows(self, rows: StyleRows) -> npt.NDArray[np.uint8]:
+        """The synthesis batcher's render function: ws in, images out."""
+        return self.synthesize(rows.ws)
+
+    def map_rows(self, rows: LatentRows) -> npt.NDArray[np.float32]:
+        """The mapping batcher's function: z (psi, labels) in, ws out."""
+        return self.map_z(rows.z, rows.psi, rows.labels)
 
 
 def _companion(runtime: ModelRuntime, graph: str, entry: dict[str, Any]) -> Path:
@@ -85,7 +87,8 @@ def _companion(runtime: ModelRuntime, graph: str, entry: dict[str, Any]) -> Path
 
 def load_style_graphs(runtime: ModelRuntime, probe: bool = True) -> StyleGraphs:
     """Open the companions the card names; check their SHA-256 and (probe) their pixels."""
-    if not runtime.card.has_psi:
+    space = runtime.caps.w_space
+    if space is None:
         raise NoStyleGraphsError(
             f"model {runtime.name!r} ({runtime.card.architecture}) has no w space: style mixing, walks "
             f"in w and restore need a StyleGAN-type model; {W_SPACE_HINT}"
@@ -101,12 +104,7 @@ def load_style_graphs(runtime: ModelRuntime, probe: bool = True) -> StyleGraphs:
         if expected and file_sha256(path) != expected:
             raise NoStyleGraphsError(f"{path}: SHA-256 does not match the sidecar's; re-export the model")
         sessions[graph] = open_graph(path, runtime.engine)
-    try:
-        num_ws = int(runtime.card.extra["num_ws"])
-        w_dim = int(runtime.card.extra["w_dim"])
-    except (KeyError, ValueError) as exc:
-        raise NoStyleGraphsError(f"model {runtime.name!r}: the card lacks num_ws/w_dim") from exc
-    graphs = StyleGraphs(runtime.card, sessions["mapping"], sessions["synthesis"], num_ws, w_dim)
+    graphs = StyleGraphs(runtime.caps, sessions["mapping"], sessions["synthesis"], space)
     if probe:
         fused = runtime.render(PROBE_SEEDS)
         split = graphs.synthesize(graphs.map_seeds(PROBE_SEEDS))

@@ -20,22 +20,22 @@ If-None-Match gives 304. Every reply, hit or fresh, comes through the response c
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 from aiohttp import web
 
-from artctl.latentwalk import SPACES, lerp, schedule, slerp
-from artctl.seeds import latents
+from artctl.capabilities import Space
 from artctl.stylemix import parse_layers
 from artctl_serving.cache import CacheKey, mix_keys
+from artctl_serving.creative import mix_latents, mix_mapped, walk_job, walk_plan
 from artctl_serving.errors import InvalidRequestError, ModelNotFoundError
 from artctl_serving.generator_service import GeneratorServicer
 from artctl_serving.pipeline import Encoded, Pipeline
-from artctl_serving.registry import ModelRegistry, ServedModel
-from artctl_serving.requests import SeedRows, check_labels, check_psi, check_seeds
+from artctl_serving.registry import AnyJob, ModelRegistry, ServedModel
+from artctl_serving.requests import check_labels, check_psi, check_seeds
+from artctl_serving.rows import SeedRows
 from artctl_serving.web_params import Query, scale, whole
 
 MAX_WALK_FRAMES = 1024
@@ -104,12 +104,12 @@ class ImageRoutes:
         return model, True
 
     def _psi_label(self, query: Query, model: ServedModel, n: int) -> tuple[Any, Any]:
-        card = model.runtime.card
+        caps = model.runtime.caps
         psi = query.real("psi")
-        index = query.label(card.label_names)
+        index = query.label(list(caps.label_names))
         return (
-            check_psi(card, None if psi is None else [psi], n, model.name),
-            check_labels(card, [] if index is None else [index], n, model.name),
+            check_psi(caps, None if psi is None else [psi], n, model.name),
+            check_labels(caps, [] if index is None else [index], n, model.name),
         )
 
     def _reply(self, request: web.Request, item: Encoded, pinned: bool) -> web.Response:
@@ -137,20 +137,15 @@ class ImageRoutes:
         return self._reply(request, item, pinned)
 
     async def _cached_render(
-        self,
-        key: CacheKey,
-        model: ServedModel,
-        render: Callable[[], Awaitable[tuple[Any, Any]]],
-        scale: int = 1,
+        self, key: CacheKey, model: ServedModel, render: Callable[[], Awaitable[AnyJob]], scale: int = 1
     ) -> Encoded:
-        """One image through the cache: `render` gives (batcher, columns) only on a miss. The scale
-        is added to the key here, so no route can forget it."""
+        """One image through the cache: `render` plans its job (mapping included) only on a miss. The
+        scale is added to the key here, so no route can forget it."""
         key = (*key, scale)
         held = self.pipeline.cached([key])
         if held is not None:
             return held[0]
-        batcher, columns = await render()
-        (item,) = await self.pipeline.images(model.name, batcher, columns, "png", None, [key], scale)
+        (item,) = await self.pipeline.images(model.name, await render(), "png", None, [key], scale)
         return item
 
     async def mix(self, request: web.Request) -> web.Response:
@@ -168,12 +163,10 @@ class ImageRoutes:
         )
         key = key[:-1]  # _cached_render adds the scale
 
-        async def render() -> tuple[Any, Any]:
-            from artctl_serving.creative import mixed_ws
-
+        async def render() -> AnyJob:
             c, s = (np.array([x], dtype=np.uint64) for x in (content, style_seed))
-            ws = await asyncio.to_thread(mixed_ws, style.graphs, c, s, layers, psi, labels)
-            return style.batcher, {"ws": ws}
+            ws = await model.map(mix_latents(model.caps, c, s, psi, labels))
+            return model.from_w(mix_mapped(ws, layers))
 
         item = await self._cached_render(key, model, render, scale(request.query))
         return self._reply(request, item, pinned)
@@ -183,39 +176,22 @@ class ImageRoutes:
         model, pinned = self._model(request, query)
         a, b = (whole(request.match_info[k], k) for k in ("a", "b"))
         frames = query.whole("frames", 16, 2, MAX_WALK_FRAMES)
-        space = query.get("space") or "z"
+        asked = query.get("space") or "z"
         index = whole(request.match_info["i"], "the frame index", 0, 2**64 - 1)
         if not 0 <= index < frames:
             raise InvalidRequestError(
                 f"the frame index must be in 0..frames-1 (0..{frames - 1}), got {index}"
             )
-        if space not in SPACES or (space == "w" and model.styles is None):
+        if asked not in ("z", "w") or (asked == "w" and model.styles is None):
             raise InvalidRequestError("space must be z, or w for a StyleGAN-type model")
+        space: Space = "w" if asked == "w" else "z"
         psi, labels = self._psi_label(query, model, 1)
-        t = schedule(2, frames)[index].t
         key = ("walk", model.runtime.sha256, a, b, frames, index, space, _b(psi), _b(labels))
+        p = None if psi is None else float(psi[0])
+        label = None if labels is None else int(labels[0])
 
-        async def render() -> tuple[Any, Any]:
-            z_dim = model.runtime.card.z_dim
-            za, zb = latents([a, b], z_dim)
-            if model.styles is None:  # a DCGAN: z through its own graph
-                assert model.latents is not None
-                columns = {"z": slerp(za, zb, t)[None]}
-                if labels is not None:
-                    columns["labels"] = labels
-                return model.latents, columns
-            graphs = model.styles.graphs
-            if space == "z":
-                ws = await asyncio.to_thread(graphs.map_z, slerp(za, zb, t)[None], psi, labels)
-            else:
-                both = await asyncio.to_thread(
-                    graphs.map_seeds,
-                    np.array([a, b], dtype=np.uint64),
-                    None if psi is None else np.repeat(psi, 2),
-                    None if labels is None else np.repeat(labels, 2),
-                )
-                ws = lerp(both[0], both[1], t)[None]
-            return model.styles.batcher, {"ws": ws}
+        async def render() -> AnyJob:  # frame `index` of the Interpolate / `artctl walk` walk
+            return await walk_job(model, walk_plan(model.caps, [a, b], frames, space, False, p, label, index))
 
         item = await self._cached_render(key, model, render, scale(request.query))
         return self._reply(request, item, pinned)

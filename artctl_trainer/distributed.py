@@ -27,6 +27,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from artctl_trainer.contract import GeneratorNet, StyleGeneratorNet
+
 # FID scoring runs on rank 0 while the others wait in their next collective; give it time.
 COLLECTIVE_TIMEOUT = datetime.timedelta(hours=2)
 
@@ -169,11 +171,12 @@ def wrap(module: nn.Module, world: World, device: torch.device) -> nn.Module:
 @contextlib.contextmanager
 def no_sync(module: nn.Module) -> Iterator[None]:
     """Skip DDP's gradient all-reduce (D's gradients from G's step are discarded anyway)."""
-    sync_off = getattr(module, "no_sync", None)
-    if sync_off is None:
+    from torch.nn.parallel import DistributedDataParallel
+
+    if not isinstance(module, DistributedDataParallel):
         yield
         return
-    with sync_off():
+    with module.no_sync():
         yield
 
 
@@ -185,20 +188,19 @@ class Sampler(nn.Module):
     sampler, not G.train_forward, is what gets wrapped.
     """
 
-    def __init__(self, G: nn.Module, gen: torch.Generator, mixing_prob: float) -> None:
+    def __init__(self, G: GeneratorNet, gen: torch.Generator, mixing_prob: float) -> None:
         super().__init__()
         self.G = G
         self.gen = gen
         self.mixing_prob = mixing_prob
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        train_forward = getattr(self.G, "train_forward", None)
-        if train_forward is not None:
-            out: torch.Tensor = train_forward(z, c, self.gen, self.mixing_prob)
+        G = self.G
+        if isinstance(G, StyleGeneratorNet):
+            out = G.train_forward(z, c, self.gen, self.mixing_prob)
         else:
-            out = self.G(z, c)
-        snap = getattr(self.G, "snap", None)
-        return snap(out) if snap is not None else out
+            out = G(z, c)
+        return G.snap(out) if G.snap is not None else out
 
 
 def place(modules: tuple[nn.Module, ...], device: torch.device, memory_format: str) -> torch.memory_format:

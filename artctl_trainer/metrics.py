@@ -14,14 +14,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from artctl.capabilities import Capabilities
 from artctl.fileio import publish_mode
 from artctl_trainer.inception import INCEPTION_FILE, MetricsError, cache_root, inception_features
 from artctl_trainer.manifold import K_DENSITY_COVERAGE, quality_gate
+
+if TYPE_CHECKING:
+    from artctl_trainer.datasets import ImageDataset
 
 __all__ = ["MetricsError", "inception_features"]
 ProgressFn = Callable[[int, int], None]  # (done, total)
@@ -125,10 +129,10 @@ class RealSet:
     label_plan: list[str]
 
     @classmethod
-    def of(cls, data: Any) -> RealSet:
+    def of(cls, data: ImageDataset) -> RealSet:
         """From a trainer Dataset; the plan is a fixed (seed 0) shuffle, so anyone re-derives it."""
         plan: list[str] = []
-        if data.label_names and not getattr(data, "loose", None):  # loose images have no label
+        if data.label_names and not data.loose:  # loose images have no label
             order = np.random.default_rng(0).permutation(len(data))
             plan = [data.label_names[int(data.labels[i])] for i in order]
         return cls(data.images.permute(0, 2, 3, 1).numpy(), data.fingerprint, plan)
@@ -222,13 +226,14 @@ def label_indices(
     return np.array([index[name] for name in labels], dtype=np.int64)
 
 
-def checkpoint_source(model: Path, psi: float | None = None) -> tuple[Generate, Any]:
+def checkpoint_source(model: Path, psi: float | None = None) -> tuple[Generate, Capabilities]:
     """generate(start, count, labels) for a checkpoint's EMA generator: seeds start..start+count-1.
 
     Labels are names (one per image); without them seed i gets label i mod L. Returns the function
-    and the network config.
+    and the generator's capabilities.
     """
     from artctl_trainer.checkpoint import load_checkpoint
+    from artctl_trainer.contract import capabilities
     from artctl_trainer.networks import build_generator
     from artctl_trainer.preview import generate as render
 
@@ -243,7 +248,7 @@ def checkpoint_source(model: Path, psi: float | None = None) -> tuple[Generate, 
         indices = label_indices(labels, label_names, seeds)
         return render(G, seeds, indices, psi=1.0 if psi is None else psi)
 
-    return from_checkpoint, ck.config.network
+    return from_checkpoint, capabilities(G, ck.config.network)
 
 
 def real_images(spec: str, resolution: int, channels: int) -> RealSet:

@@ -1,9 +1,9 @@
 """Build networks by architecture name: the one switch the loop, checkpoints and exporter share.
 
-Every generator has the same call: G(z, label=None, psi=None) -> image [B, C, H, W], with attributes
-z_dim, num_classes and has_psi, which the exporter turns into the ONNX inputs z, psi and label, and
-snap: the palette snap that training and previews apply to its samples (the exporter appends the same
-snap to the graph).
+Every generator implements artctl_trainer.contract's declared interface (GeneratorNet, or
+StyleGeneratorNet for a w space): G(z, label=None, psi=None) -> image [B, C, H, W], z_dim,
+num_classes, and snap: the palette snap that training and previews apply to its samples (the
+exporter appends the same snap to the graph).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from artctl_trainer.config import NetworkConfig
+from artctl_trainer.contract import GeneratorNet
 from artctl_trainer.palette_snap import PaletteSnap
 
 if TYPE_CHECKING:
@@ -56,9 +57,9 @@ def _resolved(cfg: NetworkConfig) -> NetworkConfig:
     return cfg
 
 
-def build_generator(cfg: NetworkConfig) -> nn.Module:
+def build_generator(cfg: NetworkConfig) -> GeneratorNet:
     """G of the config's family; `G.snap` is the palette snap its samples go through (or None)."""
-    G: nn.Module = _family(cfg).Generator(_resolved(cfg))
+    G: GeneratorNet = _family(cfg).Generator(_resolved(cfg))
     object.__setattr__(G, "snap", PaletteSnap(cfg.palette, cfg.channels) if cfg.output == "snap" else None)
     return G
 
@@ -70,9 +71,7 @@ def build_discriminator(cfg: NetworkConfig) -> nn.Module:
 
 def init_weights(module: nn.Module, cfg: NetworkConfig) -> None:
     """Family-specific initialisation (StyleGAN layers initialise themselves: equalized lr)."""
-    family = _family(cfg)
-    if hasattr(family, "weights_init"):
-        module.apply(family.weights_init)
+    module.apply(_family(cfg).weights_init)
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from artctl_trainer.config import NetworkConfig
+from artctl_trainer.contract import GeneratorNet
 
 
 def _widths(resolution: int, base: int, cap: int) -> list[int]:
@@ -26,10 +27,8 @@ def _widths(resolution: int, base: int, cap: int) -> list[int]:
     return [min(base * 2 ** (n - 1 - i), cap) for i in range(n)]
 
 
-class Generator(nn.Module):
+class Generator(GeneratorNet):
     """z [B, z_dim] (+ label [B]) -> image [B, C, H, W] in [-1, 1]."""
-
-    has_psi = False
 
     def __init__(self, cfg: NetworkConfig) -> None:
         super().__init__()

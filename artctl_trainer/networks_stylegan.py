@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from artctl_trainer.config import NetworkConfig
+from artctl_trainer.contract import StyleGeneratorNet
 
 SQRT2 = math.sqrt(2.0)
 
@@ -214,10 +215,9 @@ class SynthesisNetwork(nn.Module):
         return img
 
 
-class Generator(nn.Module):
+class Generator(StyleGeneratorNet):
     """z [B, z_dim] (+ label [B], psi [B]) -> image [B, C, H, W]."""
 
-    has_psi = True
     w_avg: torch.Tensor
 
     def __init__(self, cfg: NetworkConfig) -> None:
@@ -336,3 +336,7 @@ class Discriminator(nn.Module):
                 raise ValueError("this discriminator is conditional: pass a label per image")
             logit = logit + (self.embed(label) * h).sum(dim=1) / math.sqrt(h.shape[1])
         return logit
+
+
+def weights_init(module: nn.Module) -> None:
+    """Nothing to do: equalized-learning-rate layers initialise themselves."""

@@ -8,15 +8,17 @@ model renders (same latents from the seed contract, same quantisation).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from torch import nn
 
 from artctl.imaging import display_scale, tile
 from artctl.seeds import latents
+
+if TYPE_CHECKING:
+    from artctl_trainer.contract import GeneratorNet
 
 GRID_COLS = 8  # seeds 0..7 across; rows are the labels (conditional) or the next seeds
 GRID_ROWS = 16  # at most this many rows (labels beyond it are left out, and the title says so)
@@ -38,7 +40,7 @@ def preview_labels(seeds: Sequence[int], num_classes: int) -> torch.Tensor | Non
 
 @torch.no_grad()
 def generate(
-    G: nn.Module,
+    G: GeneratorNet,
     seeds: Sequence[int],
     labels: torch.Tensor | npt.NDArray[np.int64] | None = None,
     psi: float | None = None,
@@ -50,19 +52,17 @@ def generate(
     was_training = G.training
     G.eval()
     device = next(G.parameters()).device
-    z_dim = int(cast(Any, G).z_dim)
-    z = torch.from_numpy(latents(list(seeds), z_dim)).to(device)
+    z = torch.from_numpy(latents(list(seeds), G.z_dim)).to(device)
     if labels is None:
-        labels = preview_labels(seeds, getattr(G, "num_classes", 0))
+        labels = preview_labels(seeds, G.num_classes)
     elif isinstance(labels, np.ndarray):
         labels = torch.from_numpy(labels)
     psi_t = None
-    if psi is not None and getattr(G, "has_psi", False):
+    if psi is not None and G.has_psi:
         psi_t = torch.full((len(z),), float(psi), device=device)
     drawn = quantize(G(z, None if labels is None else labels.to(device), psi=psi_t))
-    snap = getattr(G, "snap", None)
-    if snap is not None:  # as the exported graph draws it
-        drawn = snap.uint8(drawn)
+    if G.snap is not None:  # as the exported graph draws it
+        drawn = G.snap.uint8(drawn)
     images: npt.NDArray[np.uint8] = drawn.cpu().numpy()
     G.train(was_training)
     return images
@@ -74,15 +74,16 @@ def _font(size: int) -> Any:
     return ImageFont.load_default(size=size)
 
 
-def sample_grid(G: nn.Module, label_names: Sequence[str], title: str, psi: float | None = SERVED_PSI) -> Any:
+def sample_grid(
+    G: GeneratorNet, label_names: Sequence[str], title: str, psi: float | None = SERVED_PSI
+) -> Any:
     """The training run's picture of its generator: seeds 0-7 across, one row per label (or seeds
     8-15 below for an unconditional model), tiles of 64 px or more, each row and column named,
     at the psi the exported model serves by default."""
     from PIL import Image, ImageDraw
 
-    classes = int(getattr(G, "num_classes", 0))
-    has_psi = bool(getattr(G, "has_psi", False))
-    psi = psi if has_psi else None
+    classes = G.num_classes
+    psi = psi if G.has_psi else None
     if classes:
         rows = list(range(min(classes, GRID_ROWS)))
         seeds = list(range(GRID_COLS)) * len(rows)

@@ -35,6 +35,7 @@ from artctl.fileio import write_bytes_atomic, write_json_atomic
 from artctl.imaging import encode_png, image_grid
 from artctl.modelcard import label_index
 from artctl_trainer.checkpoint import CheckpointError, load_checkpoint
+from artctl_trainer.contract import StyleGeneratorNet
 from artctl_trainer.inception import inception
 from artctl_trainer.networks import build_generator
 from artctl_trainer.preview import quantize
@@ -88,8 +89,8 @@ def load_generator(checkpoint: Path) -> tuple[Any, Any]:
         )
     ck = load_checkpoint(checkpoint)
     net = ck.config.network
-    G: Any = build_generator(net)
-    if not (hasattr(G, "map") and hasattr(G, "synthesis")):
+    G = build_generator(net)
+    if not isinstance(G, StyleGeneratorNet):
         raise RestoreError(
             f"{ck.path}: a {net.architecture} generator has no mapping/synthesis (w space); "
             "restore needs a StyleGAN-type model"

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from artctl_serving.batcher import BatcherClosedError, DeadlineExpiredError, DynamicBatcher, QueueFullError
+from artctl_serving.rows import SeedRows, StyleRows
 
 
 class Recorder:
@@ -21,8 +23,8 @@ class Recorder:
         self.delay_s = delay_s
         self.lock = threading.Lock()
 
-    def __call__(self, columns: dict[str, np.ndarray]) -> np.ndarray:
-        seeds = columns["seeds"]
+    def __call__(self, rows: SeedRows) -> np.ndarray:
+        seeds = rows.seeds
         with self.lock:
             self.batches.append([int(s) for s in seeds])
         if self.delay_s:
@@ -41,7 +43,7 @@ def test_concurrent_requests_share_batches_and_get_their_own_pixels() -> None:
         batcher = DynamicBatcher(rec, ThreadPoolExecutor(1), max_batch=16, max_delay_s=0.02)
         batcher.start()
         requests = [np.arange(i * 3, i * 3 + 3, dtype=np.uint64) for i in range(20)]
-        results = await asyncio.gather(*(batcher.submit({"seeds": r}) for r in requests))
+        results = await asyncio.gather(*(batcher.submit(SeedRows(r)) for r in requests))
         for req, res in zip(requests, results):
             assert res[:, 0, 0, 0].tolist() == [int(s) % 251 for s in req]
         await batcher.close()
@@ -58,7 +60,7 @@ def test_large_request_is_split_and_reassembled_in_order() -> None:
     async def main() -> np.ndarray:
         batcher = DynamicBatcher(rec, ThreadPoolExecutor(1), max_batch=8, max_delay_s=0)
         batcher.start()
-        out = await batcher.submit({"seeds": np.arange(100, 130, dtype=np.uint64)})
+        out = await batcher.submit(SeedRows(np.arange(100, 130, dtype=np.uint64)))
         await batcher.close()
         return out
 
@@ -73,11 +75,11 @@ def test_full_queue_is_refused_at_once() -> None:
     async def main() -> None:
         batcher = DynamicBatcher(rec, ThreadPoolExecutor(1), max_batch=4, max_delay_s=0, queue_size=8)
         batcher.start()
-        first = asyncio.ensure_future(batcher.submit({"seeds": np.arange(8, dtype=np.uint64)}))
+        first = asyncio.ensure_future(batcher.submit(SeedRows(np.arange(8, dtype=np.uint64))))
         await asyncio.sleep(0.01)
         started = time.perf_counter()
         with pytest.raises(QueueFullError, match="queue full"):
-            await batcher.submit({"seeds": np.arange(1, dtype=np.uint64)})
+            await batcher.submit(SeedRows(np.arange(1, dtype=np.uint64)))
         assert time.perf_counter() - started < 0.05
         assert len(await first) == 8
         await batcher.close()
@@ -91,15 +93,15 @@ def test_expired_and_cancelled_work_is_never_computed() -> None:
     async def main() -> None:
         batcher = DynamicBatcher(rec, ThreadPoolExecutor(1), max_batch=2, max_delay_s=0)
         batcher.start()
-        busy = asyncio.ensure_future(batcher.submit({"seeds": np.array([1, 2], dtype=np.uint64)}))
+        busy = asyncio.ensure_future(batcher.submit(SeedRows(np.array([1, 2], dtype=np.uint64))))
         await asyncio.sleep(0.02)  # the worker is now inside the slow render
         expiring = asyncio.ensure_future(
-            batcher.submit({"seeds": np.array([777], dtype=np.uint64)}, deadline=time.monotonic() + 0.05)
+            batcher.submit(SeedRows(np.array([777], dtype=np.uint64)), deadline=time.monotonic() + 0.05)
         )
-        cancelled = asyncio.ensure_future(batcher.submit({"seeds": np.array([888], dtype=np.uint64)}))
+        cancelled = asyncio.ensure_future(batcher.submit(SeedRows(np.array([888], dtype=np.uint64))))
         await asyncio.sleep(0.01)
         cancelled.cancel()
-        later = asyncio.ensure_future(batcher.submit({"seeds": np.array([3], dtype=np.uint64)}))
+        later = asyncio.ensure_future(batcher.submit(SeedRows(np.array([3], dtype=np.uint64))))
         await busy
         with pytest.raises(DeadlineExpiredError):
             await expiring
@@ -121,49 +123,51 @@ def test_close_finishes_queued_work_then_refuses_new_work() -> None:
         batcher = DynamicBatcher(rec, ThreadPoolExecutor(1), max_batch=2, max_delay_s=0)
         batcher.start()
         pending = [
-            asyncio.ensure_future(batcher.submit({"seeds": np.array([i], dtype=np.uint64)})) for i in range(5)
+            asyncio.ensure_future(batcher.submit(SeedRows(np.array([i], dtype=np.uint64)))) for i in range(5)
         ]
         await asyncio.sleep(0)
         await batcher.close()
         assert all(p.done() and not p.exception() for p in pending)
         with pytest.raises(BatcherClosedError):
-            await batcher.submit({"seeds": np.array([9], dtype=np.uint64)})
+            await batcher.submit(SeedRows(np.array([9], dtype=np.uint64)))
 
     run(main())
 
 
-def test_requests_with_other_columns_are_never_merged_into_one_batch() -> None:
-    seen: list[list[str]] = []
+def test_rows_of_other_layouts_are_never_merged_into_one_batch() -> None:
+    seen: list[tuple[Hashable, int]] = []
+    seeds = SeedRows(np.arange(4, dtype=np.uint64))
+    ws = StyleRows(np.zeros((4, 2, 8), np.float32))
+    both = SeedRows(np.arange(4, dtype=np.uint64), np.ones(4, np.float32))
 
-    def render(columns: dict[str, np.ndarray]) -> np.ndarray:
-        seen.append(sorted(columns))
+    def render(rows: SeedRows | StyleRows) -> np.ndarray:
+        seen.append((rows.layout, len(rows)))
         time.sleep(0.01)
-        return np.zeros((len(next(iter(columns.values()))), 1, 1, 1), np.uint8)
+        return np.zeros((len(rows), 1, 1, 1), np.uint8)
 
     async def main() -> None:
-        batcher = DynamicBatcher(render, ThreadPoolExecutor(1), max_batch=64, max_delay_s=0.05)
+        batcher: DynamicBatcher[SeedRows | StyleRows] = DynamicBatcher(
+            render, ThreadPoolExecutor(1), max_batch=64, max_delay_s=0.05
+        )
         batcher.start()
-        seeds = {"seeds": np.arange(4, dtype=np.uint64)}
-        ws = {"ws": np.zeros((4, 8), np.float32)}
-        both = {"seeds": np.arange(4, dtype=np.uint64), "psi": np.ones(4, np.float32)}
         jobs = asyncio.gather(*(batcher.submit(c) for c in (seeds, ws, seeds, both, ws)))
         out = await asyncio.wait_for(jobs, 60)  # a batcher whose worker died would never answer
         assert [len(o) for o in out] == [4] * 5
         await batcher.close()
 
     run(main())
-    assert all(cols in (["seeds"], ["ws"], ["psi", "seeds"]) for cols in seen)
-    assert len(seen) >= 3
+    rendered = {layout: sum(n for key, n in seen if key == layout) for layout, _ in seen}
+    assert rendered == {seeds.layout: 8, ws.layout: 8, both.layout: 4}, "rows of two layouts shared a batch"
 
 
 def test_a_render_that_returns_the_wrong_number_of_rows_fails_the_batch_not_its_neighbours() -> None:
-    def short(columns: dict[str, np.ndarray]) -> np.ndarray:
-        return np.zeros((len(columns["seeds"]) - 1, 1, 1, 1), np.uint8)
+    def short(rows: SeedRows) -> np.ndarray:
+        return np.zeros((len(rows) - 1, 1, 1, 1), np.uint8)
 
     async def main() -> list[object]:
         batcher = DynamicBatcher(short, ThreadPoolExecutor(1), max_batch=64, max_delay_s=0.05)
         batcher.start()
-        jobs = [batcher.submit({"seeds": np.arange(i, i + 3, dtype=np.uint64)}) for i in range(3)]
+        jobs = [batcher.submit(SeedRows(np.arange(i, i + 3, dtype=np.uint64))) for i in range(3)]
         out = await asyncio.gather(*jobs, return_exceptions=True)
         await batcher.close()
         return out

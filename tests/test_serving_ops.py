@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from artctl.capabilities import Capabilities
 from artctl.modelcard import ModelCard
 from artctl.v1 import generator_pb2 as pb
 from artctl.v1 import generator_pb2_grpc as pb_grpc
@@ -242,6 +243,7 @@ def test_psi_and_label_validation_for_conditional_models() -> None:
         has_psi=True,
         has_label=True,
     )
+    card = Capabilities.from_card(card)
     np.testing.assert_allclose(check_psi(card, None, 3), [0.7, 0.7, 0.7])
     np.testing.assert_allclose(check_psi(card, [0.5], 2), [0.5, 0.5])
     for bad in (float("nan"), float("inf"), -0.1, 2.5):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from artctl.capabilities import Space
 from artctl.cli.common import CliError, progress_bar, run_command, seed_list
 
 PSI_HELP = "Truncation psi in [0, 2] [the card's default]."
@@ -107,7 +108,8 @@ def interpolate(
                 runtime = load_model(path, name=path.stem, engine=Engine.choose("cpu"))
                 images = z_walk_frames(runtime, keys, frames, loop, psi, label, on_progress=update)
             else:
-                images = walk_frames(graphs, keys, frames, space, loop, psi, label, on_progress=update)
+                walk_space: Space = "w" if space == "w" else "z"
+                images = walk_frames(graphs, keys, frames, walk_space, loop, psi, label, on_progress=update)
         seconds = time.perf_counter() - started
         write_animation(out, images, fps)
         typer.echo(

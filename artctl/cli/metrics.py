@@ -10,16 +10,17 @@ import numpy as np
 import numpy.typing as npt
 import typer
 
+from artctl.capabilities import Capabilities
 from artctl.cli.common import TYPER_SETTINGS, CliError, LazyProgress, echo_json, run_command
 
 metrics_app = typer.Typer(**TYPER_SETTINGS, help="Measure a model's quality.", no_args_is_help=True)
 
 
-def generator_source(model: Path, psi: float | None = None) -> tuple[Any, Any]:
+def generator_source(model: Path, psi: float | None = None) -> tuple[Any, Capabilities]:
     """generate(start, count, labels) for an exported .onnx (ONNX Runtime) or a checkpoint (torch).
 
     Both follow the seed contract, so a model and its export measure the same images (up to the
-    exporter's parity bound). Returns the function and the model's card or network config.
+    exporter's parity bound). Returns the function and the model's capabilities.
     """
     model = Path(model)
     if model.suffix != ".onnx":
@@ -30,16 +31,15 @@ def generator_source(model: Path, psi: float | None = None) -> tuple[Any, Any]:
     from artctl_trainer.metrics import label_indices
 
     runtime = load_model(model)
-    card = runtime.card
-    names = list(card.label_names) if card.has_label else []
+    caps = runtime.caps
 
     def from_onnx(start: int, count: int, labels: Sequence[str] | None = None) -> npt.NDArray[np.uint8]:
         seeds = np.arange(start, start + count, dtype=np.uint64)
-        value = card.default_psi if psi is None else psi
-        psi_arr = np.full(count, value, np.float32) if card.has_psi else None
-        return runtime.render(seeds, psi_arr, label_indices(labels, names, seeds.tolist()))
+        value = caps.default_psi if psi is None else psi
+        psi_arr = np.full(count, value, np.float32) if caps.psi else None
+        return runtime.render(seeds, psi_arr, label_indices(labels, list(caps.label_names), seeds.tolist()))
 
-    return from_onnx, card
+    return from_onnx, caps
 
 
 @metrics_app.command("fid")
@@ -67,7 +67,7 @@ def metrics_fid(
         real = real_images(data, info.resolution, info.channels)
         pixel_art = PixelArtJudge.of(data, real)
         if pixel_art is not None:
-            generate = pixel_art.watch(generate, takes_labels(info))
+            generate = pixel_art.watch(generate, info.conditional)
         labels = {
             "real": f"features of {len(real.images)} real images (once; cached)",
             "generated": "generated",
@@ -109,11 +109,6 @@ def metrics_fid(
             write_json_atomic(out, doc)
 
     run_command(body, as_json=as_json)
-
-
-def takes_labels(info: Any) -> bool:
-    """Whether a model (its card, or a checkpoint's network config) is conditioned on labels."""
-    return bool(getattr(info, "has_label", False) or getattr(info, "num_classes", 0))
 
 
 class PixelArtJudge:
@@ -204,7 +199,7 @@ def metrics_pixels(
         judge = PixelArtJudge.of(str(data), real)
         if judge is None:
             raise CliError(f"{data} is not pixel art: no palette.json and more than 256 colours")
-        watched = judge.watch(generate, takes_labels(info))
+        watched = judge.watch(generate, info.conditional)
         for start in range(0, n, 256):
             watched(start, min(256, n - start), real.labels_for(start, min(256, n - start)))
         doc = {"model": str(model), "data": str(data), "psi": psi, **judge.scores()}
