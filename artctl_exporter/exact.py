@@ -54,14 +54,40 @@ class Layer:
     bias: np.ndarray  # float [Cout]
 
 
-def _chain(model: onnx.ModelProto) -> tuple[str, list[Layer], list[onnx.NodeProto]]:
-    """The first layer's input, the ConvTranspose layers in order, and the nodes the rewrite replaces."""
+@dataclass
+class LabelLayerNodes:
+    """The label layer's Where after Tanh: its mask, and the uint8 colours behind its float colours."""
+
+    mask: str  # bool [B, 1, H, W], gathered by label (kept as it is)
+    colours: str  # the uint8 [L, C, H, W] initializer the float colours are computed from
+    label: str  # the graph input the colours are gathered by
+
+
+def _label_layer(model: onnx.ModelProto, where: onnx.NodeProto) -> LabelLayerNodes:
+    """Follow the Where's colour input back (Sub, Div, Cast) to its Gather of a uint8 initializer."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    inits = {i.name: i for i in model.graph.initializer}
+    node = producers.get(where.input[1])
+    while node is not None and node.op_type in ("Sub", "Div", "Cast"):
+        node = producers.get(node.input[0])
+    if node is None or node.op_type != "Gather" or node.input[0] not in inits:
+        raise ExactError("a Where after Tanh that is not a label layer: no exact graph for it")
+    if inits[node.input[0]].data_type != TensorProto.UINT8:
+        raise ExactError("the label layer's colours are not uint8")
+    return LabelLayerNodes(where.input[0], node.input[0], node.input[1])
+
+
+def _chain(
+    model: onnx.ModelProto,
+) -> tuple[str, list[Layer], list[onnx.NodeProto], LabelLayerNodes | None]:
+    """The first layer's input, the ConvTranspose layers in order, the nodes the rewrite replaces,
+    and the label layer drawn over the output, if there is one."""
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     nodes = list(model.graph.node)
     first = next((i for i, n in enumerate(nodes) if n.op_type == "ConvTranspose"), None)
     if first is None:
         raise ExactError("no ConvTranspose layers: only DCGAN-type generators have an exact graph")
-    allowed = {"ConvTranspose", "Relu", "Tanh", "Add", "Mul", "Clip", "Round", "Cast", "Transpose"}
+    allowed = {"ConvTranspose", "Relu", "Tanh", "Add", "Mul", "Clip", "Round", "Cast", "Transpose", "Where"}
     tail = []
     for node in nodes[first:]:
         tail.append(node)
@@ -72,6 +98,11 @@ def _chain(model: onnx.ModelProto) -> tuple[str, list[Layer], list[onnx.NodeProt
         raise ExactError(
             f"only DCGAN-type generators have an exact graph; this one has {sorted(set(kinds) - allowed)}"
         )
+    wheres = [n for n in tail if n.op_type == "Where"]
+    tanh = next(n for n in tail if n.op_type == "Tanh")
+    if len(wheres) > 1 or (wheres and wheres[0].input[2] != tanh.output[0]):
+        raise ExactError("only one label layer, drawn right after Tanh, has an exact graph")
+    label_layer = _label_layer(model, wheres[0]) if wheres else None
     layers = []
     for node in tail:
         if node.op_type != "ConvTranspose":
@@ -82,7 +113,7 @@ def _chain(model: onnx.ModelProto) -> tuple[str, list[Layer], list[onnx.NodeProt
         weight = inits[node.input[1]].astype(np.float64)
         bias = inits[node.input[2]].astype(np.float64) if len(node.input) > 2 else np.zeros(weight.shape[1])
         layers.append(Layer(node, weight, bias))
-    return nodes[first].input[0], layers, tail
+    return nodes[first].input[0], layers, tail, label_layer
 
 
 def _stride(node: onnx.NodeProto) -> int:
@@ -165,11 +196,29 @@ def _const(graph: onnx.GraphProto, name: str, value: Any, dtype: Any = np.float3
     return name
 
 
+def _prune(graph: onnx.GraphProto) -> None:
+    """Drop nodes whose outputs nothing reads (the label layer's float colours), then the
+    initializers no node reads any more."""
+    outputs = {o.name for o in graph.output}
+    while True:
+        read = {i for n in graph.node for i in n.input} | outputs
+        dead = [n for n in graph.node if not any(o in read for o in n.output)]
+        if not dead:
+            break
+        keep = [n for n in graph.node if n not in dead]
+        del graph.node[:]
+        graph.node.extend(keep)
+    read = {i for n in graph.node for i in n.input}
+    inits = [i for i in graph.initializer if i.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+
+
 def make_exact(
     model: onnx.ModelProto, feeds: dict[str, np.ndarray]
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """The exact graph of a float DCGAN-type graph, calibrated on `feeds`; and what was chosen."""
-    source, layers, tail = _chain(model)
+    source, layers, tail, label_layer = _chain(model)
     relus = [n.output[0] for n in tail if n.op_type == "Relu"]
     if len(relus) != len(layers) - 1:
         raise ExactError("expected a Relu between every two ConvTranspose layers")
@@ -250,9 +299,29 @@ def make_exact(
             axis=0,
             name=f"{p}_tanh",
         ),
-        helper.make_node("Transpose", [f"{p}_pixels"], [final], perm=[0, 2, 3, 1], name=f"{p}_to_nhwc"),
     ]
+    pixels = f"{p}_pixels"
+    if label_layer is not None:  # its uint8 colours go straight over the pixels: no float round trip
+        new += [
+            helper.make_node(
+                "Gather",
+                [label_layer.colours, label_layer.label],
+                [f"{p}_layer_colours"],
+                axis=0,
+                name=f"{p}_layer_colours",
+            ),
+            helper.make_node(
+                "Where",
+                [label_layer.mask, f"{p}_layer_colours", pixels],
+                [f"{p}_layered"],
+                name=f"{p}_label_layer",
+            ),
+        ]
+        pixels = f"{p}_layered"
+        chosen["label_layer"] = True
+    new.append(helper.make_node("Transpose", [pixels], [final], perm=[0, 2, 3, 1], name=f"{p}_to_nhwc"))
     graph.node.extend(new)
+    _prune(graph)
     # Keep a topological order: the rewritten chain goes where the float one was (before the snap).
     order = [n for n in graph.node if n.op_type != "ArgMin" and not n.name.startswith("palette_snap")]
     order += [n for n in graph.node if n.op_type == "ArgMin" or n.name.startswith("palette_snap")]

@@ -36,6 +36,9 @@ class NetworkConfig(BaseModel):
         "(straight-through gradient); the pixel-art recipes",
     )
     palette: list[str] = Field(default_factory=list, description="the snap's palette: the data's when empty")
+    label_layer: float = Field(
+        0.0, ge=0.0, le=1.0, description="draw exactly each pixel this share of a label's images has (0: off)"
+    )
     # StyleGAN only.
     w_dim: int = Field(0, ge=0, description="intermediate latent size; 0 means z_dim")
     mapping_layers: int = Field(8, ge=1, le=16, description="layers of the mapping network (stylegan)")
@@ -311,15 +314,16 @@ _PIXEL_NET = {
     "spectral_norm": True,
     "output": "snap",
 }
+_NOUNS_NET = {"conditional": True, "z_dim": 64, "g_base": 64, "d_base": 64, "label_layer": 0.98}
 PRESETS["nouns32"] = {
-    "network": {**_PIXEL_NET, "conditional": True, "z_dim": 64, "g_base": 64, "d_base": 64},
+    "network": {**_PIXEL_NET, **_NOUNS_NET},
     **{"loss": "hinge", "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.0, "beta2": 0.9, "batch": 64},
     **{"mirror": False, "memory_format": "channels_last", "steps": 60000, "seed": 7, **_RECIPE_CPU},
     **{"sample_every": 1000, "checkpoint_every": 1000},
 }
 PRESETS["pixel32"] = {
     **PRESETS["nouns32"],
-    "network": {**PRESETS["nouns32"]["network"], "conditional": False},
+    "network": {**PRESETS["nouns32"]["network"], "conditional": False, "label_layer": 0.0},
 }
 
 PRESET_NOTES: dict[str, str] = {
@@ -334,7 +338,7 @@ PRESET_NOTES: dict[str, str] = {
     "emoji64-gpu": "the emoji set on one GPU: conditional StyleGAN-type, RpGAN + R1 + R2, ADA, no flips",
     "emoji64-stylegan": "the earlier name of stylegan64",
     "nouns32": "pixel art, 32 px, conditional on sub-folders (Nouns' glasses): SNGAN + hinge, trained "
-    "through the palette snap, no flips",
+    "through the palette snap, the label's shared pixels drawn exactly (label layer), no flips",
     "pixel32": "pixel art, 32 px, unconditional: nouns32 without labels, no flips",
 }
 SMALL_DATA = 2000  # fewer images than this: the small-data recipe of the family (augmentation)

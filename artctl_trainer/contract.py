@@ -3,7 +3,7 @@
 The exporter, previews, scoring and the training sampler read a generator through these classes,
 never by probing its attributes: a family says what it is by which class it subclasses.
 - `GeneratorNet`: G(z, label=None, psi=None) -> image [B, C, H, W] in [-1, 1]; z_dim, num_classes,
-  and `snap` (the palette snap its samples go through, or None).
+  `snap` (the palette snap its samples go through, or None) and `label_layer` (or None).
 - `StyleGeneratorNet`: a w space besides (map, synthesis, num_ws, w_dim) and a truncation input.
 `capabilities` turns a network into artctl.capabilities' contract, which the model card then carries.
 """
@@ -17,6 +17,7 @@ from torch import nn
 
 from artctl.capabilities import Capabilities, WSpace
 from artctl_trainer.config import NetworkConfig
+from artctl_trainer.label_layer import LabelLayer
 
 
 class Snap(Protocol):
@@ -34,6 +35,9 @@ class GeneratorNet(nn.Module):
     z_dim: int
     num_classes: int
     snap: Snap | None = None  # set by artctl_trainer.networks.build_generator
+    # Pixels drawn exactly over the output (dcgan), or None. Set in __init__, never as a class
+    # attribute: a class-level value would shadow the registered submodule.
+    label_layer: LabelLayer | None
 
     def forward(
         self, z: torch.Tensor, label: torch.Tensor | None = None, psi: torch.Tensor | None = None

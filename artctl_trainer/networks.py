@@ -26,6 +26,8 @@ class UnknownArchitectureError(ValueError):
 
 
 def _family(cfg: NetworkConfig):  # type: ignore[no-untyped-def]
+    if cfg.label_layer and cfg.architecture != "dcgan":
+        raise ValueError("label_layer: only the dcgan family draws a label layer")
     if cfg.architecture == "dcgan":
         from artctl_trainer import networks_dcgan
 
@@ -62,6 +64,12 @@ def build_generator(cfg: NetworkConfig) -> GeneratorNet:
     G: GeneratorNet = _family(cfg).Generator(_resolved(cfg))
     object.__setattr__(G, "snap", PaletteSnap(cfg.palette, cfg.channels) if cfg.output == "snap" else None)
     return G
+
+
+def fit_to_data(G: GeneratorNet, cfg: NetworkConfig, data: ImageDataset) -> None:
+    """What a new G takes from the data instead of learning it: the label layer, when asked for."""
+    if G.label_layer is not None:
+        G.label_layer.fit(data.images, data.labels, cfg.label_layer)
 
 
 def build_discriminator(cfg: NetworkConfig) -> nn.Module:

@@ -19,6 +19,7 @@ from torch import nn
 
 from artctl_trainer.config import NetworkConfig
 from artctl_trainer.contract import GeneratorNet
+from artctl_trainer.label_layer import LabelLayer
 
 
 def _widths(resolution: int, base: int, cap: int) -> list[int]:
@@ -52,6 +53,11 @@ class Generator(GeneratorNet):
             ]
         layers += [nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
+        self.label_layer = (
+            LabelLayer(self.num_classes, cfg.channels, cfg.resolution)
+            if cfg.label_layer and self.num_classes
+            else None
+        )
 
     def forward(
         self, z: torch.Tensor, label: torch.Tensor | None = None, psi: torch.Tensor | None = None
@@ -60,7 +66,10 @@ class Generator(GeneratorNet):
             if label is None:
                 raise ValueError("this generator is conditional: pass a label per latent")
             z = torch.cat([z, self.embed(label)], dim=1)
-        return self.net(z.reshape(z.shape[0], -1, 1, 1))
+        image: torch.Tensor = self.net(z.reshape(z.shape[0], -1, 1, 1))
+        if self.label_layer is not None and label is not None:
+            image = self.label_layer(image, label)
+        return image
 
 
 class Discriminator(nn.Module):

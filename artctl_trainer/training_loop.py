@@ -88,6 +88,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.G, self.D = nets.build_generator(net), nets.build_discriminator(net)
         nets.init_weights(self.G, net)
+        nets.fit_to_data(self.G, net, self.data)
         nets.init_weights(self.D, net)
         if net.spectral_norm:
             nets.apply_spectral_norm(self.D)
