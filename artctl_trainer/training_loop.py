@@ -3,8 +3,9 @@
     setup     world (devices, DDP), data, networks, optimisers, ADA   Trainer.__init__
     resume    weights, optimisers, RNG, step and ADA from a checkpoint  Trainer.resume
     step      D (loss, gradient penalty, lazy R1, ADA), then G, then EMA  Trainer.step
-    report    metrics.jsonl, TensorBoard, sample grids, progress      Trainer.report
-    save      checkpoints (and FID scoring) at intervals and the end   Trainer.save
+    report    losses, speed and ADA p as a record                     Trainer.record
+              (written by artctl_trainer.run_log: metrics.jsonl, TensorBoard, sample grids, scores)
+    save      checkpoints at intervals and the end                    Trainer.save
     run       the loop over steps with the time budget                Trainer.run
 
 Every random draw comes from one CPU torch.Generator whose state is checkpointed, so N steps +
@@ -16,14 +17,13 @@ writes anything.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,7 +46,8 @@ from artctl_trainer.distributed import (
     wrap,
 )
 from artctl_trainer.loss import RELATIVISTIC, d_loss, g_loss, gradient_penalty, r1_penalty
-from artctl_trainer.preview import generate, sample_grid
+from artctl_trainer.preview import generate
+from artctl_trainer.run_log import RunLog
 from artctl_trainer.stopping import StopSignal, TimeBudget
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -98,6 +99,11 @@ class Trainer:
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
         self.ada = AdaController(p=config.ada_p, target=config.ada_target, kimg=config.ada_kimg)
+        # Statistics stay on the device between reductions (at ADA adjustments, log steps and
+        # saves): reading a device tensor every step would stall a GPU's queue.
+        self._ada_signs = torch.zeros((), device=self.device)
+        self._ada_count = 0
+        self._finite = torch.ones((), dtype=torch.bool, device=self.device)
         # DDP needs the calls to go through its own forward: wrap the training sampler and D.
         self.sampler = wrap(Sampler(self.G, self.gen, config.style_mixing), world, self.device)
         self.D_train = wrap(self.D, world, self.device)
@@ -112,8 +118,7 @@ class Trainer:
             "artctl_version": __version__,
             "torch_version": torch.__version__,
         }
-        self.scorer: Any = None
-        self.tb: Any = None
+        self.log = RunLog(self.run_dir, config, world.is_main)
         self.interrupted: str | None = None  # the signal that stopped the run early, if one did
 
     @property
@@ -196,11 +201,11 @@ class Trainer:
         self.opt_D.zero_grad(set_to_none=True)
         loss_D.backward()
         self.opt_D.step()
-        if cfg.augment == "ada":  # summed over ranks, so every rank moves p the same way
-            signs = [float(torch.sign(real_logits.detach()).sum()), float(real_logits.numel())]
-            sign_sum, count = self.world.sum(signs)
-            self.ada.add(sign_sum, int(count))
+        if cfg.augment == "ada":
+            self._ada_signs += torch.sign(real_logits.detach()).sum()
+            self._ada_count += real_logits.numel()
             if (self.step_count + 1) % cfg.ada_interval == 0:
+                self._reduce_ada()
                 self.ada.adjust()
 
         with no_sync(self.D_train):  # D's gradients here are discarded: no need to all-reduce them
@@ -213,11 +218,23 @@ class Trainer:
         self.step_count += 1
         decay = min(cfg.ema_decay, (1 + self.step_count) / (10 + self.step_count))
         nets.update_ema(self.G_ema, self.G, decay)  # fp32 parameters: autocast never touches them
-        if not (torch.isfinite(loss_D.detach()) and torch.isfinite(loss_G.detach())):
-            raise FloatingPointError(
-                f"loss became non-finite at step {self.step_count} (rank {self.world.rank})"
-            )
+        self._finite &= torch.isfinite(loss_D.detach()) & torch.isfinite(loss_G.detach())
         return loss_D, loss_G
+
+    def _reduce_ada(self) -> None:
+        """The sign statistics gathered since the last reduction, summed over ranks (so every rank
+        moves p the same way), into the ADA controller. Sums of signs are integers: exact in float32."""
+        sign_sum, count = self.world.sum([float(self._ada_signs), float(self._ada_count)])
+        self.ada.add(sign_sum, int(count))
+        self._ada_signs.zero_()
+        self._ada_count = 0
+
+    def check_finite(self) -> None:
+        """Stop on a non-finite loss since the last check (log steps and saves: never checkpoint it)."""
+        if not bool(self._finite):
+            raise FloatingPointError(
+                f"loss became non-finite by step {self.step_count} (rank {self.world.rank})"
+            )
 
     # -- report ------------------------------------------------------------------------------------
 
@@ -239,25 +256,6 @@ class Trainer:
             record["stopped"] = stopped
         return record
 
-    def report(self, record: dict[str, Any], metrics: IO[str] | None, on_progress: ProgressFn | None) -> None:
-        """A metrics.jsonl line (rank 0), TensorBoard scalars, the progress callback."""
-        if metrics is not None:
-            metrics.write(json.dumps(record) + "\n")
-            metrics.flush()
-        if self.tb is not None:
-            self.tb.scalars(record)
-        if on_progress:
-            on_progress(record)
-
-    def sample(self) -> None:
-        """A grid of the EMA generator's preview seeds (the seed contract: what the server renders)."""
-        kimg = self.step_count * self.config.batch / 1000
-        title = f"step {self.step_count}   {kimg:g} kimg   EMA generator"
-        grid = sample_grid(self.G_ema, self.net.label_names, title)
-        grid.save(self.run_dir / f"samples-{self.step_count:06d}.png")
-        if self.tb is not None:
-            self.tb.image(self.step_count, grid)
-
     # -- save --------------------------------------------------------------------------------------
 
     def _fid_images(self, start: int, count: int, labels: Sequence[str] | None = None) -> np.ndarray:
@@ -266,9 +264,12 @@ class Trainer:
             index = torch.tensor([self.net.label_names.index(name) for name in labels], dtype=torch.int64)
         return generate(self.G_ema, range(start, start + count), index)
 
-    def save(self, metrics: IO[str] | None, on_progress: ProgressFn | None = None) -> Path:
-        """A checkpoint of this step (every rank calls this: the RNG states are gathered; rank 0
-        writes), then its FID when scoring is on."""
+    def save(self) -> Path:
+        """A checkpoint of this step (every rank calls this: the RNG states and ADA statistics are
+        gathered; rank 0 writes), then its FID when scoring is on."""
+        self.check_finite()
+        if self.config.augment == "ada":
+            self._reduce_ada()
         cfg, step = self.config, self.step_count
         rng_states = self.world.gather(self.gen.get_state().tolist())
         final = self.run_dir / "checkpoints" / f"step-{step:06d}"
@@ -284,29 +285,12 @@ class Trainer:
             state["rng_by_rank"] = rng_states
         nets = {"G": self.G, "G_ema": self.G_ema, "D": self.D}
         path = ckpt_io.save_checkpoint(self.run_dir, cfg, self.meta, nets, self.optimizers, state)
-        if self.scorer is not None:
-            score = {"step": step, "kimg": round(step * cfg.batch / 1000, 4)}
-            score.update(self.scorer.score(path, self._fid_images))
-            self.report(score, metrics, None)
+        self.log.score(path, step, self._fid_images)
         if cfg.keep_checkpoints:
             ckpt_io.prune_checkpoints(self.run_dir, cfg.keep_checkpoints)
         return path
 
     # -- run ---------------------------------------------------------------------------------------
-
-    def _open_reporting(self) -> None:
-        """config.json, FID scoring and TensorBoard: rank 0 only."""
-        cfg = self.config
-        (self.run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
-        if cfg.fid_n:
-            from artctl_trainer.metrics import RealSet
-            from artctl_trainer.reporting import BestCheckpoint
-
-            self.scorer = BestCheckpoint(self.run_dir, RealSet.of(self.data), cfg.fid_n, cfg.best_by)
-        if cfg.tensorboard:
-            from artctl_trainer.reporting import TensorBoardLog
-
-            self.tb = TensorBoardLog(self.run_dir / "tensorboard")
 
     def _stop_reason(self, budget: TimeBudget | None, stop: StopSignal) -> str | None:
         """Why the loop stops after this step before reaching `steps`: a signal or the budget.
@@ -345,13 +329,11 @@ class Trainer:
         if resume is None and world.is_main:
             ckpt_io.check_fresh_run_dir(self.run_dir)
         resumed_from = self.resume(resume) if resume is not None else None
-        if world.is_main:
-            self._open_reporting()
+        self.log.open(self.data)
         start_step, t_start = self.step_count, time.perf_counter()
         budget = TimeBudget(cfg.minutes, cfg.budget_clock) if cfg.minutes else None
         last: Path | None = None
-        metrics_file = (self.run_dir / "metrics.jsonl").open("a") if world.is_main else None
-        with metrics_file or contextlib.nullcontext():
+        try:
             # A signal during setup stops before the first step (under DDP the ranks agree in the loop).
             early = stop.received is not None and not world.distributed
             while self.step_count < cfg.steps and not early:
@@ -360,14 +342,15 @@ class Trainer:
                 stopped = self._stop_reason(budget, stop)
                 last_step = step == cfg.steps or stopped is not None
                 if step % cfg.log_every == 0 or last_step:
+                    self.check_finite()
                     record = self.record(losses, start_step, time.perf_counter() - t_start, stopped)
-                    self.report(record, metrics_file, None)
+                    self.log.write(record)
                     if on_progress:
                         on_progress({**record, "budget_left_s": budget.left_s() if budget else None})
-                if world.is_main and (step % cfg.sample_every == 0 or last_step):
-                    self.sample()
+                if step % cfg.sample_every == 0 or last_step:
+                    self.log.sample(self.G_ema, step)
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last_step:
-                    last = self.save(metrics_file)
+                    last = self.save()
                 if stopped:
                     break
             if early:
@@ -375,13 +358,9 @@ class Trainer:
             if self.step_count == start_step and resumed_from is not None:
                 return resumed_from  # nothing trained: rewriting the checkpoint would only risk it
             if last is None or not last.name.endswith(f"{self.step_count:06d}"):
-                last = self.save(metrics_file)
-        if world.is_main:
-            from artctl_trainer.reporting import plot_losses
-
-            plot_losses(self.run_dir)
-            if self.tb is not None:
-                self.tb.close()
+                last = self.save()
+        finally:
+            self.log.close()
         world.barrier()  # the other ranks return once the checkpoint they name exists
         return last
 

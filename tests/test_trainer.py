@@ -242,3 +242,23 @@ def test_identical_checkpoints_are_identical_files(tmp_path: Path) -> None:
             tuple(hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(ck.glob("*.safetensors")))
         )
     assert len(digests) == 1
+
+
+def _tensor_bytes(checkpoint: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(checkpoint.glob("*.safetensors"))}
+
+
+def test_statistics_reduced_every_few_steps_train_the_same_bits_as_every_step(tmp_path: Path) -> None:
+    """The loop keeps ADA's sign statistics and the finite-loss flag on the device and reduces them
+    at ADA adjustments, log steps and saves only. Forcing a reduction after every step (log_every 1,
+    a checkpoint every step: the old per-step reads) must give the same bytes as reducing rarely,
+    with ADA moving p and a resume mid-interval in between."""
+    net = {"architecture": "stylegan", "max_channels": 32, "mapping_layers": 2, "conditional": False}
+    ada = {"augment": "ada", "ada_interval": 3, "ada_kimg": 1.0, "ada_p": 0.5, "r1_gamma": 1.0, "seed": 5}
+    every = train_tiny(tmp_path / "every", steps=9, train={**ada, "checkpoint_every": 1}, **net)
+    rare = train_tiny(tmp_path / "rare", steps=9, train={**ada, "log_every": 100}, **net)
+    half = train_tiny(tmp_path / "half", steps=5, train={**ada, "log_every": 100}, **net)
+    resumed = train_tiny(tmp_path / "half", steps=9, train={**ada, "log_every": 100}, resume=half, **net)
+    assert _tensor_bytes(every) == _tensor_bytes(rare) == _tensor_bytes(resumed)
+    states = [json.loads((ck / "state.json").read_text())["ada"] for ck in (every, rare, resumed)]
+    assert states[0] == states[1] == states[2] and states[0]["p"] != 0.5  # p moved, the same way
