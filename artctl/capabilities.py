@@ -59,6 +59,11 @@ class Capabilities:
         return "w" if self.w_space is not None else "z"
 
     @property
+    def truncation_cutoff(self) -> bool:
+        """psi may be applied to the first k ws only (a w space: mapping and synthesis graphs)."""
+        return self.w_space is not None
+
+    @property
     def inputs(self) -> tuple[str, ...]:
         """The main graph's inputs, in order: z, then psi and label where the model has them."""
         return ("z", *(("psi",) if self.psi else ()), *(("label",) if self.conditional else ()))

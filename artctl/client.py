@@ -208,8 +208,10 @@ class GeneratorClient:
         include_metadata: bool = False,
         traits: dict[str, str] | None = None,
         edits: Sequence[tuple[int, float]] = (),
+        truncation_cutoff: int = 0,
     ) -> GenerateResult:
-        """Images of `seeds`; `edits` move every seed along the model's latent directions."""
+        """Images of `seeds`; `edits` move every seed along the model's latent directions, and a
+        `truncation_cutoff` k applies psi to the first k ws only (0: every layer)."""
         request = pb.GenerateRequest(
             model=model,
             seeds=list(seeds),
@@ -218,6 +220,7 @@ class GeneratorClient:
             include_metadata=include_metadata,
             traits=traits or {},
             edits=[pb.DirectionEdit(direction=d, amount=a) for d, a in edits],
+            truncation_cutoff=truncation_cutoff,
         )
         if psi is not None:
             request.psi = psi

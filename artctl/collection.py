@@ -201,6 +201,9 @@ class CollectionConfig(_Strict):
     start_index: Literal[0, 1] = 0
     model: str = Field("default", description="model name on the server, or an ONNX path with --local")
     psi: float | None = Field(None, ge=0.0, le=2.0)
+    truncation_cutoff: int | None = Field(
+        None, ge=1, description="psi on the first k of the model's ws only (a model with a w space)"
+    )
     base_uri: str | None = Field(None, description="prefix of each token's image URI")
     ipfs: bool = Field(False, description="image URI = ipfs://<CIDv1 of the image file>")
     image_scale: int = Field(

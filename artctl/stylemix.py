@@ -82,6 +82,19 @@ def mix_ws(
     return out
 
 
+def cut_truncation(
+    truncated: npt.NDArray[np.float32], free: npt.NDArray[np.float32], cutoff: int
+) -> npt.NDArray[np.float32]:
+    """ws with psi applied to the first `cutoff` layers only (StyleGAN's truncation cutoff): the
+    truncated ws there, the untruncated (psi 1) ws of the same latents on the layers after."""
+    num_ws = truncated.shape[1]
+    if not 1 <= cutoff <= num_ws:
+        raise LayerRangeError(f"truncation cutoff {cutoff} is outside 1..{num_ws} (num_ws)")
+    if cutoff == num_ws:
+        return np.array(truncated, dtype=np.float32, copy=True)
+    return mix_ws(truncated, free, LayerRange(cutoff, num_ws - 1))
+
+
 def pair_seeds(content: list[int], style: list[int]) -> tuple[list[int], list[int]]:
     """Pairs (content[i], style[i]); a single seed on either side is paired with every other."""
     if not content or not style:

@@ -86,10 +86,12 @@ def row_keys(
     fmt: str,
     edit: Hashable = (),
     scale: int = 1,
+    cutoff: int | None = None,
 ) -> list[CacheKey]:
     """One key per row: the model's hash and every input that reaches the graph, as exact values
-    (psi as its float32 bytes, the edit as artctl_serving.directions.edit_key gives it), and the encoding
-    (format and upscale: the same pixels at two scales are two different replies)."""
+    (psi as its float32 bytes, the edit as artctl_serving.directions.edit_key gives it, the truncation
+    cutoff), and the encoding (format and upscale: the same pixels at two scales are two different
+    replies)."""
     return [
         (
             model_sha256,
@@ -97,6 +99,7 @@ def row_keys(
             None if psi is None else psi[i].tobytes(),
             None if labels is None else int(labels[i]),
             edit,
+            cutoff,
             fmt,
             scale,
         )

@@ -24,6 +24,7 @@ from artctl_serving.pipeline import Encoded, Pipeline, deadline_of, image_fields
 from artctl_serving.registry import ModelRegistry, ServedModel
 from artctl_serving.requests import (
     Limits,
+    check_cutoff,
     generate_inputs,
     image_format,
     mix_inputs,
@@ -62,7 +63,13 @@ def card_message(model: ServedModel) -> pb.ModelCard:
 
 
 def artwork_metadata(
-    model: ServedModel, seed: int, psi: float | None, label: int | None, enc: Encoded, traits: dict[str, str]
+    model: ServedModel,
+    seed: int,
+    psi: float | None,
+    label: int | None,
+    enc: Encoded,
+    traits: dict[str, str],
+    cutoff: int | None = None,
 ) -> str:
     """The per-image metadata document: enough to re-derive and check the image anywhere."""
     card = model.runtime.card
@@ -83,6 +90,8 @@ def artwork_metadata(
         "render_profile": model.runtime.profile.as_dict(),
         "traits": traits,
     }
+    if cutoff is not None:  # absent otherwise: earlier documents stay byte for byte
+        doc["truncation_cutoff"] = cutoff
     return json.dumps(doc, sort_keys=True)
 
 
@@ -107,7 +116,12 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         for k, enc in enumerate(encoded):
             i = offset + k
             seed, psi, label = int(rows.seeds[i]), rows.psi_at(i), rows.label_at(i)
-            meta = artwork_metadata(model, seed, psi, label, enc, traits) if request.include_metadata else ""
+            cutoff = request.truncation_cutoff or None
+            meta = (
+                artwork_metadata(model, seed, psi, label, enc, traits, cutoff)
+                if request.include_metadata
+                else ""
+            )
             out.append(
                 pb.Artwork(
                     **image_fields(enc, shape, scale),
@@ -128,16 +142,18 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         deadline: float | None,
         edits: Sequence[Edit] = (),
         scale: int = 1,
+        cutoff: int | None = None,
     ) -> list[Encoded]:
-        """Encoded images of validated rows (upscaled `scale` times), through the response cache:
-        what Generate and the HTTP image URLs share, so both give the same bytes and fill the same
-        cache."""
+        """Encoded images of validated rows (upscaled `scale` times; psi on the first `cutoff` ws
+        only), through the response cache: what Generate and the HTTP image URLs share, so both give
+        the same bytes and fill the same cache."""
         model.check_edits(edits)
-        keys = row_keys(model.runtime.sha256, rows.seeds, rows.psi, rows.labels, fmt, edit_key(edits), scale)
+        sha = model.runtime.sha256
+        keys = row_keys(sha, rows.seeds, rows.psi, rows.labels, fmt, edit_key(edits), scale, cutoff)
         held = self.pipeline.cached(keys)
         if held is not None:  # every row is cached: not even the mapping runs
             return held
-        job = await model.with_edits(rows, edits, deadline)
+        job = await model.with_edits(rows, edits, deadline, cutoff)
         return await self.pipeline.images(model.name, job, fmt, deadline, keys, scale)
 
     async def Generate(
@@ -149,7 +165,8 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
             fmt = image_format(request.format)
             edits = [(e.direction, e.amount) for e in request.edits]
             scale = request_scale(request.scale)
-            encoded = await self.render_seeds(model, rows, fmt, deadline_of(context), edits, scale)
+            cutoff = check_cutoff(model.caps, request.truncation_cutoff, model.name)
+            encoded = await self.render_seeds(model, rows, fmt, deadline_of(context), edits, scale, cutoff)
         return pb.GenerateResponse(
             model=model.name,
             profile=profile_message(model.runtime.profile),
@@ -164,10 +181,12 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
             rows = generate_inputs(request, model.runtime.caps, model.name, self.limits, streamed=True)
             fmt = image_format(request.format)
             scale = request_scale(request.scale)
+            edits = [(e.direction, e.amount) for e in request.edits]
+            cutoff = check_cutoff(model.caps, request.truncation_cutoff, model.name)
+            deadline = deadline_of(context)
             offset = 0
-            stream = self.pipeline.stream(
-                model.name, model.from_seeds(rows), fmt, deadline_of(context), scale
-            )
+            job = await model.with_edits(rows, edits, deadline, cutoff)
+            stream = self.pipeline.stream(model.name, job, fmt, deadline, scale)
             async with contextlib.aclosing(stream) as parts:
                 async for encoded in parts:
                     for artwork in self._artworks(request, model, rows, encoded, offset, scale):

@@ -18,8 +18,10 @@ from artctl.drops.render import Edits, Rendered, RenderError
 from artctl.modelcard import file_sha256
 from artctl.profile import SERVING_LEVEL
 from artctl.seeds import latents
+from artctl.stylemix import cut_truncation
+from artctl_serving.errors import InvalidRequestError, NoStyleGraphsError
 from artctl_serving.pipeline import encode_image
-from artctl_serving.requests import check_labels, check_psi
+from artctl_serving.requests import check_cutoff, check_labels, check_psi
 from artctl_serving.runtime import Engine, load_model
 from artctl_serving.styles import StyleGraphs, load_style_graphs
 
@@ -50,22 +52,50 @@ class LocalRenderer:
     def _edited(
         self, seeds: npt.NDArray[np.uint64], psi: Any, labels: Any, edits: Edits
     ) -> npt.NDArray[np.uint8]:
-        """As the server renders edits (artctl_serving.edits): w moved and synthesised, or z moved."""
+        """As the server renders edits (ServedModel.with_edits): w moved and synthesised, or z moved."""
         directions = self.directions()
         if self._graphs is not None:
             return self._graphs.synthesize(
                 directions.apply(self._graphs.map_seeds(seeds, psi, labels), edits)
             )
-        moved = directions.apply(latents(seeds, self.runtime.card.z_dim), edits)
+        moved = directions.apply(latents(seeds, self.runtime.caps.z_dim), edits)
         return self.runtime.render_latents(moved, psi, labels)
 
+    def _cut(
+        self, seeds: npt.NDArray[np.uint64], psi: Any, labels: Any, edits: Edits, cutoff: int
+    ) -> npt.NDArray[np.uint8]:
+        """As the server renders a truncation cutoff (ServedModel.cut_ws): psi on the first ws only."""
+        try:
+            check_cutoff(self.runtime.caps, cutoff, self.runtime.name)
+            graphs = self._graphs or load_style_graphs(self.runtime)
+        except (InvalidRequestError, NoStyleGraphsError) as exc:
+            raise RenderError(str(exc)) from None
+        self._graphs = graphs
+        free = np.ones_like(psi)
+        ws = cut_truncation(
+            graphs.map_seeds(seeds, psi, labels), graphs.map_seeds(seeds, free, labels), cutoff
+        )
+        if edits:
+            directions = self.directions()
+            if directions.space != "w":
+                raise RenderError("edits in z cannot follow a truncation cutoff (it acts in w)")
+            ws = directions.apply(ws, edits)
+        return graphs.synthesize(ws)
+
     def render(
-        self, seeds: Sequence[int], psi: float | None, labels: Sequence[int] | None = None, edits: Edits = ()
+        self,
+        seeds: Sequence[int],
+        psi: float | None,
+        labels: Sequence[int] | None = None,
+        edits: Edits = (),
+        cutoff: int | None = None,
     ) -> list[Rendered]:
         arr = np.asarray(seeds, dtype=np.uint64)
         psi_arr = check_psi(self.runtime.caps, None if psi is None else [psi], len(arr), self.runtime.name)
         label_arr = check_labels(self.runtime.caps, list(labels or []), len(arr), self.runtime.name)
-        if edits:
+        if cutoff is not None:
+            images = self._cut(arr, psi_arr, label_arr, edits, cutoff)
+        elif edits:
             images = self._edited(arr, psi_arr, label_arr, edits)
         else:
             images = self.runtime.render(arr, psi_arr, label_arr)

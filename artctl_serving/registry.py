@@ -18,6 +18,7 @@ from artctl.capabilities import Capabilities
 from artctl.directions import Directions, DirectionsError, Edit
 from artctl.models import W_SPACE_HINT
 from artctl.seeds import latents
+from artctl.stylemix import cut_truncation
 from artctl_serving.batcher import DynamicBatcher
 from artctl_serving.errors import InvalidRequestError, ModelNotFoundError
 from artctl_serving.rows import Index, LatentRows, R, SeedRows, StyleRows
@@ -133,12 +134,36 @@ class ServedModel:
         except DirectionsError as exc:
             raise InvalidRequestError(str(exc)) from None
 
+    async def cut_ws(
+        self, rows: SeedRows, cutoff: int, deadline: float | None = None
+    ) -> npt.NDArray[np.float32]:
+        """ws of seeds with their psi on the first `cutoff` layers only: one mapping call for the
+        rows with their psi and with psi 1 (rows are independent: the same as two calls)."""
+        z = latents(rows.seeds, self.caps.z_dim)
+        psi = rows.psi if rows.psi is not None else np.full(len(z), self.caps.default_psi, np.float32)
+        labels = None if rows.labels is None else np.concatenate([rows.labels, rows.labels])
+        both = LatentRows(np.concatenate([z, z]), np.concatenate([psi, np.ones_like(psi)]), labels)
+        ws = await self.map(both, deadline)
+        return cut_truncation(ws[: len(z)], ws[len(z) :], cutoff)
+
     async def with_edits(
-        self, rows: SeedRows, edits: Sequence[Edit], deadline: float | None = None
+        self,
+        rows: SeedRows,
+        edits: Sequence[Edit],
+        deadline: float | None = None,
+        cutoff: int | None = None,
     ) -> AnyJob:
         """Seeds moved along the model's latent directions (artctl-edit-v1): in w, the mapped ws move
-        and synthesis renders them; in z, the latents move and the main graph renders them."""
+        and synthesis renders them; in z, the latents move and the main graph renders them. With a
+        truncation `cutoff`, psi holds on the first layers only and edits move those ws."""
         self.check_edits(edits)
+        if cutoff is not None:
+            ws = await self.cut_ws(rows, cutoff, deadline)
+            if edits and self.directions is not None:
+                if self.directions.space != "w":
+                    raise InvalidRequestError("edits in z cannot follow a truncation cutoff (it acts in w)")
+                ws = self.directions.apply(ws, edits)
+            return self.from_w(ws)
         if not edits:
             return self.from_seeds(rows)
         directions = self.directions

@@ -137,6 +137,23 @@ def request_scale(value: int) -> int:
     return int(value)
 
 
+def check_cutoff(caps: Capabilities, value: int | None, name: str = "this model") -> int | None:
+    """A request's truncation cutoff: None for 0 or unset (psi on every layer); else 1..num_ws, on a
+    model with a w space only."""
+    if not value:
+        return None
+    if caps.w_space is None:
+        raise InvalidRequestError(
+            f"model {name!r} has no w space: a truncation cutoff needs a StyleGAN-type model"
+        )
+    if not 1 <= value <= caps.w_space.num_ws:
+        raise InvalidRequestError(
+            f"truncation_cutoff must be in 1..{caps.w_space.num_ws} (the model's ws; 0: every layer), "
+            f"got {value}"
+        )
+    return int(value)
+
+
 def image_format(value: int) -> str:
     """The encoder name for a request's ImageFormat; INVALID_ARGUMENT for values we do not know."""
     fmt = FORMATS.get(value)  # type: ignore[call-overload]

@@ -34,7 +34,7 @@ from artctl_serving.errors import InvalidRequestError, ModelNotFoundError
 from artctl_serving.generator_service import GeneratorServicer
 from artctl_serving.pipeline import Encoded, Pipeline
 from artctl_serving.registry import AnyJob, ModelRegistry, ServedModel
-from artctl_serving.requests import check_labels, check_psi, check_seeds
+from artctl_serving.requests import check_cutoff, check_labels, check_psi, check_seeds
 from artctl_serving.rows import SeedRows
 from artctl_serving.web_params import Query, scale, whole
 
@@ -126,13 +126,14 @@ class ImageRoutes:
         return web.Response(body=item.data, content_type="image/png", headers=headers)
 
     async def image(self, request: web.Request) -> web.Response:
-        query = Query(request.query, (*PICTURE, "edit"))
+        query = Query(request.query, (*PICTURE, "edit", "cutoff"))
         model, pinned = self._model(request, query)
         seed = check_seeds([whole(request.match_info["seed"], "seed")], 1)
         psi, labels = self._psi_label(query, model, 1)
         edits = query.edits()
+        cutoff = check_cutoff(model.caps, query.whole("cutoff", 0, 0, 2**31 - 1), model.name)
         (item,) = await self.generator.render_seeds(
-            model, SeedRows(seed, psi, labels), "png", None, edits, scale(request.query)
+            model, SeedRows(seed, psi, labels), "png", None, edits, scale(request.query), cutoff
         )
         return self._reply(request, item, pinned)
 

@@ -104,3 +104,76 @@ def test_the_probing_check_sees_a_new_probe(tmp_path: Path) -> None:
     (tmp_path / "artctl_trainer").mkdir()
     (tmp_path / "artctl_trainer" / "contract.py").write_text("x = getattr(object, 'y', 1)\n")
     assert attribute_reads(tmp_path) == {"artctl_exporter/export.py": 1}
+
+
+def test_a_truncation_cutoff_renders_alike_over_grpc_http_and_mint(
+    style_model: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """The capability added through the contract: psi on the first k ws only. Its definition written
+    out here (the first k ws truncated, the rest of the same latents at psi 1) is what Generate,
+    the HTTP image URL and a locally minted (and verified) drop all render."""
+    import json
+    import urllib.request
+
+    import grpc
+
+    from artctl.drops.tokens import token_seed
+    from artctl.seeds import pixel_sha256
+    from artctl.v1 import generator_pb2 as pb
+    from artctl.v1 import generator_pb2_grpc as pb_grpc
+    from artctl_serving.styles import open_style_graphs
+    from tests.helpers import artctl, free_port, running_server
+
+    graphs = open_style_graphs(style_model)
+    k, num_ws = 2, graphs.num_ws
+    assert num_ws > k
+
+    def expected(seeds: list[int]) -> list[str]:
+        keys = np.array(seeds, dtype=np.uint64)
+        truncated = graphs.map_seeds(keys, np.full(len(keys), 0.5, np.float32))
+        ws = truncated.copy()
+        ws[:, k:] = graphs.map_seeds(keys, np.ones(len(keys), np.float32))[:, k:]
+        return [pixel_sha256(img) for img in graphs.synthesize(ws)]
+
+    seeds = [3, 11, 2**63 + 5]
+    plain = [pixel_sha256(img) for img in graphs.synthesize(graphs.map_seeds(np.array(seeds, np.uint64)))]
+    with running_server([style_model, tiny_model], http_port=free_port()) as (server, target):
+        with grpc.insecure_channel(target) as channel:
+            stub = pb_grpc.GeneratorStub(channel)
+
+            def generate(model: str, cutoff: int, psi: float | None = 0.5) -> list[str]:
+                request = pb.GenerateRequest(model=model, seeds=seeds, truncation_cutoff=cutoff)
+                if psi is not None:
+                    request.psi = psi
+                return [a.pixel_sha256 for a in stub.Generate(request, timeout=60).artworks]
+
+            assert generate("sty", k) == expected(seeds)
+            assert generate("sty", k) != generate("sty", 0)  # the cutoff changes the pixels
+            assert generate("sty", num_ws) == generate("sty", 0)  # every layer: psi as usual
+            stream = pb.GenerateRequest(model="sty", seeds=seeds, psi=0.5, truncation_cutoff=k)
+            assert [a.pixel_sha256 for a in stub.GenerateStream(stream)] == expected(seeds)
+            for model, cutoff, psi, message in (
+                ("tiny", 1, None, "no w space"),
+                ("sty", num_ws + 1, 0.5, "must be in 1.."),
+            ):
+                with pytest.raises(grpc.RpcError) as err:
+                    generate(model, cutoff, psi)
+                assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert message in err.value.details()
+        url = f"http://127.0.0.1:{server.http_port}/v1/models/sty/images/{seeds[0]}.png?psi=0.5&cutoff={k}"
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            assert reply.headers["X-Pixel-Sha256"] == expected(seeds)[0]
+    assert plain != expected(seeds)
+
+    config = tmp_path / "cut.toml"
+    config.write_text(
+        f'name = "Cut"\nsize = 4\nsalt = "s"\nmodel = "sty"\npsi = 0.5\ntruncation_cutoff = {k}\n'
+    )
+    drop = tmp_path / "drop"
+    made = artctl("mint", str(config), "--out", str(drop), "--local", "--model", str(style_model))
+    assert made.returncode == 0, made.stderr
+    manifest = json.loads((drop / "manifest.json").read_text())
+    assert manifest["inputs"]["truncation_cutoff"] == k
+    tokens = [token_seed("s", i) for i in range(4)]
+    assert [t["pixel_sha256"] for t in manifest["tokens"]] == expected(tokens)
+    assert artctl("verify", str(drop), "--local", "--model", str(style_model)).returncode == 0

@@ -37,7 +37,12 @@ class Renderer(Protocol):
     latent directions, for curated drops) into PNGs."""
 
     def render(
-        self, seeds: Sequence[int], psi: float | None, labels: Sequence[int] | None = None, edits: Edits = ()
+        self,
+        seeds: Sequence[int],
+        psi: float | None,
+        labels: Sequence[int] | None = None,
+        edits: Edits = (),
+        cutoff: int | None = None,
     ) -> list[Rendered]: ...
 
     def profile(self) -> dict[str, Any]: ...
@@ -64,10 +69,21 @@ class ServerRenderer:
         self._profile: dict[str, Any] = dict(card.get("profile") or {})
 
     def render(
-        self, seeds: Sequence[int], psi: float | None, labels: Sequence[int] | None = None, edits: Edits = ()
+        self,
+        seeds: Sequence[int],
+        psi: float | None,
+        labels: Sequence[int] | None = None,
+        edits: Edits = (),
+        cutoff: int | None = None,
     ) -> list[Rendered]:
         result = self.client.generate(
-            seeds, model=self.model, psi=psi, labels=list(labels or []), fmt="png", edits=list(edits)
+            seeds,
+            model=self.model,
+            psi=psi,
+            labels=list(labels or []),
+            fmt="png",
+            edits=list(edits),
+            truncation_cutoff=cutoff or 0,
         )
         if [a.seed for a in result.artworks] != list(seeds):
             raise RenderError("server returned artworks for other seeds than requested")

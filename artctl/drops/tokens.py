@@ -56,7 +56,10 @@ def render_inputs(config: CollectionConfig, card: dict[str, Any]) -> dict[str, A
     if has_psi:
         psi = shortest_float32(config.psi if config.psi is not None else float(card.get("default_psi", 1.0)))
     labels = [str(n) for n in card.get("label_names") or []] if card.get("has_label") else None
-    return {"z": LATENT_CONTRACT, "z_dim": int(card.get("z_dim", 0)), "psi": psi, "labels": labels}
+    inputs = {"z": LATENT_CONTRACT, "z_dim": int(card.get("z_dim", 0)), "psi": psi, "labels": labels}
+    if config.truncation_cutoff is not None:  # absent otherwise: earlier manifests stay as they were
+        inputs["truncation_cutoff"] = config.truncation_cutoff
+    return inputs
 
 
 @dataclass
@@ -154,6 +157,15 @@ def prepare_curation(ctx: DropContext, card: dict[str, Any]) -> None:
     ctx.curated = curated_inputs(ctx)
 
 
+def _extras(ctx: DropContext, edits: tuple[tuple[int, float], ...]) -> dict[str, Any]:
+    """The renderer's optional arguments a token needs: its edits, the drop's truncation cutoff
+    (only those that are set, so a renderer from before them still serves drops without them)."""
+    extras: dict[str, Any] = {"edits": edits} if edits else {}
+    if ctx.inputs.get("truncation_cutoff") is not None:
+        extras["cutoff"] = int(ctx.inputs["truncation_cutoff"])
+    return extras
+
+
 def _render_curated(
     ctx: DropContext, ids: Sequence[int], renderer: Renderer
 ) -> tuple[list[int], list[tuple[str, int] | None], list[Rendered], list[Curated]]:
@@ -169,11 +181,7 @@ def _render_curated(
         seeds = [wanted[p][0] for p in positions]
         labels = [wanted[p][2] for p in positions]
         label_arg = None if labels[0] is None else [int(x) for x in labels if x is not None]
-        items = (
-            renderer.render(seeds, psi, label_arg, edits=edits)
-            if edits
-            else renderer.render(seeds, psi, label_arg)
-        )
+        items = renderer.render(seeds, psi, label_arg, **_extras(ctx, edits))
         if len(items) != len(positions):
             raise MintError(f"renderer returned {len(items)} images for {len(positions)} seeds")
         for p, item in zip(positions, items):
@@ -200,7 +208,7 @@ def render_chunk(
         seeds = [token_seed(config.salt, i) for i in ids]
         drawn = [plan.draw_label(config.salt, i) for i in ids]
         labels = [d[1] for d in drawn if d is not None] or None
-        rendered = renderer.render(seeds, ctx.inputs.get("psi"), labels)
+        rendered = renderer.render(seeds, ctx.inputs.get("psi"), labels, **_extras(ctx, ()))
     if len(rendered) != len(ids):
         raise MintError(f"renderer returned {len(rendered)} images for {len(ids)} seeds")
     out = []

@@ -33,7 +33,7 @@ LATENT_SPACE_Z: LatentSpace
 LATENT_SPACE_W: LatentSpace
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "seeds", "psi", "labels", "format", "include_metadata", "traits", "edits", "scale")
+    __slots__ = ("model", "seeds", "psi", "labels", "format", "include_metadata", "traits", "edits", "scale", "truncation_cutoff")
     class TraitsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class GenerateRequest(_message.Message):
     TRAITS_FIELD_NUMBER: _ClassVar[int]
     EDITS_FIELD_NUMBER: _ClassVar[int]
     SCALE_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATION_CUTOFF_FIELD_NUMBER: _ClassVar[int]
     model: str
     seeds: _containers.RepeatedScalarFieldContainer[int]
     psi: float
@@ -59,7 +60,8 @@ class GenerateRequest(_message.Message):
     traits: _containers.ScalarMap[str, str]
     edits: _containers.RepeatedCompositeFieldContainer[DirectionEdit]
     scale: int
-    def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., psi: _Optional[float] = ..., labels: _Optional[_Iterable[int]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., include_metadata: _Optional[bool] = ..., traits: _Optional[_Mapping[str, str]] = ..., edits: _Optional[_Iterable[_Union[DirectionEdit, _Mapping]]] = ..., scale: _Optional[int] = ...) -> None: ...
+    truncation_cutoff: int
+    def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., psi: _Optional[float] = ..., labels: _Optional[_Iterable[int]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., include_metadata: _Optional[bool] = ..., traits: _Optional[_Mapping[str, str]] = ..., edits: _Optional[_Iterable[_Union[DirectionEdit, _Mapping]]] = ..., scale: _Optional[int] = ..., truncation_cutoff: _Optional[int] = ...) -> None: ...
 
 class DirectionEdit(_message.Message):
     __slots__ = ("direction", "amount")
