@@ -8,6 +8,8 @@ exporter appends the same snap to the graph).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -94,6 +96,20 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
     for m in targets:
         spectral_norm(m)
     return module
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """`module`'s parameters take no gradient inside (D during G's step: its weight gradients
+    would only be thrown away); the input gradients that reach G are the same, bit for bit."""
+    trained = [p for p in module.parameters() if p.requires_grad]
+    for p in trained:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in trained:
+            p.requires_grad_(True)
 
 
 @torch.no_grad()

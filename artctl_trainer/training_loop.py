@@ -208,11 +208,11 @@ class Trainer:
                 self._reduce_ada()
                 self.ada.adjust()
 
-        with no_sync(self.D_train):  # D's gradients here are discarded: no need to all-reduce them
+        with nets.frozen(self.D), no_sync(self.D_train):  # D's weights take no gradient here
             paired = self._run_D(real.detach(), c) if cfg.loss in RELATIVISTIC else None
             loss_G = g_loss(cfg.loss, self._run_D(fake, c), paired)
-        self.opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
+            self.opt_G.zero_grad(set_to_none=True)
+            loss_G.backward()
         self.opt_G.step()
 
         self.step_count += 1

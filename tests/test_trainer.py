@@ -262,3 +262,32 @@ def test_statistics_reduced_every_few_steps_train_the_same_bits_as_every_step(tm
     assert _tensor_bytes(every) == _tensor_bytes(rare) == _tensor_bytes(resumed)
     states = [json.loads((ck / "state.json").read_text())["ada"] for ck in (every, rare, resumed)]
     assert states[0] == states[1] == states[2] and states[0]["p"] != 0.5  # p moved, the same way
+
+
+def test_the_g_step_leaves_d_frozen_and_its_gradients_untouched(tmp_path: Path) -> None:
+    """D's weights get no gradient from G's loss (they would be thrown away): after a whole step D's
+    .grad is exactly what its own step computed, and D trains again in the next step."""
+    from artctl_trainer.training_loop import Trainer
+
+    cfg = TrainConfig(
+        network=NetworkConfig(resolution=16, channels=3, z_dim=8, g_base=8, d_base=8, spectral_norm=True),
+        loss="rpgan",
+        steps=2,
+        batch=4,
+        synthetic_size=16,
+    )
+    trainer = Trainer(cfg, tmp_path / "run")
+    seen: list[list[torch.Tensor]] = []
+    d_step = trainer.opt_D.step
+
+    def record(*args: object, **kwargs: object) -> object:
+        seen.append([p.grad.clone() for p in trainer.D.parameters() if p.grad is not None])
+        return d_step(*args, **kwargs)
+
+    trainer.opt_D.step = record  # type: ignore[method-assign]
+    for _ in range(2):
+        trainer.step()
+        after = [p.grad for p in trainer.D.parameters() if p.grad is not None]
+        assert len(after) == len(seen[-1]) > 0
+        assert all(torch.equal(a, b) for a, b in zip(after, seen[-1])), "G's step added to D's gradients"
+        assert all(p.requires_grad for p in trainer.D.parameters())
