@@ -142,7 +142,7 @@ def check_cutoff(caps: Capabilities, value: int | None, name: str = "this model"
     model with a w space only."""
     if not value:
         return None
-    if caps.w_space is None:
+    if not caps.truncation_cutoff or caps.w_space is None:
         raise InvalidRequestError(
             f"model {name!r} has no w space: a truncation cutoff needs a StyleGAN-type model"
         )
