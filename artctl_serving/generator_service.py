@@ -112,11 +112,11 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
     ) -> list[pb.Artwork]:
         shape = model.runtime.image_shape
         traits = dict(request.traits)
+        cutoff = request.truncation_cutoff or None
         out = []
         for k, enc in enumerate(encoded):
             i = offset + k
             seed, psi, label = int(rows.seeds[i]), rows.psi_at(i), rows.label_at(i)
-            cutoff = request.truncation_cutoff or None
             meta = (
                 artwork_metadata(model, seed, psi, label, enc, traits, cutoff)
                 if request.include_metadata

@@ -18,7 +18,6 @@ from artctl.drops.render import Edits, Rendered, RenderError
 from artctl.modelcard import file_sha256
 from artctl.profile import SERVING_LEVEL
 from artctl.seeds import latents
-from artctl.stylemix import cut_truncation
 from artctl_serving.errors import InvalidRequestError, NoStyleGraphsError
 from artctl_serving.pipeline import encode_image
 from artctl_serving.requests import check_cutoff, check_labels, check_psi
@@ -71,10 +70,7 @@ class LocalRenderer:
         except (InvalidRequestError, NoStyleGraphsError) as exc:
             raise RenderError(str(exc)) from None
         self._graphs = graphs
-        free = np.ones_like(psi)
-        ws = cut_truncation(
-            graphs.map_seeds(seeds, psi, labels), graphs.map_seeds(seeds, free, labels), cutoff
-        )
+        ws = graphs.cut_seeds(seeds, psi, labels, cutoff)
         if edits:
             directions = self.directions()
             if directions.space != "w":

@@ -18,12 +18,11 @@ from artctl.capabilities import Capabilities
 from artctl.directions import Directions, DirectionsError, Edit
 from artctl.models import W_SPACE_HINT
 from artctl.seeds import latents
-from artctl.stylemix import cut_truncation
 from artctl_serving.batcher import DynamicBatcher
 from artctl_serving.errors import InvalidRequestError, ModelNotFoundError
 from artctl_serving.rows import Index, LatentRows, R, SeedRows, StyleRows
 from artctl_serving.runtime import ModelRuntime
-from artctl_serving.styles import StyleGraphs
+from artctl_serving.styles import StyleGraphs, cut_mapped, cutoff_rows
 from artctl_serving.tally import Tally
 
 DEFAULT_ALIAS = "default"
@@ -137,14 +136,10 @@ class ServedModel:
     async def cut_ws(
         self, rows: SeedRows, cutoff: int, deadline: float | None = None
     ) -> npt.NDArray[np.float32]:
-        """ws of seeds with their psi on the first `cutoff` layers only: one mapping call for the
-        rows with their psi and with psi 1 (rows are independent: the same as two calls)."""
-        z = latents(rows.seeds, self.caps.z_dim)
-        psi = rows.psi if rows.psi is not None else np.full(len(z), self.caps.default_psi, np.float32)
-        labels = None if rows.labels is None else np.concatenate([rows.labels, rows.labels])
-        both = LatentRows(np.concatenate([z, z]), np.concatenate([psi, np.ones_like(psi)]), labels)
-        ws = await self.map(both, deadline)
-        return cut_truncation(ws[: len(z)], ws[len(z) :], cutoff)
+        """ws of seeds with their psi on the first `cutoff` layers only, through the batched mapping
+        graph (one submission: styles.cutoff_rows)."""
+        z = LatentRows(latents(rows.seeds, self.caps.z_dim), rows.psi, rows.labels)
+        return cut_mapped(await self.map(cutoff_rows(self.caps, z), deadline), cutoff)
 
     async def with_edits(
         self,

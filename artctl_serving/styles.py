@@ -20,6 +20,7 @@ from artctl.capabilities import Capabilities, Labels, Psi, WSpace
 from artctl.modelcard import file_sha256, read_sidecar
 from artctl.models import W_SPACE_HINT
 from artctl.seeds import latents
+from artctl.stylemix import cut_truncation
 from artctl_serving.errors import NoStyleGraphsError
 from artctl_serving.rows import LatentRows, StyleRows
 from artctl_serving.runtime import Graph, ModelRuntime, Seeds, load_model, open_graph
@@ -67,6 +68,25 @@ class StyleGraphs:
     def map_rows(self, rows: LatentRows) -> npt.NDArray[np.float32]:
         """The mapping batcher's function: z (psi, labels) in, ws out."""
         return self.map_z(rows.z, rows.psi, rows.labels)
+
+    def cut_seeds(self, seeds: Seeds, psi: Psi, labels: Labels, cutoff: int) -> npt.NDArray[np.float32]:
+        """ws of seeds with psi on the first `cutoff` layers only, mapped in process."""
+        rows = cutoff_rows(self.caps, LatentRows(latents(seeds, self.caps.z_dim), psi, labels))
+        return cut_mapped(self.map_rows(rows), cutoff)
+
+
+def cutoff_rows(caps: Capabilities, rows: LatentRows) -> LatentRows:
+    """What a truncation cutoff maps, in one call: the rows at their psi (the model's default when
+    none), then the same rows at psi 1 (rows are independent: the same as two calls)."""
+    psi = rows.psi if rows.psi is not None else np.full(len(rows), caps.default_psi, np.float32)
+    truncated = LatentRows(rows.z, psi, rows.labels)
+    return truncated.join([LatentRows(rows.z, np.ones_like(psi), rows.labels)])
+
+
+def cut_mapped(ws: npt.NDArray[np.float32], cutoff: int) -> npt.NDArray[np.float32]:
+    """ws of cutoff_rows' rows -> the first `cutoff` layers from the truncated half, the rest free."""
+    n = len(ws) // 2
+    return cut_truncation(ws[:n], ws[n:], cutoff)
 
 
 def _companion(runtime: ModelRuntime, graph: str, entry: dict[str, Any]) -> Path:

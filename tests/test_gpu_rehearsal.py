@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import artctl
+
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "bench" / "results" / "cpu-reference.json"
 
@@ -125,34 +127,21 @@ def test_the_gpu_training_command_brings_back_a_generator_that_scores_and_export
     )
     assert unpack.returncode == 0 and "G_ema verified" in unpack.stdout, unpack.stderr
 
-    def artctl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "artctl", *args],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+    def run_artctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return artctl(*args, env=env, timeout=600)
 
-    scored = artctl("metrics", "fid", "--model", str(run), "--data", env["DATA"], "--n", "24", "--json")
+    scored = run_artctl("metrics", "fid", "--model", str(run), "--data", env["DATA"], "--n", "24", "--json")
     assert scored.returncode == 0, scored.stderr
     report = json.loads(scored.stdout)
     assert report["generated"] == 24 and {"precision", "recall", "memorised"} <= set(report["gate"])
-    exported = artctl("export", str(run), "--out", str(tmp_path / "gpu.onnx"))
+    exported = run_artctl("export", str(run), "--out", str(tmp_path / "gpu.onnx"))
     assert exported.returncode == 0 and (tmp_path / "gpu.onnx").is_file(), exported.stderr
-    resumed = artctl("train", "--resume", str(run), "--steps", "3")  # no D, no optimiser state
+    resumed = run_artctl("train", "--resume", str(run), "--steps", "3")  # no D, no optimiser state
     assert resumed.returncode != 0 and "is incomplete: G.safetensors is missing" in resumed.stderr
 
 
 def test_the_gpu_recipe_is_what_the_guide_says() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "artctl", "train", "data/emoji64", "--preset", "emoji64-gpu", "--dry-run"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = artctl("train", "data/emoji64", "--preset", "emoji64-gpu", "--dry-run", timeout=120)
     assert done.returncode == 0, done.stderr
     cfg = json.loads(done.stdout)
     assert cfg["loss"] == "rpgan" and cfg["r1_gamma"] == cfg["r2_gamma"] > 0  # R3GAN: R1 + R2
