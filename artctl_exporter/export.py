@@ -158,9 +158,10 @@ def _exact(
         exact, chosen = make_exact(
             model, parity_inputs(np.arange(CALIBRATION.start, CALIBRATION.stop), z_dim, False, num_classes)
         )
-    except ExactError:
+    except ExactError as error:
         if required:
             raise
+        step(f"no exact graph ({error}): the float graph is written")
         return model, {}
     step("checking the exact graph (batch cuts, optimisation levels, onnx's reference evaluator)")
     report = check_exact(exact, parity_inputs(np.arange(64), z_dim, False, num_classes))

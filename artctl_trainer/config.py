@@ -36,6 +36,7 @@ class NetworkConfig(BaseModel):
         "(straight-through gradient); the pixel-art recipes",
     )
     palette: list[str] = Field(default_factory=list, description="the snap's palette: the data's when empty")
+    backdrop: list[str] = Field(default_factory=list, description="flat backdrop colours; [auto]: the data's")
     label_layer: float = Field(
         0.0, ge=0.0, le=1.0, description="draw exactly each pixel this share of a label's images has (0: off)"
     )

@@ -30,6 +30,8 @@ class UnknownArchitectureError(ValueError):
 def _family(cfg: NetworkConfig):  # type: ignore[no-untyped-def]
     if cfg.label_layer and cfg.architecture != "dcgan":
         raise ValueError("label_layer: only the dcgan family draws a label layer")
+    if cfg.backdrop and cfg.architecture != "dcgan":
+        raise ValueError("backdrop: only the dcgan family draws a backdrop")
     if cfg.architecture == "dcgan":
         from artctl_trainer import networks_dcgan
 
@@ -50,7 +52,26 @@ def resolve_network(cfg: NetworkConfig, data: ImageDataset) -> NetworkConfig:
         if not data.palette:
             raise ValueError(f"{cfg.output} output needs a palette; {data.source} has no palette.json")
         resolved["palette"] = data.palette
+    if cfg.backdrop == ["auto"]:
+        resolved["backdrop"] = backdrop_colours(data)
     return cfg.model_copy(update=resolved)
+
+
+MAX_BACKDROPS = 16
+
+
+def backdrop_colours(data: ImageDataset) -> list[str]:
+    """The data's backdrop colours: the colour of its images' four corners, where every image's
+    corners share one colour and the data has at most MAX_BACKDROPS of them (Nouns: 2)."""
+    corners = data.images[:, :, [0, 0, -1, -1], [0, -1, 0, -1]]  # [N, C, 4]
+    if not bool((corners == corners[:, :, :1]).all()):
+        raise ValueError(f"backdrop auto: the images of {data.source} do not all have one flat backdrop")
+    colours = sorted({"#" + bytes(c).hex() for c in corners[:, :, 0].tolist()})
+    if len(colours) > MAX_BACKDROPS:
+        raise ValueError(
+            f"backdrop auto: {len(colours)} corner colours in {data.source}, at most {MAX_BACKDROPS}"
+        )
+    return colours
 
 
 def _resolved(cfg: NetworkConfig) -> NetworkConfig:

@@ -17,6 +17,7 @@ import math
 import torch
 from torch import nn
 
+from artctl.palette import palette_array
 from artctl_trainer.config import NetworkConfig
 from artctl_trainer.contract import GeneratorNet
 from artctl_trainer.label_layer import LabelLayer
@@ -26,6 +27,40 @@ def _widths(resolution: int, base: int, cap: int) -> list[int]:
     """Channel width at each resolution from 4x4 up to resolution/2 (low-res first)."""
     n = int(math.log2(resolution)) - 2
     return [min(base * 2 ** (n - 1 - i), cap) for i in range(n)]
+
+
+def _straight_through(hard: torch.Tensor, soft: torch.Tensor, training: bool) -> torch.Tensor:
+    """hard in the forward pass; in a training step, soft's gradient (straight-through)."""
+    return hard + (soft - soft.detach()) if training and torch.is_grad_enabled() else hard
+
+
+class Backdrop(nn.Module):
+    """A flat backdrop behind G's figure: one of the art's backdrop colours per image, picked from
+    z, shown wherever G's extra alpha channel is at most 0 (no figure there).
+
+    Profile-picture collections paint their figure over one flat colour. A convolutional G paints
+    the backdrop pixel by pixel and speckles it; here it only decides where the figure ends (alpha
+    above 0) and which colour lies behind it, both hard in the forward pass (as export draws them)
+    with straight-through gradients.
+    """
+
+    def __init__(self, colours: list[str], channels: int, c_z: int) -> None:
+        super().__init__()
+        values = torch.from_numpy(palette_array(colours)).to(torch.float32) / 127.5 - 1.0
+        if values.shape[1] != channels:
+            raise ValueError(f"backdrop: {values.shape[1]}-channel colours, a {channels}-channel generator")
+        self.register_buffer("colours", values)  # [K, C]
+        self.colours: torch.Tensor
+        self.pick = nn.Linear(c_z, len(colours))
+
+    def forward(self, out: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        figure, alpha_logit = torch.tanh(out[:, :-1]), out[:, -1:]
+        alpha = _straight_through((alpha_logit > 0).to(out.dtype), torch.sigmoid(alpha_logit), self.training)
+        logits = self.pick(z)
+        hard = nn.functional.one_hot(logits.argmax(dim=1), logits.shape[1]).to(out.dtype)
+        pick = _straight_through(hard, logits.softmax(dim=1), self.training)
+        behind = (pick @ self.colours)[:, :, None, None]
+        return alpha * figure + (1 - alpha) * behind
 
 
 class Generator(GeneratorNet):
@@ -51,7 +86,12 @@ class Generator(GeneratorNet):
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(inplace=True),
             ]
-        layers += [nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1), nn.Tanh()]
+        if cfg.backdrop:
+            layers += [nn.ConvTranspose2d(widths[-1], cfg.channels + 1, 4, 2, 1)]
+            self.backdrop: Backdrop | None = Backdrop(cfg.backdrop, cfg.channels, c_z)
+        else:
+            layers += [nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1), nn.Tanh()]
+            self.backdrop = None
         self.net = nn.Sequential(*layers)
         self.label_layer = (
             LabelLayer(self.num_classes, cfg.channels, cfg.resolution)
@@ -67,6 +107,8 @@ class Generator(GeneratorNet):
                 raise ValueError("this generator is conditional: pass a label per latent")
             z = torch.cat([z, self.embed(label)], dim=1)
         image: torch.Tensor = self.net(z.reshape(z.shape[0], -1, 1, 1))
+        if self.backdrop is not None:
+            image = self.backdrop(image, z)
         if self.label_layer is not None and label is not None:
             image = self.label_layer(image, label)
         return image
