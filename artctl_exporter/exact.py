@@ -16,7 +16,8 @@ quantisation) so that every operation either is exact or is one correctly rounde
 - The last layer: index = Clip(Round(acc * m_c), -N, N) into a uint8 table of the pixel quantisation
   of tanh, (tanh(i / STEPS) + 1) * 127.5 rounded half to even; no Tanh kernel is run.
 
-The palette snap that follows (artctl-palette-v1) is exact already and is kept as it was. Activation
+A backdrop (exact_backdrop.py) goes under the figure and a label layer over it, both in uint8. The
+palette snap that follows (artctl-palette-v1) is exact already and is kept as it was. Activation
 scales come from a calibration over seeds rendered by the float graph itself.
 """
 
@@ -32,19 +33,14 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from artctl.profile import EXACT_CONTRACT
+from artctl_exporter.exact_backdrop import BACKDROP_OPS, BackdropNodes, backdrop_nodes, find_backdrop
+from artctl_exporter.exact_base import EXACT_LIMIT, INPUT_BITS, INPUT_CLIP, PREFIX, ExactError
+from artctl_exporter.exact_base import add_constant as _const
 
-EXACT_LIMIT = 2**24  # float32 holds every integer of magnitude <= 2^24
-INPUT_BITS = 7  # first-layer input step 2^-7
-INPUT_CLIP = 512  # ... clipped to +-4.0 (a latent beyond 4 sigma is rare and barely matters)
 ACTIVATION_MAX = 511  # hidden activations: 0..511 after the clip that is the Relu
 TANH_STEPS = 1024  # last layer: pre-tanh values in steps of 1/1024 ...
 TANH_RANGE = 8  # ... over [-8, 8], where tanh is within 1e-6 of +-1
-PREFIX = "exact"
 CALIBRATION = range(1_000_000, 1_000_512)  # seeds the activation scales come from (labels: seed mod L)
-
-
-class ExactError(ValueError):
-    """The graph is not of a shape this rewrite supports (e.g. a StyleGAN-type generator)."""
 
 
 @dataclass
@@ -79,9 +75,9 @@ def _label_layer(model: onnx.ModelProto, where: onnx.NodeProto) -> LabelLayerNod
 
 def _chain(
     model: onnx.ModelProto,
-) -> tuple[str, list[Layer], list[onnx.NodeProto], LabelLayerNodes | None]:
+) -> tuple[str, list[Layer], list[onnx.NodeProto], LabelLayerNodes | None, BackdropNodes | None]:
     """The first layer's input, the ConvTranspose layers in order, the nodes the rewrite replaces,
-    and the label layer drawn over the output, if there is one."""
+    and the label layer drawn over the output and the backdrop under it, where there are ones."""
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     nodes = list(model.graph.node)
     first = next((i for i, n in enumerate(nodes) if n.op_type == "ConvTranspose"), None)
@@ -93,6 +89,9 @@ def _chain(
         tail.append(node)
         if "image" in node.output or "image_unsnapped" in node.output:
             break
+    backdrop = find_backdrop(model, tail)
+    if backdrop is not None:
+        allowed |= BACKDROP_OPS
     kinds = [n.op_type for n in tail]
     if set(kinds) - allowed or kinds.count("Tanh") != 1 or any(n.op_type == "Conv" for n in nodes):
         raise ExactError(
@@ -100,8 +99,11 @@ def _chain(
         )
     wheres = [n for n in tail if n.op_type == "Where"]
     tanh = next(n for n in tail if n.op_type == "Tanh")
-    if len(wheres) > 1 or (wheres and wheres[0].input[2] != tanh.output[0]):
-        raise ExactError("only one label layer, drawn right after Tanh, has an exact graph")
+    producers = {o: n for n in tail for o in n.output}
+    under = producers.get(wheres[0].input[2]) if wheres else None
+    drawn_over = under is not None and (under is tanh or (backdrop is not None and under.op_type == "Add"))
+    if len(wheres) > 1 or (wheres and not drawn_over):
+        raise ExactError("only one label layer, drawn right after Tanh or the backdrop, has an exact graph")
     label_layer = _label_layer(model, wheres[0]) if wheres else None
     layers = []
     for node in tail:
@@ -113,7 +115,7 @@ def _chain(
         weight = inits[node.input[1]].astype(np.float64)
         bias = inits[node.input[2]].astype(np.float64) if len(node.input) > 2 else np.zeros(weight.shape[1])
         layers.append(Layer(node, weight, bias))
-    return nodes[first].input[0], layers, tail, label_layer
+    return nodes[first].input[0], layers, tail, label_layer, backdrop
 
 
 def _stride(node: onnx.NodeProto) -> int:
@@ -191,11 +193,6 @@ def round_up_3(value: float) -> float:
     return float(exact.scaleb(-shift).to_integral_value(rounding=ROUND_CEILING).scaleb(shift))
 
 
-def _const(graph: onnx.GraphProto, name: str, value: Any, dtype: Any = np.float32) -> str:
-    graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-    return name
-
-
 def _prune(graph: onnx.GraphProto) -> None:
     """Drop nodes whose outputs nothing reads (the label layer's float colours), then the
     initializers no node reads any more."""
@@ -218,7 +215,7 @@ def make_exact(
     model: onnx.ModelProto, feeds: dict[str, np.ndarray]
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """The exact graph of a float DCGAN-type graph, calibrated on `feeds`; and what was chosen."""
-    source, layers, tail, label_layer = _chain(model)
+    source, layers, tail, label_layer, backdrop = _chain(model)
     relus = [n.output[0] for n in tail if n.op_type == "Relu"]
     if len(relus) != len(layers) - 1:
         raise ExactError("expected a Relu between every two ConvTranspose layers")
@@ -301,6 +298,10 @@ def make_exact(
         ),
     ]
     pixels = f"{p}_pixels"
+    if backdrop is not None:  # the figure where the alpha accumulator is above 0, else the pick
+        new += backdrop_nodes(graph, backdrop, f"{p}_acc{len(layers) - 1}")
+        pixels = f"{p}_backdropped"
+        chosen["backdrop"] = True
     if label_layer is not None:  # its uint8 colours go straight over the pixels: no float round trip
         new += [
             helper.make_node(
