@@ -17,6 +17,7 @@ from torch import nn
 
 from artctl_trainer.config import NetworkConfig
 from artctl_trainer.contract import GeneratorNet
+from artctl_trainer.datasets import distinct_colours
 from artctl_trainer.palette_snap import PaletteSnap
 
 if TYPE_CHECKING:
@@ -66,11 +67,9 @@ def backdrop_colours(data: ImageDataset) -> list[str]:
     corners = data.images[:, :, [0, 0, -1, -1], [0, -1, 0, -1]]  # [N, C, 4]
     if not bool((corners == corners[:, :, :1]).all()):
         raise ValueError(f"backdrop auto: the images of {data.source} do not all have one flat backdrop")
-    colours = sorted({"#" + bytes(c).hex() for c in corners[:, :, 0].tolist()})
-    if len(colours) > MAX_BACKDROPS:
-        raise ValueError(
-            f"backdrop auto: {len(colours)} corner colours in {data.source}, at most {MAX_BACKDROPS}"
-        )
+    colours = distinct_colours([corners[:, :, 0].numpy()]) or []  # None: over 256 of them
+    if not colours or len(colours) > MAX_BACKDROPS:
+        raise ValueError(f"backdrop auto: more than {MAX_BACKDROPS} corner colours in {data.source}")
     return colours
 
 

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file
 
 from artctl_trainer.checkpoint import load_checkpoint
+from bench.gpu_cross import cpu_model
 
 FILES = ("G", "G_ema", "D", "optim")
 
@@ -86,19 +87,7 @@ def train(data: str, preset: str, threads: int, steps: int, out: Path) -> float:
 
 
 def machine() -> dict[str, Any]:
-    cpu = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor(),
-        )
-        if Path("/proc/cpuinfo").is_file()
-        else platform.processor()
-    )
-    return {"cpu": cpu, "python": platform.python_version(), "torch": torch.__version__}
+    return {"cpu": cpu_model(), "python": platform.python_version(), "torch": torch.__version__}
 
 
 def main() -> None:
