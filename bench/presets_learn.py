@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
-from artctl_trainer.config import TrainConfig, auto_preset, preset
+from artctl_trainer.config import TrainConfig
 from artctl_trainer.datasets import count_images, load_dataset
 from artctl_trainer.metrics import RealSet, measure
+from artctl_trainer.presets import auto_preset, preset
 from artctl_trainer.preview import generate
 from artctl_trainer.training_loop import Trainer
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 
-from artctl_trainer.config import TrainConfig, preset
+from artctl_trainer.config import TrainConfig
+from artctl_trainer.presets import preset
 from artctl_trainer.training_loop import training_loop
 
 MODELS = {"dcgan-64": "dcgan64", "stylegan-64": "emoji64-stylegan"}
@@ -113,7 +114,7 @@ def main() -> None:
     device_note = _device_note(args.device)
     out = args.out or Path(f"bench/results/train-{'gpu' if device_note.startswith('cuda') else 'cpu'}.json")
     if args.presets:
-        from artctl_trainer.config import PRESETS
+        from artctl_trainer.presets import PRESETS
 
         names = [n for n in PRESETS if n != "emoji64-stylegan"] if args.presets == ["all"] else args.presets
         rows = [

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from artctl_trainer.config import preset
 from artctl_trainer.networks import apply_spectral_norm, build_discriminator, build_generator, init_weights
+from artctl_trainer.presets import preset
 
 
 def make_step(layout: str, compiled: bool, batch: int = 64) -> Callable[[], None]:

@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file
 
-from artctl_trainer.config import PRESETS, TrainConfig, auto_preset, preset
+from artctl_trainer.config import TrainConfig
+from artctl_trainer.presets import PRESETS, auto_preset, preset
 from tests.helpers import artctl
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""`artctl train`: flags -> artctl_trainer.config.resolve_config -> artctl_trainer.training_loop
+"""`artctl train`: flags -> artctl_trainer.presets.resolve_config -> artctl_trainer.training_loop
 (needs `train`).
 
 The flags that override config fields are generated from the config's fields (config_flags), so
@@ -116,7 +116,7 @@ def train(**flags: Any) -> None:
     resume, config, preset = flags["resume"], flags["config"], flags["preset"]
 
     def body() -> None:
-        from artctl_trainer.config import PRESET_NOTES, resolve_config
+        from artctl_trainer.presets import PRESET_NOTES, resolve_config
 
         if flags["list_presets"]:
             for name, note in PRESET_NOTES.items():
@@ -154,8 +154,8 @@ train.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defi
 
 def _auto_preset(overrides: dict[str, Any]) -> str:
     """The family's recipe for the data's size, said on stderr (so --dry-run's JSON stays clean)."""
-    from artctl_trainer.config import PRESET_NOTES, SMALL_DATA, auto_preset
     from artctl_trainer.datasets import PALETTE_FILE, count_images
+    from artctl_trainer.presets import PRESET_NOTES, SMALL_DATA, auto_preset
 
     data = overrides.get("data", "synthetic:shapes")
     images = count_images(data)
