@@ -16,7 +16,8 @@ quantisation) so that every operation either is exact or is one correctly rounde
 - The last layer: index = Clip(Round(acc * m_c), -N, N) into a uint8 table of the pixel quantisation
   of tanh, (tanh(i / STEPS) + 1) * 127.5 rounded half to even; no Tanh kernel is run.
 
-A backdrop (exact_backdrop.py) goes under the figure and a label layer over it, both in uint8. The
+A slot model's figure is its slot colours, picked per pixel (exact_slots.py); a backdrop
+(exact_backdrop.py) goes under the figure and a label layer over it, all in uint8. The
 palette snap that follows (artctl-palette-v1) is exact already and is kept as it was. Activation
 scales come from a calibration over seeds rendered by the float graph itself.
 """
@@ -36,6 +37,7 @@ from artctl.profile import EXACT_CONTRACT
 from artctl_exporter.exact_backdrop import BACKDROP_OPS, BackdropNodes, backdrop_nodes, find_backdrop
 from artctl_exporter.exact_base import EXACT_LIMIT, INPUT_BITS, INPUT_CLIP, PREFIX, ExactError
 from artctl_exporter.exact_base import add_constant as _const
+from artctl_exporter.exact_slots import SLOT_OPS, SlotNodes, find_slots, slot_nodes
 
 ACTIVATION_MAX = 511  # hidden activations: 0..511 after the clip that is the Relu
 TANH_STEPS = 1024  # last layer: pre-tanh values in steps of 1/1024 ...
@@ -75,9 +77,12 @@ def _label_layer(model: onnx.ModelProto, where: onnx.NodeProto) -> LabelLayerNod
 
 def _chain(
     model: onnx.ModelProto,
-) -> tuple[str, list[Layer], list[onnx.NodeProto], LabelLayerNodes | None, BackdropNodes | None]:
+) -> tuple[
+    str, list[Layer], list[onnx.NodeProto], LabelLayerNodes | None, BackdropNodes | None, SlotNodes | None
+]:
     """The first layer's input, the ConvTranspose layers in order, the nodes the rewrite replaces,
-    and the label layer drawn over the output and the backdrop under it, where there are ones."""
+    the label layer drawn over the output, the backdrop under it and the colour slots, where there
+    are ones."""
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     nodes = list(model.graph.node)
     first = next((i for i, n in enumerate(nodes) if n.op_type == "ConvTranspose"), None)
@@ -89,9 +94,9 @@ def _chain(
         tail.append(node)
         if "image" in node.output or "image_unsnapped" in node.output:
             break
-    backdrop = find_backdrop(model, tail)
-    if backdrop is not None:
-        allowed |= BACKDROP_OPS
+    slots = find_slots(model, tail)
+    backdrop = find_backdrop(model, [n for n in tail if slots is None or n is not slots.gemm])
+    allowed |= (BACKDROP_OPS if backdrop is not None else set()) | (SLOT_OPS if slots is not None else set())
     kinds = [n.op_type for n in tail]
     if set(kinds) - allowed or kinds.count("Tanh") != 1 or any(n.op_type == "Conv" for n in nodes):
         raise ExactError(
@@ -101,7 +106,8 @@ def _chain(
     tanh = next(n for n in tail if n.op_type == "Tanh")
     producers = {o: n for n in tail for o in n.output}
     under = producers.get(wheres[0].input[2]) if wheres else None
-    drawn_over = under is not None and (under is tanh or (backdrop is not None and under.op_type == "Add"))
+    after = "Add" if backdrop is not None else "Einsum" if slots is not None else "Tanh"
+    drawn_over = under is not None and (under is tanh or under.op_type == after)
     if len(wheres) > 1 or (wheres and not drawn_over):
         raise ExactError("only one label layer, drawn right after Tanh or the backdrop, has an exact graph")
     label_layer = _label_layer(model, wheres[0]) if wheres else None
@@ -115,7 +121,7 @@ def _chain(
         weight = inits[node.input[1]].astype(np.float64)
         bias = inits[node.input[2]].astype(np.float64) if len(node.input) > 2 else np.zeros(weight.shape[1])
         layers.append(Layer(node, weight, bias))
-    return nodes[first].input[0], layers, tail, label_layer, backdrop
+    return nodes[first].input[0], layers, tail, label_layer, backdrop, slots
 
 
 def _stride(node: onnx.NodeProto) -> int:
@@ -136,14 +142,18 @@ def term_bound(weight: np.ndarray, stride: int) -> np.ndarray:
     return np.max(np.stack(classes), axis=0)
 
 
-def quantise_weights(layer: Layer, in_scale: float, in_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def quantise_weights(
+    layer: Layer, in_scale: float, in_max: int, shared: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Integer weights and bias (in accumulator units) and the per-channel weight scale.
 
     The scale is as fine as the exactness bound allows: sum |w_q| * in_max + |b_q| < 2^24 per channel.
+    The first `shared` channels (slot logits, which ArgMax compares) take one scale, the coarsest.
     """
     stride = _stride(layer.node)
     bound = np.maximum(term_bound(layer.weight, stride), 1e-12)
     scale = bound * in_max / (0.98 * EXACT_LIMIT)
+    scale[:shared] = scale[:shared].max(initial=0.0)
     for _ in range(50):
         w_q = np.round(layer.weight / scale[None, :, None, None])
         b_q = np.round(layer.bias / (in_scale * scale))
@@ -151,6 +161,7 @@ def quantise_weights(layer: Layer, in_scale: float, in_max: int) -> tuple[np.nda
         over = total >= EXACT_LIMIT
         if not over.any():
             return w_q, b_q, scale
+        over[:shared] = over[:shared].any()
         scale = np.where(over, scale * 1.01, scale)
     raise ExactError("could not fit the weights under the exactness bound")
 
@@ -215,7 +226,7 @@ def make_exact(
     model: onnx.ModelProto, feeds: dict[str, np.ndarray]
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """The exact graph of a float DCGAN-type graph, calibrated on `feeds`; and what was chosen."""
-    source, layers, tail, label_layer, backdrop = _chain(model)
+    source, layers, tail, label_layer, backdrop, slots = _chain(model)
     relus = [n.output[0] for n in tail if n.op_type == "Relu"]
     if len(relus) != len(layers) - 1:
         raise ExactError("expected a Relu between every two ConvTranspose layers")
@@ -247,8 +258,8 @@ def make_exact(
     chosen: dict[str, Any] = {"contract": EXACT_CONTRACT, "layers": []}
     x = f"{p}_x0"
     for i, layer in enumerate(layers):
-        w_q, b_q, w_scale = quantise_weights(layer, in_scale, in_max)
         last = i == len(layers) - 1
+        w_q, b_q, w_scale = quantise_weights(layer, in_scale, in_max, slots.count if slots and last else 0)
         conv = helper.make_node(
             "ConvTranspose",
             [x, _const(graph, f"{p}_w{i}", w_q), _const(graph, f"{p}_b{i}", b_q)],
@@ -285,21 +296,23 @@ def make_exact(
             }
         )
         x, in_scale, in_max = f"{p}_x{i + 1}", out_scale, ACTIVATION_MAX
-    n = TANH_STEPS * TANH_RANGE
-    new += [
-        helper.make_node("Add", [x, _const(graph, f"{p}_offset", n)], [f"{p}_index_f"], name=f"{p}_offset"),
-        helper.make_node("Cast", [f"{p}_index_f"], [f"{p}_index"], to=TensorProto.INT64, name=f"{p}_index"),
-        helper.make_node(
-            "Gather",
-            [_const(graph, f"{p}_tanh", tanh_table(), np.uint8), f"{p}_index"],
-            [f"{p}_pixels"],
-            axis=0,
-            name=f"{p}_tanh",
-        ),
-    ]
+    n, table, acc = TANH_STEPS * TANH_RANGE, _const(graph, f"{p}_tanh", tanh_table(), np.uint8), f"{p}_acc{i}"
+    if slots is not None:  # the slot colours, picked per pixel (the last layer's x is then unused)
+        new += slot_nodes(graph, slots, acc, TANH_STEPS, table)
+        chosen["colour_slots"] = slots.count
+    else:
+        new += [
+            helper.make_node(
+                "Add", [x, _const(graph, f"{p}_offset", n)], [f"{p}_index_f"], name=f"{p}_offset"
+            ),
+            helper.make_node(
+                "Cast", [f"{p}_index_f"], [f"{p}_index"], to=TensorProto.INT64, name=f"{p}_index"
+            ),
+            helper.make_node("Gather", [table, f"{p}_index"], [f"{p}_pixels"], axis=0, name=f"{p}_tanh"),
+        ]
     pixels = f"{p}_pixels"
     if backdrop is not None:  # the figure where the alpha accumulator is above 0, else the pick
-        new += backdrop_nodes(graph, backdrop, f"{p}_acc{len(layers) - 1}")
+        new += backdrop_nodes(graph, backdrop, acc, slots.count if slots is not None else None)
         pixels = f"{p}_backdropped"
         chosen["backdrop"] = True
     if label_layer is not None:  # its uint8 colours go straight over the pixels: no float round trip

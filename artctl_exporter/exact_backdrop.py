@@ -75,11 +75,14 @@ BACKDROP_OPS = {
 }
 
 
-def backdrop_nodes(graph: onnx.GraphProto, backdrop: BackdropNodes, acc: str) -> list[onnx.NodeProto]:
-    """The backdrop in integers: the figure where the last accumulator's alpha channel is above 0,
-    elsewhere the colour whose exact pick logit (integer weights over the fixed-point latent) is
-    largest, the first on a tie."""
+def backdrop_nodes(
+    graph: onnx.GraphProto, backdrop: BackdropNodes, acc: str, alpha: int | None = None
+) -> list[onnx.NodeProto]:
+    """The backdrop in integers: the figure where the last accumulator's alpha channel (`alpha`;
+    by default the one after the colours) is above 0, elsewhere the colour whose exact pick logit
+    (integer weights over the fixed-point latent) is largest, the first on a tie."""
     p, channels = f"{PREFIX}_backdrop", backdrop.colours.shape[1]
+    alpha = channels if alpha is None else alpha
     w_q, b_q = quantise_pick(backdrop, INPUT_CLIP)
     i64 = np.int64
     return [
@@ -96,7 +99,12 @@ def backdrop_nodes(graph: onnx.GraphProto, backdrop: BackdropNodes, acc: str) ->
         ),
         helper.make_node(
             "Slice",
-            [acc, f"{p}_c1", _const(graph, f"{p}_c2", [channels + 1], i64), f"{p}_axis"],
+            [
+                acc,
+                _const(graph, f"{p}_a0", [alpha], i64),
+                _const(graph, f"{p}_a1", [alpha + 1], i64),
+                f"{p}_axis",
+            ],
             [f"{p}_alpha_acc"],
             name=f"{p}_alpha_acc",
         ),

@@ -37,6 +37,12 @@ class NetworkConfig(BaseModel):
     )
     palette: list[str] = Field(default_factory=list, description="the snap's palette: the data's when empty")
     backdrop: list[str] = Field(default_factory=list, description="flat backdrop colours; [auto]: the data's")
+    colour_slots: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="draw G's figure in this many colours per image, one picked per pixel (0: free RGB)",
+    )
     label_layer: float = Field(
         0.0, ge=0.0, le=1.0, description="draw exactly each pixel this share of a label's images has (0: off)"
     )

@@ -33,6 +33,8 @@ def _family(cfg: NetworkConfig):  # type: ignore[no-untyped-def]
         raise ValueError("label_layer: only the dcgan family draws a label layer")
     if cfg.backdrop and cfg.architecture != "dcgan":
         raise ValueError("backdrop: only the dcgan family draws a backdrop")
+    if cfg.colour_slots and cfg.architecture != "dcgan":
+        raise ValueError("colour_slots: only the dcgan family draws colour slots")
     if cfg.architecture == "dcgan":
         from artctl_trainer import networks_dcgan
 

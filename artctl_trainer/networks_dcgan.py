@@ -53,14 +53,38 @@ class Backdrop(nn.Module):
         self.colours: torch.Tensor
         self.pick = nn.Linear(c_z, len(colours))
 
-    def forward(self, out: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        figure, alpha_logit = torch.tanh(out[:, :-1]), out[:, -1:]
-        alpha = _straight_through((alpha_logit > 0).to(out.dtype), torch.sigmoid(alpha_logit), self.training)
+    def forward(self, figure: torch.Tensor, alpha_logit: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        drawn = (alpha_logit > 0).to(figure.dtype)
+        alpha = _straight_through(drawn, torch.sigmoid(alpha_logit), self.training)
         logits = self.pick(z)
-        hard = nn.functional.one_hot(logits.argmax(dim=1), logits.shape[1]).to(out.dtype)
+        hard = nn.functional.one_hot(logits.argmax(dim=1), logits.shape[1]).to(figure.dtype)
         pick = _straight_through(hard, logits.softmax(dim=1), self.training)
         behind = (pick @ self.colours)[:, :, None, None]
         return alpha * figure + (1 - alpha) * behind
+
+
+class ColourSlots(nn.Module):
+    """G's figure drawn in `count` colours per image: a linear head on z makes the colours, and each
+    pixel takes the one its slot logit scores highest.
+
+    Pixel art paints flat areas in a few colours. A G that paints each pixel's RGB lands a flat area
+    on several neighbouring shades, which the snap turns into speckle; here every pixel of a slot is
+    the same colour by construction. The pick is hard in the forward pass (as export draws it) and
+    learns through the softmax (straight-through), the colours through their own gradient.
+    """
+
+    def __init__(self, count: int, channels: int, c_z: int) -> None:
+        super().__init__()
+        self.count, self.channels = count, channels
+        self.colours = nn.Linear(c_z, count * channels)
+
+    def forward(self, logits: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """logits [B, count, H, W] and z [B, c_z] -> the figure [B, C, H, W] in [-1, 1]."""
+        colours = torch.tanh(self.colours(z)).view(-1, self.count, self.channels)
+        index = logits.argmax(dim=1)  # [B, H, W]; the first on a tie
+        hard = nn.functional.one_hot(index, self.count).permute(0, 3, 1, 2).to(logits.dtype)
+        pick = _straight_through(hard, logits.softmax(dim=1), self.training)
+        return torch.einsum("bkhw,bkc->bchw", pick, colours)  # one colour times 1, the rest times 0
 
 
 class Generator(GeneratorNet):
@@ -86,12 +110,13 @@ class Generator(GeneratorNet):
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(inplace=True),
             ]
-        if cfg.backdrop:
-            layers += [nn.ConvTranspose2d(widths[-1], cfg.channels + 1, 4, 2, 1)]
-            self.backdrop: Backdrop | None = Backdrop(cfg.backdrop, cfg.channels, c_z)
-        else:
-            layers += [nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1), nn.Tanh()]
-            self.backdrop = None
+        # The last layer: RGB (tanh), or slot logits, and an alpha channel under a backdrop.
+        figure_channels = cfg.colour_slots or cfg.channels
+        layers += [nn.ConvTranspose2d(widths[-1], figure_channels + bool(cfg.backdrop), 4, 2, 1)]
+        if not cfg.backdrop and not cfg.colour_slots:
+            layers += [nn.Tanh()]
+        self.slots = ColourSlots(cfg.colour_slots, cfg.channels, c_z) if cfg.colour_slots else None
+        self.backdrop = Backdrop(cfg.backdrop, cfg.channels, c_z) if cfg.backdrop else None
         self.net = nn.Sequential(*layers)
         self.label_layer = (
             LabelLayer(self.num_classes, cfg.channels, cfg.resolution)
@@ -106,9 +131,14 @@ class Generator(GeneratorNet):
             if label is None:
                 raise ValueError("this generator is conditional: pass a label per latent")
             z = torch.cat([z, self.embed(label)], dim=1)
-        image: torch.Tensor = self.net(z.reshape(z.shape[0], -1, 1, 1))
+        out: torch.Tensor = self.net(z.reshape(z.shape[0], -1, 1, 1))
+        image = out
+        if self.slots is not None:
+            image = self.slots(out[:, : self.slots.count], z)
+        elif self.backdrop is not None:
+            image = torch.tanh(out[:, :-1])
         if self.backdrop is not None:
-            image = self.backdrop(image, z)
+            image = self.backdrop(image, out[:, -1:], z)
         if self.label_layer is not None and label is not None:
             image = self.label_layer(image, label)
         return image

@@ -1,0 +1,84 @@
+"""Colour slots: G's figure drawn in a few colours per image, in training, export and serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from artctl_trainer.checkpoint import load_checkpoint
+from artctl_trainer.config import NetworkConfig
+from artctl_trainer.metrics import checkpoint_source
+from artctl_trainer.networks import build_generator, init_weights
+from tests.test_backdrop import BACKDROPS, _backdrop_folder
+from tests.test_pixelart import _train
+
+SLOTS = 3
+
+
+def _net(**extra: object) -> NetworkConfig:
+    base = {"resolution": 16, "z_dim": 8, "g_base": 8, "channels": 3, "colour_slots": SLOTS}
+    return NetworkConfig(**{**base, **extra})  # type: ignore[arg-type]
+
+
+def test_each_image_is_drawn_in_its_own_slot_colours_and_both_heads_learn() -> None:
+    torch.manual_seed(0)
+    G = build_generator(_net())
+    init_weights(G, _net())
+    assert G.slots is not None
+    z = torch.randn(16, 8, generator=torch.Generator().manual_seed(1))
+    G.eval()
+    with torch.no_grad():
+        image = G(z)
+        raw = G.net(z.reshape(16, -1, 1, 1))
+        colours = torch.tanh(G.slots.colours(z)).view(16, SLOTS, 3)
+    assert raw.shape[1] == SLOTS  # slot logits, no RGB and no Tanh in the last layer
+    # Every pixel is the colour of the slot its logits score highest: at most SLOTS colours an image.
+    index = raw.argmax(dim=1)
+    expected = colours[torch.arange(16)[:, None, None], index].permute(0, 3, 1, 2)
+    assert torch.equal(image, expected)
+    distinct = [len(torch.unique(img.flatten(1), dim=1).T) for img in image]
+    assert max(distinct) <= SLOTS and max(distinct) > 1
+    # A training step draws the same hard picks and passes the soft ones' gradient to both heads.
+    G.train()
+    G.net.apply(lambda m: m.eval() if isinstance(m, torch.nn.BatchNorm2d) else None)
+    trained = G(z)
+    assert torch.allclose(trained, image)
+    trained.square().sum().backward()
+    assert G.slots.colours.weight.grad is not None and G.slots.colours.weight.grad.abs().sum() > 0
+    last = G.net[-1].weight.grad
+    assert last is not None and last.abs().sum() > 0  # the slot logits' kernels learn
+
+
+@pytest.mark.parametrize(("arithmetic", "backdrop"), [("float", True), ("exact", True), ("exact", False)])
+def test_a_slot_model_serves_the_pixels_it_trained_on(
+    tmp_path: Path, arithmetic: str, backdrop: bool
+) -> None:
+    from artctl_exporter.export import export_checkpoint
+    from artctl_serving.local import LocalRenderer
+
+    backdrops = ["#" + bytes(c).hex() for c in BACKDROPS] if backdrop else []
+    art = _backdrop_folder(tmp_path / "art")
+    run = _train(art, tmp_path / "run", output="snap", backdrop=backdrops, colour_slots=4)
+    assert load_checkpoint(run).config.network.colour_slots == 4
+    generate, _ = checkpoint_source(run)
+    trained = generate(0, 24, ["ab"[i % 2] for i in range(24)])
+    exported = export_checkpoint(run, tmp_path / "m.onnx", parity_seeds=24, arithmetic=arithmetic)
+    assert exported.card.contracts.get("arithmetic") == ("artctl-exact-v1" if arithmetic == "exact" else None)
+    model = exported.path
+    served = LocalRenderer(model).render(list(range(24)), None, [i % 2 for i in range(24)])
+    pixels = np.stack([r.pixels for r in served if r.pixels is not None])
+    if arithmetic == "float":
+        assert (pixels == trained).all()  # trained = served, value for value
+        return
+    # The exact graph picks each pixel's slot from the integer accumulators and makes the colours
+    # with integer weights: the same picks nearly everywhere, colours within a step of the float's.
+    same = (pixels == trained).all(axis=-1)
+    assert same.mean() > 0.95
+
+
+def test_slots_refuse_other_families() -> None:
+    with pytest.raises(ValueError, match="only the dcgan family draws colour slots"):
+        build_generator(NetworkConfig(architecture="stylegan", channels=3, colour_slots=4))
