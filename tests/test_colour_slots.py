@@ -82,3 +82,26 @@ def test_a_slot_model_serves_the_pixels_it_trained_on(
 def test_slots_refuse_other_families() -> None:
     with pytest.raises(ValueError, match="only the dcgan family draws colour slots"):
         build_generator(NetworkConfig(architecture="stylegan", channels=3, colour_slots=4))
+
+
+def test_the_slot_logits_share_one_scale_so_the_integer_argmax_is_the_float_one() -> None:
+    import onnx
+
+    from artctl_exporter.exact import Layer, quantise_weights
+
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0, 0.02, (16, 5, 4, 4)) * np.array([1.0, 30.0, 0.3, 5.0, 1.0])[None, :, None, None]
+    bias = rng.normal(0, 0.01, 5)
+    node = onnx.helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2, 2], pads=[1, 1, 1, 1])
+    layer = Layer(node, weight, bias)
+    x = rng.integers(0, 512, (8, 16, 8, 8)).astype(np.float64)
+    float_logits = torch.nn.functional.conv_transpose2d(
+        torch.from_numpy(x), torch.from_numpy(weight), torch.from_numpy(bias), stride=2, padding=1
+    )
+    w_q, b_q, scale = quantise_weights(layer, 1.0, 511, shared=4)
+    assert len(set(scale[:4].tolist())) == 1 and scale[4] != scale[0]  # alpha (channel 4) keeps its own
+    acc = torch.nn.functional.conv_transpose2d(
+        torch.from_numpy(x), torch.from_numpy(w_q), torch.from_numpy(b_q), stride=2, padding=1
+    )
+    same = (acc[:, :4].argmax(dim=1) == float_logits[:, :4].argmax(dim=1)).double().mean()
+    assert same > 0.99
