@@ -296,15 +296,15 @@ def make_exact(
             }
         )
         x, in_scale, in_max = f"{p}_x{i + 1}", out_scale, ACTIVATION_MAX
-    n, table, acc = TANH_STEPS * TANH_RANGE, _const(graph, f"{p}_tanh", tanh_table(), np.uint8), f"{p}_acc{i}"
+    acc = f"{p}_acc{i}"
     if slots is not None:  # the slot colours, picked per pixel (the last layer's x is then unused)
-        new += slot_nodes(graph, slots, acc, TANH_STEPS, table)
+        new += slot_nodes(graph, slots, acc, TANH_STEPS, _const(graph, f"{p}_tanh", tanh_table(), np.uint8))
         chosen["colour_slots"] = slots.count
     else:
+        offset = _const(graph, f"{p}_offset", TANH_STEPS * TANH_RANGE)
+        table = _const(graph, f"{p}_tanh", tanh_table(), np.uint8)
         new += [
-            helper.make_node(
-                "Add", [x, _const(graph, f"{p}_offset", n)], [f"{p}_index_f"], name=f"{p}_offset"
-            ),
+            helper.make_node("Add", [x, offset], [f"{p}_index_f"], name=f"{p}_offset"),
             helper.make_node(
                 "Cast", [f"{p}_index_f"], [f"{p}_index"], to=TensorProto.INT64, name=f"{p}_index"
             ),

@@ -61,7 +61,8 @@ def test_a_slot_model_serves_the_pixels_it_trained_on(
 
     backdrops = ["#" + bytes(c).hex() for c in BACKDROPS] if backdrop else []
     art = _backdrop_folder(tmp_path / "art")
-    run = _train(art, tmp_path / "run", output="snap", backdrop=backdrops, colour_slots=4)
+    layer = 0.98 if backdrop else 0.0  # the default's layout: slots, backdrop and the label layer over them
+    run = _train(art, tmp_path / "run", output="snap", backdrop=backdrops, colour_slots=4, label_layer=layer)
     assert load_checkpoint(run).config.network.colour_slots == 4
     generate, _ = checkpoint_source(run)
     trained = generate(0, 24, ["ab"[i % 2] for i in range(24)])
