@@ -298,7 +298,8 @@ def make_exact(
         x, in_scale, in_max = f"{p}_x{i + 1}", out_scale, ACTIVATION_MAX
     acc = f"{p}_acc{i}"
     if slots is not None:  # the slot colours, picked per pixel (the last layer's x is then unused)
-        new += slot_nodes(graph, slots, acc, TANH_STEPS, _const(graph, f"{p}_tanh", tanh_table(), np.uint8))
+        table = _const(graph, f"{p}_tanh", tanh_table(), np.uint8)
+        new += slot_nodes(graph, slots, acc, TANH_STEPS, TANH_STEPS * TANH_RANGE, table)
         chosen["colour_slots"] = slots.count
     else:
         offset = _const(graph, f"{p}_offset", TANH_STEPS * TANH_RANGE)

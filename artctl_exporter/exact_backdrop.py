@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from artctl_exporter.exact_base import EXACT_LIMIT, INPUT_BITS, INPUT_CLIP, PREFIX, ExactError
+from artctl_exporter.exact_base import INPUT_CLIP, PREFIX, ExactError, quantise_linear
 from artctl_exporter.exact_base import add_constant as _const
 
 
@@ -48,17 +48,10 @@ def find_backdrop(model: onnx.ModelProto, tail: list[onnx.NodeProto]) -> Backdro
 
 
 def quantise_pick(pick: BackdropNodes, in_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer weights [c_z, K] and bias [K] of the pick head over the fixed-point latent: every
-    logit's sum of |terms| stays below 2^24, so the logits, and their ArgMax, are exact."""
-    # One scale for every logit: ArgMax compares them.
-    scale = max(float(np.abs(pick.weight).sum(axis=1).max()) * in_max, 1e-12) / (0.98 * EXACT_LIMIT)
-    for _ in range(50):
-        w_q = np.round(pick.weight / scale)
-        b_q = np.round(pick.bias / (scale * 2.0**-INPUT_BITS))
-        if ((np.abs(w_q).sum(axis=1) * in_max + np.abs(b_q)) < EXACT_LIMIT).all():
-            return w_q.T, b_q
-        scale *= 1.01
-    raise ExactError("could not fit the backdrop's pick head under the exactness bound")
+    """Integer weights [c_z, K] and bias [K] of the pick head over the fixed-point latent, one scale
+    for every logit (ArgMax compares them): the logits, and their ArgMax, are exact."""
+    w_q, b_q, _ = quantise_linear(pick.weight, pick.bias, in_max, shared=True)
+    return w_q, b_q
 
 
 BACKDROP_OPS = {

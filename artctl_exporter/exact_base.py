@@ -22,3 +22,22 @@ def add_constant(graph: onnx.GraphProto, name: str, value: Any, dtype: Any = np.
     """`value` as an initializer of `graph`, named `name` (returned, for a node's inputs)."""
     graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
     return name
+
+
+def quantise_linear(
+    weight: np.ndarray, bias: np.ndarray, in_max: int, shared: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer weights [c_in, R] and bias [R] of a linear head [R, c_in] over the fixed-point latent,
+    and the scale of each row: every row's sum of |terms| stays below 2^24, so its integer outputs
+    are exact. `shared`: one scale for every row (logits an ArgMax compares)."""
+    scale = np.maximum(np.abs(weight).sum(axis=1) * in_max, 1e-12) / (0.98 * EXACT_LIMIT)
+    if shared:
+        scale = np.full_like(scale, scale.max())
+    for _ in range(50):
+        w_q = np.round(weight / scale[:, None])
+        b_q = np.round(bias / (scale * 2.0**-INPUT_BITS))
+        over = np.abs(w_q).sum(axis=1) * in_max + np.abs(b_q) >= EXACT_LIMIT
+        if not over.any():
+            return w_q.T, b_q, scale
+        scale = np.where(over.any() if shared else over, scale * 1.01, scale)
+    raise ExactError("could not fit a linear head under the exactness bound")

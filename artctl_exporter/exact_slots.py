@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from artctl_exporter.exact_base import EXACT_LIMIT, INPUT_BITS, INPUT_CLIP, PREFIX, ExactError
+from artctl_exporter.exact_base import INPUT_BITS, INPUT_CLIP, PREFIX, ExactError, quantise_linear
 from artctl_exporter.exact_base import add_constant as _const
 
 
@@ -60,31 +60,14 @@ def find_slots(model: onnx.ModelProto, tail: list[onnx.NodeProto]) -> SlotNodes 
     return SlotNodes(gemm, weight, bias, weight.shape[0] // channels, channels, side)
 
 
-def quantise_rows(
-    weight: np.ndarray, bias: np.ndarray, in_max: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Integer weights [c_z, R] and bias [R] of a linear head over the fixed-point latent, one scale
-    per output row, each row's sum of |terms| below 2^24: its integer logits are exact."""
-    scale = np.maximum(np.abs(weight).sum(axis=1) * in_max, 1e-12) / (0.98 * EXACT_LIMIT)
-    for _ in range(50):
-        w_q = np.round(weight / scale[:, None])
-        b_q = np.round(bias / (scale * 2.0**-INPUT_BITS))
-        over = np.abs(w_q).sum(axis=1) * in_max + np.abs(b_q) >= EXACT_LIMIT
-        if not over.any():
-            return w_q.T, b_q, scale
-        scale = np.where(over, scale * 1.01, scale)
-    raise ExactError("could not fit the colour head under the exactness bound")
-
-
 def slot_nodes(
-    graph: onnx.GraphProto, slots: SlotNodes, acc: str, steps: int, table: str
+    graph: onnx.GraphProto, slots: SlotNodes, acc: str, steps: int, half: int, table: str
 ) -> list[onnx.NodeProto]:
     """The figure in uint8: per pixel, the ArgMax of the slot accumulators (one scale, so exact and
     comparable; the first on a tie), gathered from the colours the integer head makes, each read
-    from the tanh `table` (uint8 pixels of tanh(i / steps), index offset by its half length)."""
+    from the tanh `table` (uint8 pixels of tanh(i / steps) for i in [-half, half])."""
     p, count, channels, side = f"{PREFIX}_slots", slots.count, slots.channels, slots.side
-    w_q, b_q, scale = quantise_rows(slots.weight, slots.bias, INPUT_CLIP)
-    half = (len(graph_table(graph, table)) - 1) // 2
+    w_q, b_q, scale = quantise_linear(slots.weight, slots.bias, INPUT_CLIP, shared=False)
     mult = (scale * 2.0**-INPUT_BITS * steps).astype(np.float32)
     i64 = np.int64
     return [
@@ -143,11 +126,3 @@ def slot_nodes(
             "Transpose", [f"{p}_nhwc"], [f"{PREFIX}_pixels"], perm=[0, 3, 1, 2], name=f"{p}_nchw"
         ),
     ]
-
-
-def graph_table(graph: onnx.GraphProto, name: str) -> np.ndarray:
-    """The initializer `name` of `graph`, as an array."""
-    for init in graph.initializer:
-        if init.name == name:
-            return numpy_helper.to_array(init)
-    raise ExactError(f"no initializer {name}")
