@@ -106,3 +106,44 @@ def test_the_slot_logits_share_one_scale_so_the_integer_argmax_is_the_float_one(
     )
     same = (acc[:, :4].argmax(dim=1) == float_logits[:, :4].argmax(dim=1)).double().mean()
     assert same > 0.99
+
+
+def _tied_generator(gap: float) -> torch.nn.Module:
+    """A slot G whose slots 0 and 1 score the highest everywhere, `gap` apart."""
+    torch.manual_seed(0)
+    G = build_generator(_net())
+    init_weights(G, _net())
+    G.eval()
+    last = G.net[-1]
+    with torch.no_grad():
+        last.weight[:, 1] = last.weight[:, 0]
+        last.bias[0], last.bias[1] = 10.0, 10.0 + gap
+    return G
+
+
+def test_the_float_parity_gate_leaves_out_near_tied_slot_picks_only() -> None:
+    """A hard pick between logits a float rounding apart may go either way in ONNX Runtime; the float
+    gate leaves those pixels out (near_ties) and still refuses a difference anywhere else."""
+    from artctl_exporter.graphs import FLOAT_OUTPUT, MainGraph, example_inputs, export_graph
+    from artctl_exporter.parity import TIE_MARGIN, compare, cpu_session, near_ties, parity_inputs
+
+    seeds = np.arange(4, dtype=np.uint64)
+    feeds = parity_inputs(seeds, 8)
+    tied = near_ties(_tied_generator(TIE_MARGIN / 2), feeds)
+    assert tied is not None and tied.shape == (4, 1, 16, 16) and tied.all()
+    apart = near_ties(_tied_generator(0.1), feeds)
+    assert apart is not None and not apart.any()
+    assert near_ties(build_generator(_net(colour_slots=0)), feeds) is None
+
+    G = _tied_generator(0.1)
+    graph = export_graph(MainGraph(G, False, False), example_inputs(["z"], 8), FLOAT_OUTPUT, 17)
+    session = cpu_session(graph)
+    with torch.no_grad():
+        reference = G(torch.from_numpy(feeds["z"])).numpy()
+    ties = np.zeros((4, 1, 16, 16), dtype=bool)
+    ties[2, 0, 5, 7] = True
+    moved = reference.copy()
+    moved[2, :, 5, 7] += 0.5  # the other slot's colour at a near-tie: allowed
+    assert compare(session, feeds, moved, FLOAT_OUTPUT, (1, 4), ties=ties).max_diff < 1e-5
+    moved[1, 0, 3, 3] += 0.5  # anywhere else: the gate sees it
+    assert compare(session, feeds, moved, FLOAT_OUTPUT, (1, 4), ties=ties).max_diff >= 0.5 - 1e-5
