@@ -76,7 +76,17 @@ def test_every_sum_stays_below_two_to_the_24(portable: Path) -> None:
         assert (
             term_bound(weight.astype(np.float64), stride) * clips[node.input[0]] + np.abs(bias)
         ).max() < EXACT_LIMIT
-    assert not any(n.op_type in ("Tanh", "Conv", "MatMul") and "snap" not in n.name for n in model.graph.node)
+    # Linear heads on the latent (the colour slots' colours, a backdrop's pick): integer and bounded too.
+    producers = {out: n for n in model.graph.node for out in n.output}
+    consumers = {name: n for n in model.graph.node for name in n.input}
+    for node in (n for n in model.graph.node if n.op_type == "MatMul" and "snap" not in n.name):
+        source, add = producers[node.input[0]], consumers[node.output[0]]
+        assert source.op_type == "Flatten" and source.input[0] in clips, node.name
+        weight, bias = inits[node.input[1]], inits[add.input[1]]
+        assert np.array_equal(weight, np.round(weight)) and np.array_equal(bias, np.round(bias))
+        terms = np.abs(weight.astype(np.float64)).sum(axis=0) * clips[source.input[0]] + np.abs(bias)
+        assert terms.max() < EXACT_LIMIT, node.name
+    assert not any(n.op_type in ("Tanh", "Conv") and "snap" not in n.name for n in model.graph.node)
 
 
 def test_same_pixels_at_every_level_and_batch(portable: Path) -> None:
