@@ -147,7 +147,14 @@ _PIXEL_NET = {
     "spectral_norm": True,
     "output": "snap",
 }
-_NOUNS_NET = {"conditional": True, "z_dim": 64, "g_base": 64, "d_base": 64, "label_layer": 0.98}
+_NOUNS_NET = {
+    "conditional": True,
+    "z_dim": 64,
+    "g_base": 64,
+    "d_base": 64,
+    "label_layer": 0.98,
+    "colour_slots": 16,
+}
 PRESETS["nouns32"] = {
     "network": {**_PIXEL_NET, **_NOUNS_NET},
     **{"loss": "hinge", "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.0, "beta2": 0.9, "batch": 64},
@@ -171,7 +178,8 @@ PRESET_NOTES: dict[str, str] = {
     "emoji64-gpu": "the emoji set on one GPU: conditional StyleGAN-type, RpGAN + R1 + R2, ADA, no flips",
     "emoji64-stylegan": "the earlier name of stylegan64",
     "nouns32": "pixel art, 32 px, conditional on sub-folders (Nouns' glasses): SNGAN + hinge, trained "
-    "through the palette snap, the label's shared pixels drawn exactly (label layer), no flips",
+    "through the palette snap, 16 colour slots per image, the label's shared pixels drawn exactly "
+    "(label layer), no flips",
     "pixel32": "pixel art, 32 px, unconditional: nouns32 without labels, no flips",
 }
 SMALL_DATA = 2000  # fewer images than this: the small-data recipe of the family (augmentation)
