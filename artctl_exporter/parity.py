@@ -61,23 +61,29 @@ def torch_call(G: torch.nn.Module, feeds: dict[str, np.ndarray]) -> torch.Tensor
         )
 
 
-def near_ties(G: torch.nn.Module, feeds: dict[str, np.ndarray]) -> np.ndarray | None:
-    """[B, 1, H, W]: the pixels whose colour-slot pick is a near-tie in PyTorch; None without slots.
+def traced_call(G: torch.nn.Module, feeds: dict[str, np.ndarray]) -> tuple[torch.Tensor, np.ndarray | None]:
+    """PyTorch's output, and [B, 1, H, W]: the pixels whose colour-slot pick is a near-tie (None
+    without slots), from one forward pass.
 
     A hard pick cannot agree to 1e-4 where two logits agree to 1e-6: either colour is the model's
     answer there. Everywhere else the pick, and so the colour, must match.
     """
     slots = G.slots if isinstance(G, DcganGenerator) else None
     if slots is None:
-        return None
+        return torch_call(G, feeds), None
     seen: list[torch.Tensor] = []
     handle = slots.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
     try:
-        torch_call(G, feeds)
+        output = torch_call(G, feeds)
     finally:
         handle.remove()
     top = seen[0].topk(2, dim=1).values
-    return (top[:, 0] - top[:, 1] <= TIE_MARGIN).unsqueeze(1).numpy()
+    return output, (top[:, 0] - top[:, 1] <= TIE_MARGIN).unsqueeze(1).numpy()
+
+
+def near_ties(G: torch.nn.Module, feeds: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The near-tie pixels of traced_call alone."""
+    return traced_call(G, feeds)[1]
 
 
 class Comparison(NamedTuple):
@@ -146,9 +152,8 @@ def parity_check(
     h, w, c = shape
     session = cpu_session(with_float_output(model, h, w, c))
     feeds = parity_inputs(np.arange(n_seeds, dtype=np.uint64), z_dim, G.has_psi, G.num_classes)
-    ref_float = torch_call(G, feeds)
+    ref_float, ties = traced_call(G, feeds)
     ref_u8 = quantize(ref_float).numpy()
-    ties = near_ties(G, feeds)
     max_diff, differing, mismatches = compare(
         session, feeds, ref_float.numpy(), FLOAT_OUTPUT, batch_sizes, ref_u8, palette, ties
     )
