@@ -51,7 +51,14 @@ class NetworkConfig(BaseModel):
     mapping_layers: int = Field(8, ge=1, le=16, description="layers of the mapping network (stylegan)")
     mapping_lr_mult: float = Field(0.01, gt=0.0, description="the mapping network's learning-rate multiplier")
     w_avg_beta: float = Field(0.995, ge=0.0, lt=1.0, description="decay of the tracked mean w (psi's centre)")
-    mbstd_group: int = Field(4, ge=1, description="minibatch-stddev group size of D (stylegan)")
+    mbstd_group: int = Field(
+        4, ge=1, description="minibatch-stddev group size of D (stylegan; dcgan with minibatch_std)"
+    )
+    minibatch_std: bool = Field(
+        False,
+        description="dcgan D: a minibatch-stddev feature before its last layer (stylegan's D always has "
+        "one), so D sees when a batch of samples is too alike",
+    )
 
     @field_validator("resolution")
     @classmethod

@@ -21,6 +21,7 @@ from artctl.palette import palette_array
 from artctl_trainer.config import NetworkConfig
 from artctl_trainer.contract import GeneratorNet
 from artctl_trainer.label_layer import LabelLayer
+from artctl_trainer.networks_stylegan import minibatch_stddev
 
 
 def _widths(resolution: int, base: int, cap: int) -> list[int]:
@@ -161,19 +162,21 @@ class Discriminator(nn.Module):
                     nn.BatchNorm2d(c_out),
                     nn.LeakyReLU(0.2, True),
                 ]
-        layers += [nn.Conv2d(widths[-1], 1, 4, 1, 0)]
+        self.mbstd_group = cfg.mbstd_group if cfg.minibatch_std else 0
+        layers += [nn.Conv2d(widths[-1] + bool(self.mbstd_group), 1, 4, 1, 0)]
         self.net = nn.Sequential(*layers)
         if self.num_classes:
             self.embed = nn.Embedding(self.num_classes, widths[-1])
 
     def forward(self, img: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.net[:-1](img)
+        x = minibatch_stddev(h, self.mbstd_group) if self.mbstd_group else h
+        logit: torch.Tensor = self.net[-1](x).flatten()
         if not self.num_classes:
-            return self.net(img).flatten()
+            return logit
         if label is None:
             raise ValueError("this discriminator is conditional: pass a label per image")
-        h = self.net[:-1](img)
-        projection = (self.embed(label) * h.sum(dim=(2, 3))).sum(dim=1)
-        return self.net[-1](h).flatten() + projection
+        return logit + (self.embed(label) * h.sum(dim=(2, 3))).sum(dim=1)
 
 
 def weights_init(module: nn.Module) -> None:
