@@ -139,7 +139,8 @@ PRESETS["emoji64-gpu"] = {
 }
 PRESETS["emoji64-stylegan"] = PRESETS["stylegan64"]  # its earlier name
 # Pixel art on a CPU (docs/quality.md, "Pixel art"): the Nouns-style recipe, conditional on the data's
-# sub-folders (the glasses of `artctl data nouns`). No flips: pixel-art characters face one way.
+# sub-folders (the glasses of `artctl data nouns`). No flips: pixel-art characters face one way. 3,000
+# steps: its runs peak there and decline after, as D wins (docs/quality.md, "Holding the peak").
 _PIXEL_NET = {
     "architecture": "dcgan",
     "resolution": 32,
@@ -158,7 +159,7 @@ _NOUNS_NET = {
 PRESETS["nouns32"] = {
     "network": {**_PIXEL_NET, **_NOUNS_NET},
     **{"loss": "hinge", "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.0, "beta2": 0.9, "batch": 64},
-    **{"mirror": False, "memory_format": "channels_last", "steps": 60000, "seed": 7, **_RECIPE_CPU},
+    **{"mirror": False, "memory_format": "channels_last", "steps": 3000, "seed": 7, **_RECIPE_CPU},
     **{"sample_every": 1000, "checkpoint_every": 1000},
 }
 PRESETS["pixel32"] = {
