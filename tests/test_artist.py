@@ -159,7 +159,9 @@ def test_the_readme_trains_the_default_model_with_its_own_recipe() -> None:
 def test_every_preset_is_a_whole_recipe() -> None:
     for name in PRESETS:
         cfg = preset(name)
-        assert cfg.steps >= 5000 and cfg.checkpoint_every and cfg.keep_checkpoints, name
+        # A whole run, not the config's 200-step default; the pixel-art recipes stop at 3,000 steps,
+        # where their runs peak (docs/quality.md, "Holding the peak").
+        assert cfg.steps >= 3000 and cfg.checkpoint_every and cfg.keep_checkpoints, name
         if cfg.augment == "none":
             assert not name.startswith("small-data"), name
     assert auto_preset("dcgan", 60) == "small-data-dcgan32" and auto_preset("dcgan", 5000) == "dcgan32"
