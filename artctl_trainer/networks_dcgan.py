@@ -6,7 +6,8 @@ every image depends on its own latent only (batch-invariant), which the serving 
 
 Conditional variant (cfg.conditional): G concatenates a learned label embedding to z; D is a
 projection discriminator (Miyato & Koyama 2018): logit = linear(h) + <embed(label), h> over D's pooled
-features h. With spectral norm on, D drops its BatchNorm (SN-DCGAN).
+features h. With spectral norm on, D drops its BatchNorm (SN-DCGAN). With minibatch_std, D's last
+layer also sees StyleGAN's minibatch-stddev map (off by default: D then judges each image alone).
 """
 
 from __future__ import annotations
