@@ -81,11 +81,6 @@ def traced_call(G: torch.nn.Module, feeds: dict[str, np.ndarray]) -> tuple[torch
     return output, (top[:, 0] - top[:, 1] <= TIE_MARGIN).unsqueeze(1).numpy()
 
 
-def near_ties(G: torch.nn.Module, feeds: dict[str, np.ndarray]) -> np.ndarray | None:
-    """The near-tie pixels of traced_call alone."""
-    return traced_call(G, feeds)[1]
-
-
 class Comparison(NamedTuple):
     max_diff: float  # max |onnx - torch| of the float output
     differing: int  # uint8 values (before any palette snap) that differ from torch's quantisation
@@ -102,7 +97,7 @@ def compare(
     palette: list[str] | None = None,
     ties: np.ndarray | None = None,
 ) -> Comparison:
-    """Max |onnx - torch| over every batch cut (leaving out the `ties` pixels, see near_ties), the
+    """Max |onnx - torch| over every batch cut (leaving out the `ties` pixels, see traced_call), the
     uint8 pixels that differ (when given), and, for a palette-snapped graph, how many snapped values
     differ from the numpy reference snap."""
     n = len(reference)

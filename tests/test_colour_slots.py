@@ -123,17 +123,17 @@ def _tied_generator(gap: float) -> torch.nn.Module:
 
 def test_the_float_parity_gate_leaves_out_near_tied_slot_picks_only() -> None:
     """A hard pick between logits a float rounding apart may go either way in ONNX Runtime; the float
-    gate leaves those pixels out (near_ties) and still refuses a difference anywhere else."""
+    gate leaves those pixels out (traced_call's ties) and still refuses a difference anywhere else."""
     from artctl_exporter.graphs import FLOAT_OUTPUT, MainGraph, example_inputs, export_graph
-    from artctl_exporter.parity import TIE_MARGIN, compare, cpu_session, near_ties, parity_inputs
+    from artctl_exporter.parity import TIE_MARGIN, compare, cpu_session, parity_inputs, traced_call
 
     seeds = np.arange(4, dtype=np.uint64)
     feeds = parity_inputs(seeds, 8)
-    tied = near_ties(_tied_generator(TIE_MARGIN / 2), feeds)
+    tied = traced_call(_tied_generator(TIE_MARGIN / 2), feeds)[1]
     assert tied is not None and tied.shape == (4, 1, 16, 16) and tied.all()
-    apart = near_ties(_tied_generator(0.1), feeds)
+    apart = traced_call(_tied_generator(0.1), feeds)[1]
     assert apart is not None and not apart.any()
-    assert near_ties(build_generator(_net(colour_slots=0)), feeds) is None
+    assert traced_call(build_generator(_net(colour_slots=0)), feeds)[1] is None
 
     G = _tied_generator(0.1)
     graph = export_graph(MainGraph(G, False, False), example_inputs(["z"], 8), FLOAT_OUTPUT, 17)
