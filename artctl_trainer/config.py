@@ -109,6 +109,12 @@ class TrainConfig(BaseModel):
     lr_d: float = Field(2e-4, description="learning rate of D")
     beta1: float = Field(0.5, description="Adam beta1 of G and D")
     beta2: float = Field(0.999, description="Adam beta2 of G and D")
+    lr_decay_from: int = Field(
+        0,
+        ge=0,
+        description="from this step on, both learning rates fall linearly to 0 at `steps` (SNGAN's "
+        "schedule: the run cools instead of drifting past its peak); 0: constant",
+    )
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="decay of G's moving average (G_ema)")
     seed: int = Field(0, ge=0, description="training RNG seed")
     sample_every: int = Field(100, ge=1, description="write a sample grid every N steps")
@@ -184,6 +190,18 @@ class TrainConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown DiffAugment op(s) {unknown}; available: {sorted(DIFFAUG_OPS)}")
         return self
+
+    @model_validator(mode="after")
+    def _check_decay(self) -> TrainConfig:
+        if self.lr_decay_from >= self.steps:
+            raise ValueError(f"lr_decay_from ({self.lr_decay_from}) must be below steps ({self.steps})")
+        return self
+
+    def lr_scale(self, step: int) -> float:
+        """The share of the base learning rates that step `step` (0-based) trains at."""
+        if not self.lr_decay_from or step < self.lr_decay_from:
+            return 1.0
+        return max(0.0, (self.steps - step) / (self.steps - self.lr_decay_from))
 
     @property
     def r1_weight(self) -> float:

@@ -180,6 +180,11 @@ class Trainer:
     def step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step of D, then G, then the EMA; returns (loss_D, loss_G)."""
         cfg = self.config
+        if cfg.lr_decay_from:
+            scale = cfg.lr_scale(self.step_count)
+            for opt, base in ((self.opt_G, cfg.lr_g), (self.opt_D, cfg.lr_d)):
+                for group in opt.param_groups:
+                    group["lr"] = base * scale
         real, c, z = self._batch()
         fake = self._run_G(z, c)
         r1_weight, r2_weight = cfg.r1_weight, cfg.r2_gamma

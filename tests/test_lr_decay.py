@@ -1,0 +1,68 @@
+"""The linear learning-rate decay (TrainConfig.lr_decay_from): the rates each step trains at, and
+resuming inside the decay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from pydantic import ValidationError
+from safetensors.torch import load_file
+
+from artctl_trainer.config import NetworkConfig, TrainConfig
+from artctl_trainer.training_loop import Trainer, training_loop
+
+
+def _config(steps: int, decay_from: int) -> TrainConfig:
+    return TrainConfig(
+        network=NetworkConfig(resolution=16, channels=3, z_dim=8, g_base=8, d_base=8, spectral_norm=True),
+        loss="hinge",
+        lr_g=1e-3,
+        lr_d=4e-3,
+        steps=steps,
+        lr_decay_from=decay_from,
+        batch=4,
+        synthetic_size=16,
+        sample_every=100,
+        log_every=100,
+    )
+
+
+def test_both_rates_fall_linearly_to_zero_at_the_last_step(tmp_path: Path) -> None:
+    """Steps before lr_decay_from train at the base rates; from there each step's rate is the base
+    times (steps - step) / (steps - lr_decay_from), so the last step trains at 1 / that span."""
+    trainer = Trainer(_config(6, 2), tmp_path / "run")
+    used: dict[str, list[float]] = {"G": [], "D": []}
+    for name, opt in (("G", trainer.opt_G), ("D", trainer.opt_D)):
+        original = opt.step
+
+        def record(*args: object, _opt=opt, _name=name, _step=original, **kwargs: object) -> object:
+            used[_name].append(_opt.param_groups[0]["lr"])
+            return _step(*args, **kwargs)
+
+        opt.step = record  # type: ignore[method-assign]
+    for _ in range(6):
+        trainer.step()
+    shares = [1.0, 1.0, 1.0, 0.75, 0.5, 0.25]
+    assert used["G"] == pytest.approx([1e-3 * s for s in shares], rel=1e-12)
+    assert used["D"] == pytest.approx([4e-3 * s for s in shares], rel=1e-12)
+    assert TrainConfig(steps=6).lr_scale(5) == 1.0, "0 (the default) keeps the rates constant"
+
+
+def test_resuming_inside_the_decay_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    straight = training_loop(_config(6, 2), tmp_path / "straight")
+    interrupted = Trainer(_config(6, 2), tmp_path / "split")  # as a signal or a budget stops a run
+    for _ in range(4):
+        interrupted.step()
+    interrupted.save()
+    resumed = training_loop(_config(6, 2), tmp_path / "split", resume=tmp_path / "split")
+    for name in ("G.safetensors", "G_ema.safetensors", "D.safetensors", "optim.safetensors"):
+        a, b = load_file(str(straight / name)), load_file(str(resumed / name))
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), f"{name} differs after resuming in the decay"
+
+
+def test_a_decay_that_starts_after_the_run_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"lr_decay_from \(6\) must be below steps \(6\)"):
+        _config(6, 6)
