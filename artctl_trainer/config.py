@@ -43,6 +43,11 @@ class NetworkConfig(BaseModel):
         le=64,
         description="draw G's figure in this many colours per image, one picked per pixel (0: free RGB)",
     )
+    upsample: Literal["transpose", "nearest"] = Field(
+        "transpose",
+        description="dcgan G's 2x upsampling: a 4x4 transposed conv, or nearest-neighbour then a 3x3 conv "
+        "(no checkerboard; trained as the transposed conv it equals, so it exports as one)",
+    )
     label_layer: float = Field(
         0.0, ge=0.0, le=1.0, description="draw exactly each pixel this share of a label's images has (0: off)"
     )

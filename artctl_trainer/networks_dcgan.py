@@ -1,8 +1,10 @@
 """DCGAN (Radford et al. 2015): transposed-conv generator, strided-conv discriminator.
 
-Sizes follow the resolution: one 2x upsampling block per octave from 4x4. Channel widths double
-towards the low-resolution end, capped at `max_channels`. BatchNorm runs in eval mode at export, so
-every image depends on its own latent only (batch-invariant), which the serving contract relies on.
+Sizes follow the resolution: one 2x upsampling block per octave from 4x4 (a 4x4 transposed conv, or
+with upsample="nearest" nearest-neighbour then 3x3, trained as the transposed conv it equals). Channel
+widths double towards the low-resolution end, capped at `max_channels`. BatchNorm runs in eval mode
+at export, so every image depends on its own latent only (batch-invariant), which the serving contract
+relies on.
 
 Conditional variant (cfg.conditional): G concatenates a learned label embedding to z; D is a
 projection discriminator (Miyato & Koyama 2018): logit = linear(h) + <embed(label), h> over D's pooled
@@ -89,6 +91,39 @@ class ColourSlots(nn.Module):
         return torch.einsum("bkhw,bkc->bchw", pick, colours)  # one colour times 1, the rest times 0
 
 
+# Nearest-neighbour 2x upsampling then a 3x3 conv (padding 1) is a 4x4 transposed conv (stride 2,
+# padding 1) whose taps, along each axis, are these sums of the 3x3 conv's taps: an even output pixel
+# sees input i-1 through tap 3 and input i through tap 1, an odd one input i through tap 2 and i+1
+# through tap 0.
+_NEAREST_TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+class NearestUpConv(nn.ConvTranspose2d):
+    """2x nearest-neighbour upsampling and a 3x3 conv, run as the 4x4 transposed conv it equals.
+
+    Its `weight` is the 3x3 conv's (in the transposed layout, [in, out, 3, 3]); the 4x4 kernel is
+    made from it in every forward pass, so an export traces one ConvTranspose whose weight folds to a
+    constant, and the exact graph and every tool read it as any DCGAN layer. Odena et al. (2016):
+    a transposed conv's uneven overlap paints checkerboards, which the snap turns into speckle.
+    """
+
+    def __init__(self, c_in: int, c_out: int, bias: bool = True) -> None:
+        super().__init__(c_in, c_out, 3, 2, 1, bias=bias)
+
+    def kernel(self) -> torch.Tensor:
+        taps = _NEAREST_TAPS.to(self.weight)
+        return torch.einsum("ka,lb,ioab->iokl", taps, taps, self.weight)
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        return nn.functional.conv_transpose2d(x, self.kernel(), self.bias, stride=2, padding=1)
+
+
+def _upsampler(cfg: NetworkConfig, c_in: int, c_out: int, bias: bool) -> nn.ConvTranspose2d:
+    if cfg.upsample == "nearest":
+        return NearestUpConv(c_in, c_out, bias=bias)
+    return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)
+
+
 class Generator(GeneratorNet):
     """z [B, z_dim] (+ label [B]) -> image [B, C, H, W] in [-1, 1]."""
 
@@ -108,13 +143,13 @@ class Generator(GeneratorNet):
         ]
         for c_in, c_out in itertools.pairwise(widths):
             layers += [
-                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                _upsampler(cfg, c_in, c_out, bias=False),
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(inplace=True),
             ]
         # The last layer: RGB (tanh), or slot logits, and an alpha channel under a backdrop.
         figure_channels = cfg.colour_slots or cfg.channels
-        layers += [nn.ConvTranspose2d(widths[-1], figure_channels + bool(cfg.backdrop), 4, 2, 1)]
+        layers += [_upsampler(cfg, widths[-1], figure_channels + bool(cfg.backdrop), bias=True)]
         if not cfg.backdrop and not cfg.colour_slots:
             layers += [nn.Tanh()]
         self.slots = ColourSlots(cfg.colour_slots, cfg.channels, c_z) if cfg.colour_slots else None
