@@ -121,6 +121,13 @@ class TrainConfig(BaseModel):
         "schedule: the run cools instead of drifting past its peak); 0: constant",
     )
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="decay of G's moving average (G_ema)")
+    ema_ramp: float = Field(
+        10.0,
+        gt=1.0,
+        description="G_ema's decay at step s is at most (1 + s) / (ema_ramp + s): until ema_decay takes "
+        "over (step 8,990 at 0.999 and 10), G_ema averages G over its whole run, weighted towards the "
+        "end (the weight of step t grows as t^(ema_ramp - 2)): a smaller ramp averages longer",
+    )
     seed: int = Field(0, ge=0, description="training RNG seed")
     sample_every: int = Field(100, ge=1, description="write a sample grid every N steps")
     checkpoint_every: int = Field(

@@ -221,7 +221,7 @@ class Trainer:
         self.opt_G.step()
 
         self.step_count += 1
-        decay = min(cfg.ema_decay, (1 + self.step_count) / (10 + self.step_count))
+        decay = min(cfg.ema_decay, (1 + self.step_count) / (cfg.ema_ramp + self.step_count))
         nets.update_ema(self.G_ema, self.G, decay)  # fp32 parameters: autocast never touches them
         self._finite &= torch.isfinite(loss_D.detach()) & torch.isfinite(loss_G.detach())
         return loss_D, loss_G

@@ -1,5 +1,5 @@
-"""The linear learning-rate decay (TrainConfig.lr_decay_from): the rates each step trains at, and
-resuming inside the decay."""
+"""The schedules of a run: the linear learning-rate decay (TrainConfig.lr_decay_from), the rates each
+step trains at and resuming inside the decay, and G_ema's ramp (TrainConfig.ema_ramp)."""
 
 from __future__ import annotations
 
@@ -66,3 +66,19 @@ def test_resuming_inside_the_decay_equals_an_uninterrupted_run(tmp_path: Path) -
 def test_a_decay_that_starts_after_the_run_is_refused() -> None:
     with pytest.raises(ValidationError, match=r"lr_decay_from \(6\) must be below steps \(6\)"):
         _config(6, 6)
+
+
+@pytest.mark.parametrize("ramp", [10.0, 3.0])
+def test_g_ema_follows_its_ramp(tmp_path: Path, ramp: float) -> None:
+    """After the step that makes the step count s, G_ema = d * G_ema + (1 - d) * G with
+    d = min(ema_decay, (1 + s) / (ema_ramp + s)): the ramp sets how far back G_ema averages (10, the
+    default, is the ramp every earlier run trained with). At ramp 3 the decay is ema_decay from
+    step 4 on, so both sides of the min are exercised."""
+    trainer = Trainer(_config(5, 0).model_copy(update={"ema_ramp": ramp, "ema_decay": 0.7}), tmp_path / "r")
+    expected = [p.detach().clone() for p in trainer.G_ema.parameters()]
+    for step in range(1, 6):
+        trainer.step()
+        decay = min(0.7, (1 + step) / (ramp + step))
+        expected = [decay * e + (1 - decay) * p.detach() for e, p in zip(expected, trainer.G.parameters())]
+        got = list(trainer.G_ema.parameters())
+        assert all(torch.allclose(g, e, rtol=1e-5, atol=1e-7) for g, e in zip(got, expected)), step
