@@ -243,6 +243,10 @@ def main() -> None:
         model = args.model or build_model(Path(tmp), args.resolution)
         import onnxruntime as ort
 
+        from artctl.modelcard import ModelCard, file_sha256
+
+        meta = ort.InferenceSession(str(model)).get_modelmeta().custom_metadata_map
+        card = ModelCard.from_metadata(meta)
         results: dict[str, Any] = {
             "machine": {
                 "cpus": os.cpu_count(),
@@ -250,7 +254,7 @@ def main() -> None:
                 "python": platform.python_version(),
                 "onnxruntime": ort.__version__,
             },
-            "model": {"name": model.name, "resolution": args.resolution},
+            "model": {"name": model.name, "resolution": card.resolution, "sha256": file_sha256(model)},
             "scale": args.scale,
             "seconds_per_level": args.seconds,
             "provider": args.provider,
