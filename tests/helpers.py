@@ -87,6 +87,17 @@ def require_emoji_font(emoji_list: bool = False) -> None:
         require_system(any(p.is_file() for p in EMOJI_TEST_PATHS), "emoji-test.txt", "unicode-data")
 
 
+def tiny_config(steps: int = 4, train: dict[str, Any] | None = None, **network: Any) -> Any:
+    """A tiny model's TrainConfig on synthetic shapes; `network` and `train` override config fields."""
+    from artctl_trainer.config import NetworkConfig, TrainConfig
+
+    net = {"resolution": 16, "channels": 4, "z_dim": 16, "g_base": 8, "d_base": 8, **network}
+    if net.get("architecture") == "stylegan":
+        net = {"max_channels": 32, "mapping_layers": 2, **net}
+    options: dict[str, Any] = {"batch": 8, "synthetic_size": 64, "sample_every": steps, "log_every": 1}
+    return TrainConfig(network=NetworkConfig(**net), steps=steps, **{**options, **(train or {})})
+
+
 def train_tiny(
     run_dir: Path,
     steps: int = 4,
@@ -95,15 +106,9 @@ def train_tiny(
     **network: Any,
 ) -> Path:
     """A few steps of a tiny model on synthetic shapes; `network` and `train` override config fields."""
-    from artctl_trainer.config import NetworkConfig, TrainConfig
     from artctl_trainer.training_loop import training_loop
 
-    net = {"resolution": 16, "channels": 4, "z_dim": 16, "g_base": 8, "d_base": 8, **network}
-    if net.get("architecture") == "stylegan":
-        net = {"max_channels": 32, "mapping_layers": 2, **net}
-    options: dict[str, Any] = {"batch": 8, "synthetic_size": 64, "sample_every": steps, "log_every": 1}
-    cfg = TrainConfig(network=NetworkConfig(**net), steps=steps, **{**options, **(train or {})})
-    return training_loop(cfg, run_dir, resume=resume)
+    return training_loop(tiny_config(steps, train, **network), run_dir, resume=resume)
 
 
 @contextlib.contextmanager

@@ -10,23 +10,16 @@ import torch
 from pydantic import ValidationError
 from safetensors.torch import load_file
 
-from artctl_trainer.config import NetworkConfig, TrainConfig
+from artctl_trainer.config import TrainConfig
 from artctl_trainer.training_loop import Trainer, training_loop
+from tests.helpers import tiny_config
 
 
 def _config(steps: int, decay_from: int) -> TrainConfig:
-    return TrainConfig(
-        network=NetworkConfig(resolution=16, channels=3, z_dim=8, g_base=8, d_base=8, spectral_norm=True),
-        loss="hinge",
-        lr_g=1e-3,
-        lr_d=4e-3,
-        steps=steps,
-        lr_decay_from=decay_from,
-        batch=4,
-        synthetic_size=16,
-        sample_every=100,
-        log_every=100,
-    )
+    train = {"loss": "hinge", "lr_g": 1e-3, "lr_d": 4e-3, "lr_decay_from": decay_from, "batch": 4}
+    train |= {"synthetic_size": 16, "sample_every": 100, "log_every": 100}
+    config: TrainConfig = tiny_config(steps, train, channels=3, z_dim=8, spectral_norm=True)
+    return config
 
 
 def test_both_rates_fall_linearly_to_zero_at_the_last_step(tmp_path: Path) -> None:
