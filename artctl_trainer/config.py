@@ -48,6 +48,13 @@ class NetworkConfig(BaseModel):
         description="dcgan G's 2x upsampling: a 4x4 transposed conv, or nearest-neighbour then a 3x3 conv "
         "(no checkerboard; trained as the transposed conv it equals, so it exports as one)",
     )
+    d_depth: int = Field(
+        0,
+        ge=0,
+        le=4,
+        description="dcgan D: this many 3x3 stride-1 convs after each downsampling conv (SNGAN's standard "
+        "CNN has one; 0: DCGAN's D). D only: the exported generator is unchanged",
+    )
     label_layer: float = Field(
         0.0, ge=0.0, le=1.0, description="draw exactly each pixel this share of a label's images has (0: off)"
     )
@@ -71,6 +78,12 @@ class NetworkConfig(BaseModel):
         if value not in (16, 32, 64, 128, 256):
             raise ValueError("resolution must be one of 16, 32, 64, 128, 256")
         return value
+
+    @model_validator(mode="after")
+    def _dcgan_depth(self) -> NetworkConfig:
+        if self.d_depth and self.architecture != "dcgan":
+            raise ValueError("d_depth deepens the dcgan discriminator; the stylegan D has its own depth")
+        return self
 
     @property
     def num_classes(self) -> int:

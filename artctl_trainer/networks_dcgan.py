@@ -10,6 +10,7 @@ Conditional variant (cfg.conditional): G concatenates a learned label embedding 
 projection discriminator (Miyato & Koyama 2018): logit = linear(h) + <embed(label), h> over D's pooled
 features h. With spectral norm on, D drops its BatchNorm (SN-DCGAN). With minibatch_std, D's last
 layer also sees StyleGAN's minibatch-stddev map (off by default: D then judges each image alone).
+With d_depth, D gains 3x3 stride-1 convs after each downsampling conv, as SNGAN's standard-CNN D.
 """
 
 from __future__ import annotations
@@ -181,6 +182,21 @@ class Generator(GeneratorNet):
         return image
 
 
+def _d_conv(c_in: int, c_out: int, kernel: int, stride: int, cfg: NetworkConfig) -> list[nn.Module]:
+    """One conv of D (padding 1: 4x4 stride 2 halves, 3x3 stride 1 keeps the size) and its activation:
+    plain with spectral norm (SN-DCGAN), else with BatchNorm."""
+    if cfg.spectral_norm:
+        return [nn.Conv2d(c_in, c_out, kernel, stride, 1), nn.LeakyReLU(0.2, True)]
+    conv = nn.Conv2d(c_in, c_out, kernel, stride, 1, bias=False)
+    return [conv, nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, True)]
+
+
+def _refine(width: int, cfg: NetworkConfig) -> list[nn.Module]:
+    """cfg.d_depth 3x3 stride-1 convs at one resolution: more layers to judge detail with, at the
+    width already there (SNGAN's standard-CNN discriminator interleaves them the same way)."""
+    return [layer for _ in range(cfg.d_depth) for layer in _d_conv(width, width, 3, 1, cfg)]
+
+
 class Discriminator(nn.Module):
     """image [B, C, H, W] (+ label [B]) -> logit [B]."""
 
@@ -189,15 +205,9 @@ class Discriminator(nn.Module):
         self.num_classes = cfg.num_classes
         widths = list(reversed(_widths(cfg.resolution, cfg.d_base, cfg.max_channels)))
         layers: list[nn.Module] = [nn.Conv2d(cfg.channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        layers += _refine(widths[0], cfg)
         for c_in, c_out in itertools.pairwise(widths):
-            if cfg.spectral_norm:
-                layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-            else:
-                layers += [
-                    nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
-                    nn.BatchNorm2d(c_out),
-                    nn.LeakyReLU(0.2, True),
-                ]
+            layers += _d_conv(c_in, c_out, 4, 2, cfg) + _refine(c_out, cfg)
         self.mbstd_group = cfg.mbstd_group if cfg.minibatch_std else 0
         layers += [nn.Conv2d(widths[-1] + bool(self.mbstd_group), 1, 4, 1, 0)]
         self.net = nn.Sequential(*layers)
