@@ -13,12 +13,15 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+if TYPE_CHECKING:  # torch stays unimported until a test trains
+    from artctl_trainer.config import TrainConfig
 
 # Derived traits (read off the pixels), the ones the drop tests mint with.
 DERIVED = [
@@ -87,7 +90,7 @@ def require_emoji_font(emoji_list: bool = False) -> None:
         require_system(any(p.is_file() for p in EMOJI_TEST_PATHS), "emoji-test.txt", "unicode-data")
 
 
-def tiny_config(steps: int = 4, train: dict[str, Any] | None = None, **network: Any) -> Any:
+def tiny_config(steps: int = 4, train: dict[str, Any] | None = None, **network: Any) -> TrainConfig:
     """A tiny model's TrainConfig on synthetic shapes; `network` and `train` override config fields."""
     from artctl_trainer.config import NetworkConfig, TrainConfig
 

@@ -18,8 +18,7 @@ from tests.helpers import tiny_config
 def _config(steps: int, decay_from: int) -> TrainConfig:
     train = {"loss": "hinge", "lr_g": 1e-3, "lr_d": 4e-3, "lr_decay_from": decay_from, "batch": 4}
     train |= {"synthetic_size": 16, "sample_every": 100, "log_every": 100}
-    config: TrainConfig = tiny_config(steps, train, channels=3, z_dim=8, spectral_norm=True)
-    return config
+    return tiny_config(steps, train, channels=3, z_dim=8, spectral_norm=True)
 
 
 def test_both_rates_fall_linearly_to_zero_at_the_last_step(tmp_path: Path) -> None:
