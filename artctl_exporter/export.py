@@ -240,7 +240,8 @@ def export_checkpoint(
     ck = load_checkpoint(checkpoint, require=("G_ema.safetensors" if use_ema else "G.safetensors",))
     net = ck.config.network
     G = build_generator(net)
-    weights = ck.tensors("G_ema.safetensors" if use_ema else "G.safetensors")
+    weights_file = ck.generator_file if use_ema else "G.safetensors"
+    weights = ck.tensors(weights_file)
     try:
         G.load_state_dict(weights)
     except RuntimeError as exc:
@@ -289,7 +290,7 @@ def export_checkpoint(
 
     extra = {
         "checkpoint": ck.path.name,
-        "weights": "G_ema" if use_ema else "G",
+        "weights": weights_file.removesuffix(".safetensors"),
         "graph": "generator",
         # The settings this file is meant to be rendered under (the parity gate ran at them).
         "recommended_profile": json.dumps(recommended_profile(), sort_keys=True),

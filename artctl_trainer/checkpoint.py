@@ -5,6 +5,8 @@ Layout of a run directory:
     RUN/checkpoints/step-000200/         one complete checkpoint (written as .tmp-*, then renamed)
         config.json                      TrainConfig + data fingerprint + contract versions
         G.safetensors  G_ema.safetensors  D.safetensors  optim.safetensors
+        G_avg.safetensors                G_ema's tail average, where the run keeps one (the generator
+                                         export, metrics and samples then read)
         state.json                       step, image count and anything else needed to resume
     RUN/latest                           name of the newest complete checkpoint (atomic replace)
 
@@ -31,6 +33,7 @@ from artctl_trainer.distributed import World, rank_seed
 
 CHECKPOINT_FORMAT = "artctl-checkpoint-v1"
 MODEL_FILES = ("G.safetensors", "G_ema.safetensors", "D.safetensors")
+AVERAGE_FILE = "G_avg.safetensors"
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}
 
 
@@ -43,6 +46,12 @@ class Checkpoint:
     path: Path
     config: TrainConfig
     meta: dict[str, Any]  # fingerprint, contracts, label names, ...
+
+    @property
+    def generator_file(self) -> str:
+        """The generator it exports, scores and samples: G_ema's tail average where the run keeps one
+        (`ema_average_from`, artctl_trainer.tail_average), else G_ema."""
+        return AVERAGE_FILE if (self.path / AVERAGE_FILE).is_file() else "G_ema.safetensors"
 
     def tensors(self, name: str) -> dict[str, torch.Tensor]:
         file = self.path / name

@@ -141,6 +141,14 @@ class TrainConfig(BaseModel):
         "over (step 8,990 at 0.999 and 10), G_ema averages G over its whole run, weighted towards the "
         "end (the weight of step t grows as t^(ema_ramp - 2)): a smaller ramp averages longer",
     )
+    ema_average_from: int = Field(
+        0,
+        ge=0,
+        description="from this step on, a snapshot of G_ema every `ema_average_every` steps joins a "
+        "uniform mean, and that mean is the generator the run samples, scores and exports (checkpoint "
+        "averaging over the plateau past the peak); 0: off, G_ema itself",
+    )
+    ema_average_every: int = Field(500, ge=1, description="steps between the snapshots of the mean")
     seed: int = Field(0, ge=0, description="training RNG seed")
     sample_every: int = Field(100, ge=1, description="write a sample grid every N steps")
     checkpoint_every: int = Field(

@@ -239,7 +239,7 @@ def checkpoint_source(model: Path, psi: float | None = None) -> tuple[Generate, 
 
     ck = load_checkpoint(model, require=("G_ema.safetensors",))
     G = build_generator(ck.config.network)
-    G.load_state_dict(ck.tensors("G_ema.safetensors"))
+    G.load_state_dict(ck.tensors(ck.generator_file))
     G.eval()
     label_names = list(ck.config.network.label_names) if ck.config.network.num_classes else []
 

@@ -96,7 +96,7 @@ def load_generator(checkpoint: Path) -> tuple[Any, Any]:
             "restore needs a StyleGAN-type model"
         )
     try:
-        G.load_state_dict(ck.tensors("G_ema.safetensors"))
+        G.load_state_dict(ck.tensors(ck.generator_file))
     except RuntimeError as exc:
         raise CheckpointError(f"{ck.path}: weights do not fit the config ({exc})") from exc
     G.eval().requires_grad_(False)

@@ -49,6 +49,7 @@ from artctl_trainer.loss import RELATIVISTIC, d_loss, g_loss, gradient_penalty, 
 from artctl_trainer.preview import generate
 from artctl_trainer.run_log import RunLog
 from artctl_trainer.stopping import StopSignal, TimeBudget
+from artctl_trainer.tail_average import TailAverage
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -95,6 +96,7 @@ class Trainer:
             nets.apply_spectral_norm(self.D)
         self.memory_format = place((self.G, self.D), self.device, config.memory_format)
         self.G_ema = copy.deepcopy(self.G).eval()
+        self.average = TailAverage(self.G_ema, config.ema_average_from, config.ema_average_every)
         betas = (config.beta1, config.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
@@ -122,6 +124,11 @@ class Trainer:
         self.interrupted: str | None = None  # the signal that stopped the run early, if one did
 
     @property
+    def G_out(self) -> nets.GeneratorNet:
+        """What samples and scores draw from: the tail average once it holds a snapshot, else G_ema."""
+        return self.average.module if self.average.count else self.G_ema
+
+    @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"opt_G": self.opt_G, "opt_D": self.opt_D}
 
@@ -141,6 +148,8 @@ class Trainer:
         self.gen.set_state(ckpt_io.rank_rng_state(state, self.config.seed, self.world))
         if "ada" in state:
             self.ada.load(state["ada"])
+        has_avg = (ck.path / ckpt_io.AVERAGE_FILE).is_file()
+        self.average.load(state.get("average", {}), ck.tensors(ckpt_io.AVERAGE_FILE) if has_avg else None)
         if self.world.is_main:
             ckpt_io.truncate_metrics(self.run_dir / "metrics.jsonl", self.step_count)
         return ck.path
@@ -223,6 +232,8 @@ class Trainer:
         self.step_count += 1
         decay = min(cfg.ema_decay, (1 + self.step_count) / (cfg.ema_ramp + self.step_count))
         nets.update_ema(self.G_ema, self.G, decay)  # fp32 parameters: autocast never touches them
+        if self.average.due(self.step_count):
+            self.average.add(self.G_ema)
         self._finite &= torch.isfinite(loss_D.detach()) & torch.isfinite(loss_G.detach())
         return loss_D, loss_G
 
@@ -267,7 +278,7 @@ class Trainer:
         index = None
         if labels is not None and self.net.num_classes:
             index = torch.tensor([self.net.label_names.index(name) for name in labels], dtype=torch.int64)
-        return generate(self.G_ema, range(start, start + count), index)
+        return generate(self.G_out, range(start, start + count), index)
 
     def save(self) -> Path:
         """A checkpoint of this step (every rank calls this: the RNG states and ADA statistics are
@@ -285,10 +296,13 @@ class Trainer:
             "kimg": step * cfg.batch / 1000,
             "rng": rng_states[0],
             "ada": self.ada.state(),
+            "average": self.average.state(),
         }
         if self.world.distributed:
             state["rng_by_rank"] = rng_states
         nets = {"G": self.G, "G_ema": self.G_ema, "D": self.D}
+        if self.average.count:
+            nets["G_avg"] = self.average.module
         path = ckpt_io.save_checkpoint(self.run_dir, cfg, self.meta, nets, self.optimizers, state)
         self.log.score(path, step, self._fid_images)
         if cfg.keep_checkpoints:
@@ -353,7 +367,7 @@ class Trainer:
                     if on_progress:
                         on_progress({**record, "budget_left_s": budget.left_s() if budget else None})
                 if step % cfg.sample_every == 0 or last_step:
-                    self.log.sample(self.G_ema, step)
+                    self.log.sample(self.G_out, step)
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last_step:
                     last = self.save()
                 if stopped:

@@ -78,7 +78,7 @@ def worker(kind: str, path: str, batch: int) -> dict[str, Any]:
 
         ck = load_checkpoint(Path(path))
         G = build_generator(ck.config.network)
-        G.load_state_dict(ck.tensors("G_ema.safetensors"))
+        G.load_state_dict(ck.tensors(ck.generator_file))
         G.eval()
         inputs = ["z"] + (["psi"] if getattr(G, "has_psi", False) else [])
         tensors = {k: torch.from_numpy(v) for k, v in _feeds(inputs, ck.config.network.z_dim, batch).items()}

@@ -62,7 +62,7 @@ def standing_generator(path: Path, batches: int = 100, batch: int = 64) -> Any:
     ck = load_checkpoint(path, require=("G_ema.safetensors",))
     net = ck.config.network
     G = build_generator(net)
-    G.load_state_dict(ck.tensors("G_ema.safetensors"))
+    G.load_state_dict(ck.tensors(ck.generator_file))
     for module in G.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.reset_running_stats()

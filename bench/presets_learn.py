@@ -51,7 +51,7 @@ def run(
         ]
         real = RealSet.of(load_dataset(data, cfg.network.resolution, cfg.network.channels))
         report = measure(
-            lambda start, count, labels=None: generate(job.G_ema, range(start, start + count)), real, n
+            lambda start, count, labels=None: generate(job.G_out, range(start, start + count)), real, n
         )
     last = [r for r in records if "loss_D" in r][-1]
     return {

@@ -56,7 +56,7 @@ def label_sheet(run: Path, out: Path, per_label: int = 8) -> Path:
     ck = load_checkpoint(run)
     net = ck.config.network
     G = build_generator(net)
-    G.load_state_dict(ck.tensors("G_ema.safetensors"))
+    G.load_state_dict(ck.tensors(ck.generator_file))
     labels = net.label_names if net.num_classes else [""]
     seeds = list(range(per_label))
     rows = []

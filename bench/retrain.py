@@ -28,7 +28,7 @@ from safetensors.torch import load_file
 from artctl_trainer.checkpoint import load_checkpoint
 from bench.gpu_cross import cpu_model
 
-FILES = ("G", "G_ema", "D", "optim")
+FILES = ("G", "G_ema", "G_avg", "D", "optim")
 
 
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:

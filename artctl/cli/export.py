@@ -21,7 +21,9 @@ def export(
         help="Output .onnx file (a NAME.json sidecar is written beside it).",
     ),
     ema: bool = typer.Option(
-        True, "--ema/--no-ema", help="Export the EMA generator (recommended) or the raw one."
+        True,
+        "--ema/--no-ema",
+        help="Export the EMA generator (its tail average where the run keeps one) or the raw one.",
     ),
     opset: int = typer.Option(17, help="ONNX opset (13..20)."),
     name: str | None = typer.Option(None, help="Model name in the card (default: the file's stem)."),
