@@ -56,14 +56,16 @@ class RunLog:
         if self.tb is not None:
             self.tb.scalars(record)
 
-    def sample(self, G_ema: GeneratorNet, step: int) -> None:
-        """A grid of the EMA generator's preview seeds (the seed contract: what the server renders)."""
+    def sample(self, G: GeneratorNet, step: int, tail: bool = False) -> None:
+        """A grid of the exported generator's preview seeds (the seed contract: what the server renders):
+        the EMA generator, or its tail average (`tail`), as the title says."""
         if not self.active:
             return
         from artctl_trainer.preview import sample_grid
 
-        title = f"step {step}   {step * self.config.batch / 1000:g} kimg   EMA generator"
-        grid = sample_grid(G_ema, self.config.network.label_names, title)
+        what = "tail average of G_ema" if tail else "EMA generator"
+        title = f"step {step}   {step * self.config.batch / 1000:g} kimg   {what}"
+        grid = sample_grid(G, self.config.network.label_names, title)
         grid.save(self.run_dir / f"samples-{step:06d}.png")
         if self.tb is not None:
             self.tb.image(step, grid)
