@@ -47,7 +47,8 @@ class TailAverage(Generic[M]):
                 mean.add_((x - mean) / self.count)
 
     def state(self) -> dict[str, Any]:
-        return {"count": self.count, "start": self.start, "every": self.every}
+        """What resuming needs beyond the tensors (start and every are the run's config)."""
+        return {"count": self.count}
 
     def load(self, state: dict[str, Any], tensors: dict[str, torch.Tensor] | None) -> None:
         """Resume the mean from a checkpoint's state and its G_avg tensors (none before the start)."""

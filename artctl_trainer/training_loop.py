@@ -148,7 +148,7 @@ class Trainer:
         self.gen.set_state(ckpt_io.rank_rng_state(state, self.config.seed, self.world))
         if "ada" in state:
             self.ada.load(state["ada"])
-        has_avg = (ck.path / ckpt_io.AVERAGE_FILE).is_file()
+        has_avg = ck.generator_file == ckpt_io.AVERAGE_FILE
         self.average.load(state.get("average", {}), ck.tensors(ckpt_io.AVERAGE_FILE) if has_avg else None)
         if self.world.is_main:
             ckpt_io.truncate_metrics(self.run_dir / "metrics.jsonl", self.step_count)
