@@ -80,12 +80,19 @@ def _optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[st
 def _restore_optimizer(
     prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: Any
 ) -> None:
+    """The checkpoint's moments and step counts under the hyperparameters `opt` was built with.
+
+    A resumed run trains at the rates and betas its config asks for (`--resume RUN --lr-d X` means
+    X from here on); the saved groups give only the parameter order. Unchanged, the two are equal.
+    """
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():
         head, index, key = name.split(".", 2)
         if head == prefix:
             state.setdefault(int(index), {})[key] = value
-    opt.load_state_dict({"state": state, "param_groups": groups})
+    current = opt.state_dict()["param_groups"]
+    merged = [{**now, "params": saved["params"]} for now, saved in zip(current, groups, strict=True)]
+    opt.load_state_dict({"state": state, "param_groups": merged})
 
 
 def save_checkpoint(

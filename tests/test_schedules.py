@@ -74,3 +74,22 @@ def test_g_ema_follows_its_ramp(tmp_path: Path, ramp: float) -> None:
         expected = [decay * e + (1 - decay) * p.detach() for e, p in zip(expected, trainer.G.parameters())]
         got = list(trainer.G_ema.parameters())
         assert all(torch.allclose(g, e, rtol=1e-5, atol=1e-7) for g, e in zip(got, expected)), step
+
+
+def test_a_resumed_run_trains_at_the_rates_its_config_asks_for(tmp_path: Path) -> None:
+    """`--resume RUN --lr-d X` trains D at X from there on, and keeps the optimisers' moments.
+
+    The rates and betas used to come back from the checkpoint, so a changed rate was silently ignored."""
+    first = training_loop(_config(2, 0), tmp_path / "run")
+    changed = _config(4, 0).model_copy(update={"lr_d": 1e-4, "beta2": 0.9})
+    trainer = Trainer(changed, tmp_path / "run")
+    trainer.resume(first)
+    group = trainer.opt_D.param_groups[0]
+    assert (group["lr"], group["betas"]) == (1e-4, (0.5, 0.9))
+    assert trainer.opt_G.param_groups[0]["lr"] == 1e-3, "G's rate is the config's, unchanged"
+    saved = load_file(str(first / "optim.safetensors"))
+    state = trainer.opt_D.state_dict()["state"]
+    assert state, "the moments came back"
+    for index, slots in state.items():
+        assert torch.equal(slots["exp_avg"], saved[f"opt_D.{index}.exp_avg"])
+        assert torch.equal(slots["exp_avg_sq"], saved[f"opt_D.{index}.exp_avg_sq"])
