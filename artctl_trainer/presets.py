@@ -143,8 +143,8 @@ PRESETS["emoji64-stylegan"] = PRESETS["stylegan64"]  # its earlier name
 # peak at about 3,000 steps and then drift as D wins (docs/quality.md, "Holding the peak"). EMA ramp 4:
 # G swings from checkpoint to checkpoint, and G_ema averaging its last quarter, not its last tenth,
 # scores better and holds the peak (docs/quality.md, "Past the peak"). The tail average: the mean of
-# G_ema at steps 3,000, 3,500, ..., 5,000 beat every one of them, in two runs (docs/quality.md,
-# "Checkpoint averages"), so the run goes on to 5,000 steps and exports that mean.
+# G_ema at steps 3,000, 3,500, ..., 5,000 beat every one of them, in two runs (docs/quality.md, "The
+# tail average, built in"), so the run goes on to 5,000 steps and exports that mean.
 _PIXEL_NET = {
     "architecture": "dcgan",
     "resolution": 32,

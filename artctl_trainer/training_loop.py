@@ -367,7 +367,7 @@ class Trainer:
                     if on_progress:
                         on_progress({**record, "budget_left_s": budget.left_s() if budget else None})
                 if step % cfg.sample_every == 0 or last_step:
-                    self.log.sample(self.G_out, step, tail=self.average.count > 0)
+                    self.log.sample(self.G_out, step, tail=self.G_out is not self.G_ema)
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last_step:
                     last = self.save()
                 if stopped:
