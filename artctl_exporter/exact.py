@@ -17,7 +17,8 @@ quantisation) so that every operation either is exact or is one correctly rounde
   of tanh, (tanh(i / STEPS) + 1) * 127.5 rounded half to even; no Tanh kernel is run.
 
 A slot model's figure is its slot colours, picked per pixel (exact_slots.py); a backdrop
-(exact_backdrop.py) goes under the figure and a label layer over it, all in uint8. The
+(exact_backdrop.py) goes under the figure, and the trait layers and the label layer over it
+(exact_layers.py), all in uint8. The
 palette snap that follows (artctl-palette-v1) is exact already and is kept as it was. Activation
 scales come from a calibration over seeds rendered by the float graph itself.
 """
@@ -37,6 +38,7 @@ from artctl.profile import EXACT_CONTRACT
 from artctl_exporter.exact_backdrop import BACKDROP_OPS, BackdropNodes, backdrop_nodes, find_backdrop
 from artctl_exporter.exact_base import EXACT_LIMIT, INPUT_BITS, INPUT_CLIP, PREFIX, ExactError
 from artctl_exporter.exact_base import add_constant as _const
+from artctl_exporter.exact_layers import LayerNodes, find_layers, layer_nodes
 from artctl_exporter.exact_slots import SLOT_OPS, SlotNodes, find_slots, slot_nodes
 
 ACTIVATION_MAX = 511  # hidden activations: 0..511 after the clip that is the Relu
@@ -52,37 +54,12 @@ class Layer:
     bias: np.ndarray  # float [Cout]
 
 
-@dataclass
-class LabelLayerNodes:
-    """The label layer's Where after Tanh: its mask, and the uint8 colours behind its float colours."""
-
-    mask: str  # bool [B, 1, H, W], gathered by label (kept as it is)
-    colours: str  # the uint8 [L, C, H, W] initializer the float colours are computed from
-    label: str  # the graph input the colours are gathered by
-
-
-def _label_layer(model: onnx.ModelProto, where: onnx.NodeProto) -> LabelLayerNodes:
-    """Follow the Where's colour input back (Sub, Div, Cast) to its Gather of a uint8 initializer."""
-    producers = {o: n for n in model.graph.node for o in n.output}
-    inits = {i.name: i for i in model.graph.initializer}
-    node = producers.get(where.input[1])
-    while node is not None and node.op_type in ("Sub", "Div", "Cast"):
-        node = producers.get(node.input[0])
-    if node is None or node.op_type != "Gather" or node.input[0] not in inits:
-        raise ExactError("a Where after Tanh that is not a label layer: no exact graph for it")
-    if inits[node.input[0]].data_type != TensorProto.UINT8:
-        raise ExactError("the label layer's colours are not uint8")
-    return LabelLayerNodes(where.input[0], node.input[0], node.input[1])
-
-
 def _chain(
     model: onnx.ModelProto,
-) -> tuple[
-    str, list[Layer], list[onnx.NodeProto], LabelLayerNodes | None, BackdropNodes | None, SlotNodes | None
-]:
+) -> tuple[str, list[Layer], list[onnx.NodeProto], list[LayerNodes], BackdropNodes | None, SlotNodes | None]:
     """The first layer's input, the ConvTranspose layers in order, the nodes the rewrite replaces,
-    the label layer drawn over the output, the backdrop under it and the colour slots, where there
-    are ones."""
+    the layers drawn over the output (trait layers, label layer), the backdrop under it and the
+    colour slots, where there are ones."""
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     nodes = list(model.graph.node)
     first = next((i for i, n in enumerate(nodes) if n.op_type == "ConvTranspose"), None)
@@ -102,15 +79,8 @@ def _chain(
         raise ExactError(
             f"only DCGAN-type generators have an exact graph; this one has {sorted(set(kinds) - allowed)}"
         )
-    wheres = [n for n in tail if n.op_type == "Where"]
-    tanh = next(n for n in tail if n.op_type == "Tanh")
-    producers = {o: n for n in tail for o in n.output}
-    under = producers.get(wheres[0].input[2]) if wheres else None
     after = "Add" if backdrop is not None else "Einsum" if slots is not None else "Tanh"
-    drawn_over = under is not None and (under is tanh or under.op_type == after)
-    if len(wheres) > 1 or (wheres and not drawn_over):
-        raise ExactError("only one label layer, drawn right after Tanh or the backdrop, has an exact graph")
-    label_layer = _label_layer(model, wheres[0]) if wheres else None
+    drawn_over = find_layers(model, tail, ("Tanh", after))
     layers = []
     for node in tail:
         if node.op_type != "ConvTranspose":
@@ -121,7 +91,7 @@ def _chain(
         weight = inits[node.input[1]].astype(np.float64)
         bias = inits[node.input[2]].astype(np.float64) if len(node.input) > 2 else np.zeros(weight.shape[1])
         layers.append(Layer(node, weight, bias))
-    return nodes[first].input[0], layers, tail, label_layer, backdrop, slots
+    return nodes[first].input[0], layers, tail, drawn_over, backdrop, slots
 
 
 def _stride(node: onnx.NodeProto) -> int:
@@ -226,7 +196,7 @@ def make_exact(
     model: onnx.ModelProto, feeds: dict[str, np.ndarray]
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """The exact graph of a float DCGAN-type graph, calibrated on `feeds`; and what was chosen."""
-    source, layers, tail, label_layer, backdrop, slots = _chain(model)
+    source, layers, tail, drawn_over, backdrop, slots = _chain(model)
     relus = [n.output[0] for n in tail if n.op_type == "Relu"]
     if len(relus) != len(layers) - 1:
         raise ExactError("expected a Relu between every two ConvTranspose layers")
@@ -316,24 +286,10 @@ def make_exact(
         new += backdrop_nodes(graph, backdrop, acc, slots.count if slots is not None else None)
         pixels = f"{p}_backdropped"
         chosen["backdrop"] = True
-    if label_layer is not None:  # its uint8 colours go straight over the pixels: no float round trip
-        new += [
-            helper.make_node(
-                "Gather",
-                [label_layer.colours, label_layer.label],
-                [f"{p}_layer_colours"],
-                axis=0,
-                name=f"{p}_layer_colours",
-            ),
-            helper.make_node(
-                "Where",
-                [label_layer.mask, f"{p}_layer_colours", pixels],
-                [f"{p}_layered"],
-                name=f"{p}_label_layer",
-            ),
-        ]
-        pixels = f"{p}_layered"
-        chosen["label_layer"] = True
+    if drawn_over:  # their uint8 colours go straight over the pixels: no float round trip
+        layered, pixels = layer_nodes(drawn_over, pixels)
+        new += layered
+        chosen["layers_drawn_over"] = len(drawn_over)
     new.append(helper.make_node("Transpose", [pixels], [final], perm=[0, 2, 3, 1], name=f"{p}_to_nhwc"))
     graph.node.extend(new)
     _prune(graph)

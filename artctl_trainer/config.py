@@ -58,6 +58,27 @@ class NetworkConfig(BaseModel):
     label_layer: float = Field(
         0.0, ge=0.0, le=1.0, description="draw exactly each pixel this share of a label's images has (0: off)"
     )
+    trait_layers: list[str] = Field(
+        default_factory=list,
+        description="traits of parts.jsonl the seed picks (latent coordinate i for the i-th) and the data "
+        "draws exactly over G's output, in drawing order (dcgan; e.g. Nouns' head)",
+    )
+    trait_share: float = Field(
+        0.98, gt=0.0, le=1.0, description="a trait layer draws each pixel this share of a value's images show"
+    )
+    trait_layers_in_training: bool = Field(
+        True,
+        description="draw the trait layers in training steps too (off: only where G is sampled: previews, "
+        "scores, export), so G learns the whole picture and the layers draw over it",
+    )
+    trait_dim: int = Field(
+        0,
+        ge=0,
+        description="G also reads each trait layer's value as a learned embedding of this size (0: off)",
+    )
+    trait_values: dict[str, list[str]] = Field(
+        default_factory=dict, description="the names of each trait layer's values (filled from the data)"
+    )
     # StyleGAN only.
     w_dim: int = Field(0, ge=0, description="intermediate latent size; 0 means z_dim")
     mapping_layers: int = Field(8, ge=1, le=16, description="layers of the mapping network (stylegan)")

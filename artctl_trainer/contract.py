@@ -3,7 +3,8 @@
 The exporter, previews, scoring and the training sampler read a generator through these classes,
 never by probing its attributes: a family says what it is by which class it subclasses.
 - `GeneratorNet`: G(z, label=None, psi=None) -> image [B, C, H, W] in [-1, 1]; z_dim, num_classes,
-  `snap` (the palette snap its samples go through, or None) and `label_layer` (or None).
+  `snap` (the palette snap its samples go through, or None), `label_layer` and `trait_layers`
+  (or None).
 - `StyleGeneratorNet`: a w space besides (map, synthesis, num_ws, w_dim) and a truncation input.
 `capabilities` turns a network into artctl.capabilities' contract, which the model card then carries.
 """
@@ -18,6 +19,7 @@ from torch import nn
 from artctl.capabilities import Capabilities, WSpace
 from artctl_trainer.config import NetworkConfig
 from artctl_trainer.label_layer import LabelLayer
+from artctl_trainer.trait_layers import TraitLayers
 
 
 class Snap(Protocol):
@@ -38,6 +40,7 @@ class GeneratorNet(nn.Module):
     # Pixels drawn exactly over the output (dcgan), or None. Set in __init__, never as a class
     # attribute: a class-level value would shadow the registered submodule.
     label_layer: LabelLayer | None
+    trait_layers: TraitLayers | None  # traits the seed picks, drawn exactly (dcgan), or None
 
     def forward(
         self, z: torch.Tensor, label: torch.Tensor | None = None, psi: torch.Tensor | None = None

@@ -42,6 +42,7 @@ class ImageDataset:
     skipped: list[str] = field(default_factory=list)  # "path (why)" of each file that would not decode
     loose: list[str] = field(default_factory=list)  # images outside the label folders (label -1)
     palette: list[str] | None = None  # "#rrggbb"/"#rrggbbaa": palette.json's, or <= 256 distinct colours
+    files: list[str] = field(default_factory=list)  # each image's path in the folder or archive
 
     def check_labelled(self) -> None:
         """Conditional training needs every image in a label folder: refuse loose ones by name."""
@@ -163,7 +164,7 @@ def _decode_all(
     if label_names and "" in label_names:  # a label "" would be a class made by accident
         label_names.remove("")
     decode_channels = 4 if channels == 0 else channels
-    arrays, labels, skipped, hashed = [], [], [], []
+    arrays, labels, skipped, hashed, kept = [], [], [], [], []
     for rel, data in entries:
         try:
             with Image.open(io.BytesIO(data)) as img:
@@ -177,6 +178,7 @@ def _decode_all(
             label_names.index(label_of[rel]) if label_of[rel] in label_names else -1 if label_names else 0
         )
         hashed.append(f"{rel}:{hashlib.sha256(data).hexdigest()}\n")
+        kept.append(rel)
     if channels == 0:  # follow the data: drop an alpha channel that is opaque everywhere
         channels = 3 if arrays and all(bool((a[..., 3] == 255).all()) for a in arrays) else 4
         if channels == 3:
@@ -200,6 +202,7 @@ def _decode_all(
         skipped=skipped,
         loose=[rel for rel, _ in entries if label_names and label_of[rel] not in label_names],
         palette=palette if palette is not None else distinct_colours(arrays),
+        files=kept,
     )
 
 

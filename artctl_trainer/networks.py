@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -19,6 +20,7 @@ from artctl_trainer.config import NetworkConfig
 from artctl_trainer.contract import GeneratorNet
 from artctl_trainer.datasets import distinct_colours
 from artctl_trainer.palette_snap import PaletteSnap
+from artctl_trainer.trait_layers import read_traits
 
 if TYPE_CHECKING:
     from artctl_trainer.datasets import ImageDataset
@@ -35,6 +37,10 @@ def _family(cfg: NetworkConfig):  # type: ignore[no-untyped-def]
         raise ValueError("backdrop: only the dcgan family draws a backdrop")
     if cfg.colour_slots and cfg.architecture != "dcgan":
         raise ValueError("colour_slots: only the dcgan family draws colour slots")
+    if cfg.trait_layers and cfg.architecture != "dcgan":
+        raise ValueError("trait_layers: only the dcgan family draws trait layers")
+    if len(cfg.trait_layers) > cfg.z_dim:
+        raise ValueError(f"trait_layers: {len(cfg.trait_layers)} traits need as many latent coordinates")
     if cfg.architecture == "dcgan":
         from artctl_trainer import networks_dcgan
 
@@ -57,6 +63,8 @@ def resolve_network(cfg: NetworkConfig, data: ImageDataset) -> NetworkConfig:
         resolved["palette"] = data.palette
     if cfg.backdrop == ["auto"]:
         resolved["backdrop"] = backdrop_colours(data)
+    if cfg.trait_layers and not cfg.trait_values:
+        resolved["trait_values"] = read_traits(Path(data.source), data.files, cfg.trait_layers)[1]
     return cfg.model_copy(update=resolved)
 
 
@@ -91,9 +99,19 @@ def build_generator(cfg: NetworkConfig) -> GeneratorNet:
 
 
 def fit_to_data(G: GeneratorNet, cfg: NetworkConfig, data: ImageDataset) -> None:
-    """What a new G takes from the data instead of learning it: the label layer, when asked for."""
+    """What a new G takes from the data instead of learning it: the label layer and the trait
+    layers, when asked for (the trait layers where the label layer leaves the pixels visible)."""
     if G.label_layer is not None:
         G.label_layer.fit(data.images, data.labels, cfg.label_layer)
+    if G.trait_layers is not None:
+        codes, names = read_traits(Path(data.source), data.files, cfg.trait_layers)
+        if names != cfg.trait_values:
+            raise ValueError(f"trait_layers: the values in {data.source} are not the config's trait_values")
+        n, _, h, w = data.images.shape
+        covered = torch.zeros((n, 1, h, w), dtype=torch.bool)
+        if G.label_layer is not None:
+            covered = G.label_layer.mask[data.labels.clamp(min=0)]
+        G.trait_layers.fit(data.images, codes, covered, cfg.trait_share)
 
 
 def build_discriminator(cfg: NetworkConfig) -> nn.Module:

@@ -26,6 +26,7 @@ from artctl_trainer.config import NetworkConfig
 from artctl_trainer.contract import GeneratorNet
 from artctl_trainer.label_layer import LabelLayer
 from artctl_trainer.networks_stylegan import minibatch_stddev
+from artctl_trainer.trait_layers import TraitLayers
 
 
 def _widths(resolution: int, base: int, cap: int) -> list[int]:
@@ -136,6 +137,11 @@ class Generator(GeneratorNet):
         if self.num_classes:
             self.embed = nn.Embedding(self.num_classes, cfg.label_dim)
             c_z += cfg.label_dim
+        # G reads each trait layer's value too, so it knows what the layer will cover.
+        self.trait_embeds = nn.ModuleList(
+            nn.Embedding(len(cfg.trait_values[t]), cfg.trait_dim) for t in cfg.trait_layers if cfg.trait_dim
+        )
+        c_z += cfg.trait_dim * len(self.trait_embeds)
         widths = _widths(cfg.resolution, cfg.g_base, cfg.max_channels)
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(c_z, widths[0], 4, 1, 0, bias=False),
@@ -161,14 +167,23 @@ class Generator(GeneratorNet):
             if cfg.label_layer and self.num_classes
             else None
         )
+        self.trait_in_training = cfg.trait_layers_in_training
+        self.trait_layers = (
+            TraitLayers({t: cfg.trait_values[t] for t in cfg.trait_layers}, cfg.channels, cfg.resolution)
+            if cfg.trait_layers
+            else None
+        )
 
     def forward(
         self, z: torch.Tensor, label: torch.Tensor | None = None, psi: torch.Tensor | None = None
     ) -> torch.Tensor:
+        picked = self.trait_layers.pick(z) if self.trait_layers is not None else None
         if self.num_classes:
             if label is None:
                 raise ValueError("this generator is conditional: pass a label per latent")
             z = torch.cat([z, self.embed(label)], dim=1)
+        if picked is not None and len(self.trait_embeds):
+            z = torch.cat([z, *(embed(picked[:, i]) for i, embed in enumerate(self.trait_embeds))], dim=1)
         out: torch.Tensor = self.net(z.reshape(z.shape[0], -1, 1, 1))
         image = out
         if self.slots is not None:
@@ -177,6 +192,12 @@ class Generator(GeneratorNet):
             image = torch.tanh(out[:, :-1])
         if self.backdrop is not None:
             image = self.backdrop(image, out[:, -1:], z)
+        if (
+            self.trait_layers is not None
+            and picked is not None
+            and (self.trait_in_training or not self.training)
+        ):
+            image = self.trait_layers(image, picked)
         if self.label_layer is not None and label is not None:
             image = self.label_layer(image, label)
         return image

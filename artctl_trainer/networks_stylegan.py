@@ -230,6 +230,7 @@ class Generator(StyleGeneratorNet):
         self.synthesis = SynthesisNetwork(cfg)
         self.num_ws = self.synthesis.num_ws
         self.label_layer = None
+        self.trait_layers = None
         self.register_buffer("w_avg", torch.zeros(max(1, self.num_classes), self.w_dim))
 
     @torch.no_grad()

@@ -26,7 +26,12 @@ from artctl_trainer.presets import preset
 
 def make_step(layout: str, compiled: bool, batch: int = 64) -> Callable[[], None]:
     cfg = preset("nouns32").network.model_copy(
-        update={"channels": 3, "label_names": [str(i) for i in range(23)]}
+        update={
+            "channels": 3,
+            "label_names": [str(i) for i in range(23)],
+            "trait_values": {"head": [str(i) for i in range(254)]},  # Nouns' 254 heads
+            "palette": ["#000000"],  # the snap needs one to build; this step does not snap
+        }
     )
     torch.manual_seed(0)
     G, D = build_generator(cfg), build_discriminator(cfg)

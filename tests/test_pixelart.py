@@ -107,8 +107,15 @@ def test_the_auto_choice_says_whether_it_flips_and_why(tmp_path: Path) -> None:
     assert (
         cfg["mirror"] is False and cfg["network"]["conditional"] is True and cfg["network"]["channels"] == 0
     )
-    assert "preset: nouns32" in pixel.stderr and "has a palette.json: pixel art" in pixel.stderr
+    assert "preset: pixel32-cond" in pixel.stderr and "has a palette.json: pixel art" in pixel.stderr
     assert "no flips: pixel-art characters face one way" in pixel.stderr
+    assert cfg["network"]["trait_layers"] == []
+    lines = [{"file": f"{label}/{i}.png", "head": i} for label in "ab" for i in range(5)]
+    (tmp_path / "pix" / "parts.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    layered = _dry(str(tmp_path / "pix"))
+    assert "preset: nouns32" in layered.stderr
+    assert "a parts.jsonl naming each image's traits" in layered.stderr
+    assert json.loads(layered.stdout)["network"]["trait_layers"] == ["head"]
     plain = _dry(str(_folder(tmp_path / "plain")))
     assert json.loads(plain.stdout)["mirror"] is True
     assert "preset: small-data-dcgan32" in plain.stderr and "random horizontal flips" in plain.stderr

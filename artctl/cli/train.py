@@ -8,6 +8,7 @@ each exists once: its type, its choices and its help.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ RUNS = Path("runs")  # a run without --out goes to runs/PRESET (numbered -2, -3,
 # The flags are generated from the config's own fields (TrainConfig, and NetworkConfig's under
 # "network."), so each option is said once, with its type, its choices and its help. These are no
 # flags: the data is the argument, and the rest come from the data.
-NO_FLAG = {"network", "data", "label_names", "palette"}
+NO_FLAG = {"network", "data", "label_names", "palette", "trait_values"}
 # Bool flags with another spelling than --x/--no-x.
 BOOL_SPELLING = {"conditional": "--conditional/--unconditional"}
 # Flags that set several fields at once: name -> (type, help, the fields).
@@ -155,27 +156,45 @@ train.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defi
 def _auto_preset(overrides: dict[str, Any]) -> str:
     """The family's recipe for the data's size, said on stderr (so --dry-run's JSON stays clean)."""
     from artctl_trainer.datasets import PALETTE_FILE, count_images
-    from artctl_trainer.presets import PRESET_NOTES, SMALL_DATA, auto_preset
+    from artctl_trainer.presets import PRESET_NOTES, PRESETS, SMALL_DATA, auto_preset
+    from artctl_trainer.trait_layers import PARTS_FILE
 
     data = overrides.get("data", "synthetic:shapes")
     images = count_images(data)
     folder = Path(data)
     pixel_art = folder.is_dir() and (folder / PALETTE_FILE).is_file()
     labelled = folder.is_dir() and sum(1 for p in folder.iterdir() if p.is_dir()) >= 2
-    name = auto_preset(overrides["network"].get("architecture", "dcgan"), images, pixel_art, labelled)
-    if pixel_art and name in ("nouns32", "pixel32"):
+    layered = _has_traits(folder / PARTS_FILE, PRESETS["nouns32"]["network"]["trait_layers"])
+    architecture = overrides["network"].get("architecture", "dcgan")
+    name = auto_preset(architecture, images, pixel_art, labelled, layered)
+    if pixel_art and name in PIXEL_PRESETS:
         why = f"{data} has a {PALETTE_FILE}: pixel art"
+        if name == "nouns32":
+            why += f", and a {PARTS_FILE} naming each image's traits"
     else:
         why = f"{data} has {images:,} images, {'under' if images < SMALL_DATA else 'at least'} {SMALL_DATA:,}"
     flips = (
         "no flips: pixel-art characters face one way"
-        if name in ("nouns32", "pixel32")
+        if name in PIXEL_PRESETS
         else "random horizontal flips (--no-mirror for art that must not be mirrored)"
     )
     typer.echo(
         f"preset: {name} ({PRESET_NOTES[name]}; {why}); {flips}; --preset NAME picks another", err=True
     )
     return name
+
+
+PIXEL_PRESETS = ("nouns32", "pixel32-cond", "pixel32")
+
+
+def _has_traits(parts: Path, traits: list[str]) -> bool:
+    """Whether a parts.jsonl's first line names every one of `traits` (the auto choice's test)."""
+    try:
+        with parts.open() as lines:
+            first = json.loads(lines.readline())
+    except (OSError, ValueError):
+        return False
+    return isinstance(first, dict) and all(t in first for t in traits)
 
 
 def _eta(record: dict[str, Any], total: int) -> str:

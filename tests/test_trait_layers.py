@@ -1,0 +1,168 @@
+"""Trait layers: a trait the seed picks and the data draws, exactly, from training to serving.
+
+The test art is layered like Nouns: noise (G's part), then a hat of one of three values, then the
+label's glasses over the hat. Each hat value has its own shape and colour, and the glasses cover a
+different part of the hat in each label, so the layer must count every hat pixel where some image
+shows it and leave what every image covers to the label layer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from artctl.seeds import latents
+from artctl_trainer.checkpoint import load_checkpoint
+from artctl_trainer.config import NetworkConfig, TrainConfig
+from artctl_trainer.metrics import checkpoint_source
+from artctl_trainer.networks import build_generator
+from artctl_trainer.training_loop import training_loop
+from artctl_trainer.trait_layers import FIXED, TraitError
+
+HATS = {  # value -> (colour, the rows and columns it covers)
+    0: ((200, 40, 40), (slice(0, 2), slice(0, 8))),
+    1: ((40, 200, 40), (slice(0, 1), slice(4, 16))),
+    2: ((40, 40, 200), (slice(0, 3), slice(0, 16))),
+}
+GLASSES = {"a": (slice(1, 2), slice(0, 4)), "b": (slice(2, 3), slice(12, 16))}  # drawn last, in white
+NOISE = [
+    (0, 0, 0),
+    (90, 90, 90),
+    (160, 120, 60),
+    (30, 60, 90),
+    (120, 30, 150),
+    (60, 150, 90),
+    (10, 10, 60),
+    (150, 150, 20),
+]
+PALETTE = sorted(
+    {"#{:02x}{:02x}{:02x}".format(*c) for c in [*NOISE, (255, 255, 255), *(c for c, _ in HATS.values())]}
+)
+
+
+def _layered(root: Path, parts: bool = True) -> Path:
+    """16 images per label; hats 0, 0, 1, 2 in turn (so value 0 is half the data)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, glasses in GLASSES.items():
+        (root / label).mkdir(parents=True)
+        for i in range(16):
+            pixels = np.array(NOISE, dtype=np.uint8)[rng.integers(len(NOISE), size=(16, 16))]
+            hat = (0, 0, 1, 2)[i % 4]
+            colour, where = HATS[hat]
+            pixels[where] = colour
+            pixels[glasses] = 255
+            Image.fromarray(pixels).save(root / label / f"{i}.png")
+            rows.append({"file": f"{label}/{i}.png", "hat": 10 + hat, "hat_name": f"hat{hat}"})
+    if parts:
+        (root / "parts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "palette.json").write_text(json.dumps({"version": "artctl-palette-v1", "colors": PALETTE}))
+    return root
+
+
+def _train(data: Path, run: Path, trait_dim: int = 0, **network: object) -> Path:
+    net = NetworkConfig(
+        resolution=16, z_dim=8, g_base=8, d_base=8, conditional=True, channels=0, output="snap",
+        label_layer=1.0, trait_share=1.0, trait_dim=trait_dim, **{"trait_layers": ["hat"], **network},
+    )  # fmt: skip
+    cfg = TrainConfig(network=net, data=str(data), steps=2, batch=4, sample_every=2, log_every=1)
+    return training_loop(cfg, run)
+
+
+def _expected_hat(seed_latents: np.ndarray) -> list[int]:
+    """The pick by its definition: value k where Phi(z_0) lies in the k-th share of the data (1/2,
+    1/4, 1/4), at the 2^-20 step the thresholds are stored in."""
+    cuts = [np.ceil(NormalDist().inv_cdf(q) * FIXED) / FIXED for q in (0.5, 0.75)]
+    return [int(sum(z >= c for c in cuts)) for z in seed_latents[:, 0]]
+
+
+def test_the_seed_picks_a_hat_and_it_is_drawn_exactly_in_training(tmp_path: Path) -> None:
+    run = _train(_layered(tmp_path / "art"), tmp_path / "run")
+    net = load_checkpoint(run).config.network
+    assert net.trait_values == {"hat": ["hat0", "hat1", "hat2"]}  # names in the order of their index
+    G = build_generator(net)
+    G.load_state_dict(load_checkpoint(run).tensors("G_ema.safetensors"))
+    assert G.trait_layers is not None
+    layer = G.trait_layers.layers[0]
+    assert layer.thresholds.tolist() == [0, int(np.ceil(NormalDist().inv_cdf(0.75) * FIXED))]
+    for value, (colour, where) in HATS.items():
+        expected = torch.zeros((16, 16), dtype=torch.bool)
+        expected[where] = True
+        # every glasses pixel is shown by the other label's images, except where both cover it
+        assert (layer.mask[value, 0] == expected).all(), f"hat {value}"
+        assert (layer.pixels[value][:, expected] == torch.tensor(colour, dtype=torch.uint8)[:, None]).all()
+    seeds = list(range(64))
+    hats = _expected_hat(latents(seeds, net.z_dim))
+    assert len(set(hats)) == 3
+    generate, _ = checkpoint_source(run)
+    labels = ["ab"[i % 2] for i in seeds]
+    trained = generate(0, 64, labels)
+    for i, (hat, label) in enumerate(zip(hats, labels, strict=True)):
+        colour, where = HATS[hat]
+        visible = np.zeros((16, 16), dtype=bool)
+        visible[where] = True
+        visible[GLASSES[label]] = False
+        assert (trained[i][visible] == colour).all(), f"seed {i}: hat {hat} is not drawn exactly"
+        assert (trained[i][GLASSES[label]] == 255).all()
+
+
+@pytest.mark.parametrize("arithmetic", ["float", "exact"])
+@pytest.mark.parametrize("trait_dim", [0, 4])
+def test_the_exported_graph_picks_and_draws_the_same_hat_as_training(
+    tmp_path: Path, arithmetic: str, trait_dim: int
+) -> None:
+    """With trait_dim, G also reads the picked value's embedding: the graph gathers it by the pick."""
+    from artctl_exporter.export import export_checkpoint
+    from artctl_serving.local import LocalRenderer
+
+    run = _train(_layered(tmp_path / "art"), tmp_path / "run", trait_dim)
+    assert ("trait_embeds.0.weight" in load_checkpoint(run).tensors("G_ema.safetensors")) == bool(trait_dim)
+    generate, _ = checkpoint_source(run)
+    seeds = list(range(64))
+    trained = generate(0, 64, ["ab"[i % 2] for i in seeds])
+    model = export_checkpoint(run, tmp_path / "m.onnx", parity_seeds=32, arithmetic=arithmetic).path
+    served = LocalRenderer(model).render(seeds, None, [i % 2 for i in seeds])
+    pixels = np.stack([r.pixels for r in served if r.pixels is not None])
+    hats = _expected_hat(latents(seeds, 8))
+    for i, hat in enumerate(hats):
+        colour, where = HATS[hat]
+        shown = pixels[i][where]
+        covered = np.zeros((16, 16), dtype=bool)
+        covered[GLASSES["ab"[i % 2]]] = True
+        assert (shown[~covered[where]] == colour).all(), f"seed {i}: the graph drew another hat"
+    if arithmetic == "float":
+        assert (pixels == trained).all()  # trained = served, value for value
+
+
+def test_trait_layers_without_parts_say_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(TraitError, match=r"parts\.jsonl"):
+        _train(_layered(tmp_path / "art", parts=False), tmp_path / "run")
+
+
+def test_layers_kept_out_of_training_leave_the_run_as_it_was_and_draw_where_g_is_sampled(
+    tmp_path: Path,
+) -> None:
+    """trait_layers_in_training off: G, G_ema and D train exactly as without trait layers (the layers
+    are buffers fitted from the data, and a training step does not draw them), and every sample
+    drawn from the checkpoint wears its picked hat."""
+    data = _layered(tmp_path / "art")
+    kept_out = _train(data, tmp_path / "out", trait_layers_in_training=False)
+    plain = _train(data, tmp_path / "plain", trait_layers=[])
+    for name in ("G.safetensors", "G_ema.safetensors", "D.safetensors"):
+        layered, without = load_checkpoint(kept_out).tensors(name), load_checkpoint(plain).tensors(name)
+        assert {k for k in layered if not k.startswith("trait_layers.")} == set(without)
+        assert all(torch.equal(layered[k], without[k]) for k in without), name
+    generate, _ = checkpoint_source(kept_out)
+    hats = _expected_hat(latents(range(16), 8))
+    trained = generate(0, 16, ["b"] * 16)
+    for i, hat in enumerate(hats):
+        colour, where = HATS[hat]
+        visible = np.zeros((16, 16), dtype=bool)
+        visible[where] = True
+        visible[GLASSES["b"]] = False
+        assert (trained[i][visible] == colour).all(), f"seed {i}: hat {hat} is not drawn over G's sample"
