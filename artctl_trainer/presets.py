@@ -161,8 +161,9 @@ _NOUNS_NET = {
     "colour_slots": 16,
 }
 # Layered art with each image's traits in parts.jsonl (`artctl data nouns` writes it): the head is
-# picked by the seed and drawn exactly from the data (trait layers), G reads which head it is and
-# draws the rest. It lifted recall at n = 2,000 from 0.08 to 0.6 (docs/quality.md, "Trait layers").
+# picked by the seed and drawn exactly from the data (trait layers) over G's samples. It lifted recall
+# at n = 10,000 from 0.05 to 0.61 (docs/quality.md, "Trait layers"). Kept out of training steps: G
+# trained under the layer left ghosts of its own heads around the art's and scored worse.
 _LAYERED_NET = {"trait_layers": ["head"], "trait_layers_in_training": False}
 PRESETS["nouns32"] = {
     "network": {**_PIXEL_NET, **_NOUNS_NET, **_LAYERED_NET},
