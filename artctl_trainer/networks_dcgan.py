@@ -177,12 +177,15 @@ class Generator(GeneratorNet):
     def forward(
         self, z: torch.Tensor, label: torch.Tensor | None = None, psi: torch.Tensor | None = None
     ) -> torch.Tensor:
-        picked = self.trait_layers.pick(z) if self.trait_layers is not None else None
+        # The layers draw where G is sampled, and in training steps only when asked to.
+        drawn = self.trait_layers is not None and (self.trait_in_training or not self.training)
+        read = self.trait_layers is not None and len(self.trait_embeds) > 0
+        picked = self.trait_layers.pick(z) if self.trait_layers is not None and (drawn or read) else None
         if self.num_classes:
             if label is None:
                 raise ValueError("this generator is conditional: pass a label per latent")
             z = torch.cat([z, self.embed(label)], dim=1)
-        if picked is not None and len(self.trait_embeds):
+        if picked is not None and read:
             z = torch.cat([z, *(embed(picked[:, i]) for i, embed in enumerate(self.trait_embeds))], dim=1)
         out: torch.Tensor = self.net(z.reshape(z.shape[0], -1, 1, 1))
         image = out
@@ -192,11 +195,7 @@ class Generator(GeneratorNet):
             image = torch.tanh(out[:, :-1])
         if self.backdrop is not None:
             image = self.backdrop(image, out[:, -1:], z)
-        if (
-            self.trait_layers is not None
-            and picked is not None
-            and (self.trait_in_training or not self.training)
-        ):
+        if self.trait_layers is not None and picked is not None and drawn:
             image = self.trait_layers(image, picked)
         if self.label_layer is not None and label is not None:
             image = self.label_layer(image, label)

@@ -200,6 +200,7 @@ PRESET_NOTES: dict[str, str] = {
     "pixel32-cond": "pixel art, 32 px, conditional on sub-folders: nouns32 without trait layers, no flips",
     "pixel32": "pixel art, 32 px, unconditional: nouns32 without labels or trait layers, no flips",
 }
+PIXEL_PRESETS = ("nouns32", "pixel32-cond", "pixel32")  # the recipes that never flip
 SMALL_DATA = 2000  # fewer images than this: the small-data recipe of the family (augmentation)
 
 

@@ -75,6 +75,17 @@ def read_traits(
     return torch.stack(columns, dim=1), names
 
 
+def names_traits(folder: Path, traits: list[str]) -> bool:
+    """Whether the folder's parts.jsonl names every one of `traits` on its first line (a cheap look,
+    for the auto choice of a recipe; read_traits checks every line)."""
+    try:
+        with (Path(folder) / PARTS_FILE).open() as lines:
+            first = json.loads(lines.readline())
+    except (OSError, ValueError):
+        return False
+    return isinstance(first, dict) and all(t in first for t in traits)
+
+
 class TraitLayer(nn.Module):
     """One trait: thresholds [K-1] (int64, the pick), mask [K, 1, H, W] and pixels [K, C, H, W]."""
 

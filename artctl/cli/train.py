@@ -8,7 +8,6 @@ each exists once: its type, its choices and its help.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -156,15 +155,15 @@ train.__signature__ = inspect.Signature(_parameters())  # type: ignore[attr-defi
 def _auto_preset(overrides: dict[str, Any]) -> str:
     """The family's recipe for the data's size, said on stderr (so --dry-run's JSON stays clean)."""
     from artctl_trainer.datasets import PALETTE_FILE, count_images
-    from artctl_trainer.presets import PRESET_NOTES, PRESETS, SMALL_DATA, auto_preset
-    from artctl_trainer.trait_layers import PARTS_FILE
+    from artctl_trainer.presets import PIXEL_PRESETS, PRESET_NOTES, PRESETS, SMALL_DATA, auto_preset
+    from artctl_trainer.trait_layers import PARTS_FILE, names_traits
 
     data = overrides.get("data", "synthetic:shapes")
     images = count_images(data)
     folder = Path(data)
     pixel_art = folder.is_dir() and (folder / PALETTE_FILE).is_file()
     labelled = folder.is_dir() and sum(1 for p in folder.iterdir() if p.is_dir()) >= 2
-    layered = _has_traits(folder / PARTS_FILE, PRESETS["nouns32"]["network"]["trait_layers"])
+    layered = names_traits(folder, PRESETS["nouns32"]["network"]["trait_layers"])
     architecture = overrides["network"].get("architecture", "dcgan")
     name = auto_preset(architecture, images, pixel_art, labelled, layered)
     if pixel_art and name in PIXEL_PRESETS:
@@ -182,19 +181,6 @@ def _auto_preset(overrides: dict[str, Any]) -> str:
         f"preset: {name} ({PRESET_NOTES[name]}; {why}); {flips}; --preset NAME picks another", err=True
     )
     return name
-
-
-PIXEL_PRESETS = ("nouns32", "pixel32-cond", "pixel32")
-
-
-def _has_traits(parts: Path, traits: list[str]) -> bool:
-    """Whether a parts.jsonl's first line names every one of `traits` (the auto choice's test)."""
-    try:
-        with parts.open() as lines:
-            first = json.loads(lines.readline())
-    except (OSError, ValueError):
-        return False
-    return isinstance(first, dict) and all(t in first for t in traits)
 
 
 def _eta(record: dict[str, Any], total: int) -> str:
