@@ -38,7 +38,7 @@ from artctl.profile import EXACT_CONTRACT
 from artctl_exporter.exact_backdrop import BACKDROP_OPS, BackdropNodes, backdrop_nodes, find_backdrop
 from artctl_exporter.exact_base import EXACT_LIMIT, INPUT_BITS, INPUT_CLIP, PREFIX, ExactError
 from artctl_exporter.exact_base import add_constant as _const
-from artctl_exporter.exact_layers import LayerNodes, find_layers, layer_nodes
+from artctl_exporter.exact_layers import GROUND_OPS, LayerNodes, find_layers, layer_nodes
 from artctl_exporter.exact_slots import SLOT_OPS, SlotNodes, find_slots, slot_nodes
 
 ACTIVATION_MAX = 511  # hidden activations: 0..511 after the clip that is the Relu
@@ -74,13 +74,14 @@ def _chain(
     slots = find_slots(model, tail)
     backdrop = find_backdrop(model, [n for n in tail if slots is None or n is not slots.gemm])
     allowed |= (BACKDROP_OPS if backdrop is not None else set()) | (SLOT_OPS if slots is not None else set())
+    after = "Add" if backdrop is not None else "Einsum" if slots is not None else "Tanh"
+    drawn_over = find_layers(model, tail, ("Tanh", after))
+    allowed |= GROUND_OPS if any(layer.colours is None for layer in drawn_over) else set()
     kinds = [n.op_type for n in tail]
     if set(kinds) - allowed or kinds.count("Tanh") != 1 or any(n.op_type == "Conv" for n in nodes):
         raise ExactError(
             f"only DCGAN-type generators have an exact graph; this one has {sorted(set(kinds) - allowed)}"
         )
-    after = "Add" if backdrop is not None else "Einsum" if slots is not None else "Tanh"
-    drawn_over = find_layers(model, tail, ("Tanh", after))
     layers = []
     for node in tail:
         if node.op_type != "ConvTranspose":
@@ -210,6 +211,9 @@ def make_exact(
     del graph.node[:]
     graph.node.extend(keep)
     used = {i for n in tail for i in n.input} - {i for n in keep for i in n.input}
+    used -= {
+        n for layer in drawn_over for n in (layer.masks, layer.colours, layer.anchors) if n
+    }  # gathered anew
     kept_inits = [i for i in graph.initializer if i.name not in used]
     del graph.initializer[:]
     graph.initializer.extend(kept_inits)
@@ -287,7 +291,7 @@ def make_exact(
         pixels = f"{p}_backdropped"
         chosen["backdrop"] = True
     if drawn_over:  # their uint8 colours go straight over the pixels: no float round trip
-        layered, pixels = layer_nodes(drawn_over, pixels)
+        layered, pixels = layer_nodes(graph, drawn_over, pixels)
         new += layered
         chosen["layers_drawn_over"] = len(drawn_over)
     new.append(helper.make_node("Transpose", [pixels], [final], perm=[0, 2, 3, 1], name=f"{p}_to_nhwc"))

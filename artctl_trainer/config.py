@@ -66,6 +66,12 @@ class NetworkConfig(BaseModel):
     trait_share: float = Field(
         0.98, gt=0.0, le=1.0, description="a trait layer draws each pixel this share of a value's images show"
     )
+    trait_ground: bool = Field(
+        False,
+        description="a trait layer also draws, per value, the pixels its images show in their ground colour "
+        "(pixel (0, 0)'s), in the sample's ground colour (voted by 16 anchor pixels): no traces of other "
+        "values around it",
+    )
     trait_layers_in_training: bool = Field(
         True,
         description="draw the trait layers in training steps too (off: only where G is sampled: previews, "

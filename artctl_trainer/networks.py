@@ -39,6 +39,8 @@ def _family(cfg: NetworkConfig):  # type: ignore[no-untyped-def]
         raise ValueError("colour_slots: only the dcgan family draws colour slots")
     if cfg.trait_layers and cfg.architecture != "dcgan":
         raise ValueError("trait_layers: only the dcgan family draws trait layers")
+    if cfg.trait_ground and not cfg.trait_layers:
+        raise ValueError("trait_ground: a ground is drawn around a trait layer's values; name trait_layers")
     if len(cfg.trait_layers) > cfg.z_dim:
         raise ValueError(f"trait_layers: {len(cfg.trait_layers)} traits need as many latent coordinates")
     if cfg.architecture == "dcgan":

@@ -169,7 +169,12 @@ class Generator(GeneratorNet):
         )
         self.trait_in_training = cfg.trait_layers_in_training
         self.trait_layers = (
-            TraitLayers({t: cfg.trait_values[t] for t in cfg.trait_layers}, cfg.channels, cfg.resolution)
+            TraitLayers(
+                {t: cfg.trait_values[t] for t in cfg.trait_layers},
+                cfg.channels,
+                cfg.resolution,
+                ground=cfg.trait_ground,
+            )
             if cfg.trait_layers
             else None
         )

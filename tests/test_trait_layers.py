@@ -65,10 +65,42 @@ def _layered(root: Path, parts: bool = True) -> Path:
     return root
 
 
+# Art with a ground: row 0 is always the image's ground colour (one of two, in turn), the hat of rows
+# 1-5 has the ground around it, and the label's glasses go over both; rows 6-15 are noise (G's part).
+GROUNDS = ((210, 210, 230), (230, 210, 210))
+GROUND_HATS = {  # value -> its rows and columns (in HATS' colours); the ground shows around it
+    0: (slice(1, 4), slice(2, 9)),
+    1: (slice(1, 3), slice(6, 15)),
+    2: (slice(1, 6), slice(1, 16)),
+}
+GROUND_GLASSES = {"a": (slice(4, 5), slice(4, 9)), "b": (slice(5, 6), slice(9, 14))}
+
+
+def _grounded(root: Path) -> Path:
+    """16 images per label; hats 0, 0, 1, 2 in turn, and the two grounds every four images."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, glasses in GROUND_GLASSES.items():
+        (root / label).mkdir(parents=True)
+        for i in range(16):
+            pixels = np.array(NOISE, dtype=np.uint8)[rng.integers(len(NOISE), size=(16, 16))]
+            pixels[:6] = GROUNDS[i // 4 % 2]  # each hat is seen on both grounds
+            hat = (0, 0, 1, 2)[i % 4]
+            pixels[GROUND_HATS[hat]] = HATS[hat][0]
+            pixels[glasses] = 255
+            Image.fromarray(pixels).save(root / label / f"{i}.png")
+            rows.append({"file": f"{label}/{i}.png", "hat": hat, "hat_name": f"hat{hat}"})
+    (root / "parts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    colours = sorted({"#{:02x}{:02x}{:02x}".format(*c) for c in GROUNDS})
+    palette = {"version": "artctl-palette-v1", "colors": PALETTE + colours}
+    (root / "palette.json").write_text(json.dumps(palette))
+    return root
+
+
 def _train(data: Path, run: Path, trait_dim: int = 0, **network: object) -> Path:
     net = NetworkConfig(
-        resolution=16, z_dim=8, g_base=8, d_base=8, conditional=True, channels=0, output="snap",
-        label_layer=1.0, trait_share=1.0, trait_dim=trait_dim, **{"trait_layers": ["hat"], **network},
+        resolution=16, z_dim=8, g_base=8, d_base=8, conditional=True, channels=0, label_layer=1.0,
+        trait_share=1.0, trait_dim=trait_dim, **{"trait_layers": ["hat"], "output": "snap", **network},
     )  # fmt: skip
     cfg = TrainConfig(network=net, data=str(data), steps=2, batch=4, sample_every=2, log_every=1)
     return training_loop(cfg, run)
@@ -166,3 +198,70 @@ def test_layers_kept_out_of_training_leave_the_run_as_it_was_and_draw_where_g_is
         visible[where] = True
         visible[GLASSES["b"]] = False
         assert (trained[i][visible] == colour).all(), f"seed {i}: hat {hat} is not drawn over G's sample"
+
+
+@pytest.mark.parametrize("arithmetic", ["float", "exact"])
+def test_the_ground_around_each_value_is_drawn_in_the_colour_g_gave_pixel_0_0(
+    tmp_path: Path, arithmetic: str
+) -> None:
+    """trait_ground: around each hat, the pixels all its images show in their ground colour are drawn
+    in the sample's ground colour, so no trace of another hat stays; in training's samples and in the
+    exported graph alike. The ground colour is the one most anchors (pixels every image shows as
+    ground) have in G's own sample, counted here from G's samples without the ground. Without the
+    snap, G's own pixels differ there."""
+    from artctl_exporter.export import export_checkpoint
+    from artctl_serving.local import LocalRenderer
+
+    data = _grounded(tmp_path / "art")
+    kept_out = {"trait_layers_in_training": False, "output": "rgb"}  # the same G with and without
+    run = _train(data, tmp_path / "run", trait_ground=True, **kept_out)
+    plain = _train(data, tmp_path / "plain", **kept_out)
+    G = build_generator(load_checkpoint(run).config.network)
+    G.load_state_dict(load_checkpoint(run).tensors("G_ema.safetensors"))
+    assert G.trait_layers is not None
+    layer = G.trait_layers.layers[0]
+    assert layer.ground is not None
+    hats, grounds = {}, {}
+    for value, where in GROUND_HATS.items():
+        hats[value] = np.zeros((16, 16), dtype=bool)
+        hats[value][where] = True
+        grounds[value] = np.zeros((16, 16), dtype=bool)
+        grounds[value][:6] = ~hats[value][:6]  # every glasses pixel is ground in the other label's images
+        assert (layer.mask[value, 0].numpy() == hats[value]).all(), f"hat {value}"
+        assert (layer.ground[value, 0].numpy() == grounds[value]).all(), f"the ground of hat {value}"
+    seeds = list(range(64))
+    labels = ["ab"[i % 2] for i in seeds]
+    trained = checkpoint_source(run)[0](0, 64, labels)
+    without = checkpoint_source(plain)[0](0, 64, labels)
+    out = tmp_path / "m.onnx"
+    model = export_checkpoint(run, out, parity_seeds=32, arithmetic=arithmetic, palette="none").path
+    served = np.stack([r.pixels for r in LocalRenderer(model).render(seeds, None, [i % 2 for i in seeds])])
+    picked = _expected_hat(latents(seeds, 8))
+    flat = {"trained": 0, "served": 0, "without the ground": 0}
+    for name, images in (("trained", trained), ("served", served), ("without the ground", without)):
+        for i, (hat, label) in enumerate(zip(picked, labels, strict=True)):
+            glasses = np.zeros((16, 16), dtype=bool)
+            glasses[GROUND_GLASSES[label]] = True
+            flat[name] += int((images[i][grounds[hat] & ~glasses] == images[i][0, 0]).all())
+            assert (images[i][hats[hat] & ~glasses] == HATS[hat][0]).all(), f"{name} {i}: hat {hat}"
+            assert (images[i][glasses] == 255).all()
+    assert flat == {"trained": 64, "served": 64, "without the ground": 0}
+    assert G.trait_layers.anchors is not None
+    anchors = G.trait_layers.anchors.numpy()
+    always = np.zeros(256, dtype=bool)
+    always[[c for c in range(16)] + [16 * r for r in range(1, 6)]] = True  # row 0, and column 0 above row 6
+    assert always[anchors].all() and len(set(anchors.tolist())) == len(anchors)
+    votes = 0
+    for i in seeds:
+        shown = without[i].reshape(256, 3)[anchors]
+        counts = [(shown == colour).all(axis=1).sum() for colour in shown]
+        assert (trained[i][0, 0] == shown[int(np.argmax(counts))]).all(), f"seed {i}: the vote"
+        votes += int((shown[int(np.argmax(counts))] != without[i][0, 0]).any())
+    assert votes > 0  # some sample's pixel (0, 0) is not its ground colour
+    if arithmetic == "float":
+        assert (served == trained).all()
+
+
+def test_a_ground_without_trait_layers_says_what_is_missing() -> None:
+    with pytest.raises(ValueError, match=r"trait_ground: .* name trait_layers"):
+        build_generator(NetworkConfig(resolution=16, z_dim=8, trait_ground=True))
