@@ -45,28 +45,8 @@ PALETTE = sorted(
 )
 
 
-def _layered(root: Path, parts: bool = True) -> Path:
-    """16 images per label; hats 0, 0, 1, 2 in turn (so value 0 is half the data)."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for label, glasses in GLASSES.items():
-        (root / label).mkdir(parents=True)
-        for i in range(16):
-            pixels = np.array(NOISE, dtype=np.uint8)[rng.integers(len(NOISE), size=(16, 16))]
-            hat = (0, 0, 1, 2)[i % 4]
-            colour, where = HATS[hat]
-            pixels[where] = colour
-            pixels[glasses] = 255
-            Image.fromarray(pixels).save(root / label / f"{i}.png")
-            rows.append({"file": f"{label}/{i}.png", "hat": 10 + hat, "hat_name": f"hat{hat}"})
-    if parts:
-        (root / "parts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (root / "palette.json").write_text(json.dumps({"version": "artctl-palette-v1", "colors": PALETTE}))
-    return root
-
-
-# Art with a ground: row 0 is always the image's ground colour (one of two, in turn), the hat of rows
-# 1-5 has the ground around it, and the label's glasses go over both; rows 6-15 are noise (G's part).
+# Art with a ground: row 0 is always the image's ground colour (one of two), the hat of rows 1-5 has
+# the ground around it, and the label's glasses go over both; rows 6-15 are noise (G's part).
 GROUNDS = ((210, 210, 230), (230, 210, 210))
 GROUND_HATS = {  # value -> its rows and columns (in HATS' colours); the ground shows around it
     0: (slice(1, 4), slice(2, 9)),
@@ -76,22 +56,26 @@ GROUND_HATS = {  # value -> its rows and columns (in HATS' colours); the ground 
 GROUND_GLASSES = {"a": (slice(4, 5), slice(4, 9)), "b": (slice(5, 6), slice(9, 14))}
 
 
-def _grounded(root: Path) -> Path:
-    """16 images per label; hats 0, 0, 1, 2 in turn, and the two grounds every four images."""
+def _layered(root: Path, parts: bool = True, ground: bool = False) -> Path:
+    """16 images per label; hats 0, 0, 1, 2 in turn (so value 0 is half the data); with `ground`,
+    the art above, its two grounds every four images (so each hat is seen on both)."""
     rng = np.random.default_rng(0)
     rows = []
-    for label, glasses in GROUND_GLASSES.items():
+    hats = GROUND_HATS if ground else {value: where for value, (_, where) in HATS.items()}
+    for label, glasses in (GROUND_GLASSES if ground else GLASSES).items():
         (root / label).mkdir(parents=True)
         for i in range(16):
             pixels = np.array(NOISE, dtype=np.uint8)[rng.integers(len(NOISE), size=(16, 16))]
-            pixels[:6] = GROUNDS[i // 4 % 2]  # each hat is seen on both grounds
+            if ground:
+                pixels[:6] = GROUNDS[i // 4 % 2]
             hat = (0, 0, 1, 2)[i % 4]
-            pixels[GROUND_HATS[hat]] = HATS[hat][0]
+            pixels[hats[hat]] = HATS[hat][0]
             pixels[glasses] = 255
             Image.fromarray(pixels).save(root / label / f"{i}.png")
-            rows.append({"file": f"{label}/{i}.png", "hat": hat, "hat_name": f"hat{hat}"})
-    (root / "parts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    colours = sorted({"#{:02x}{:02x}{:02x}".format(*c) for c in GROUNDS})
+            rows.append({"file": f"{label}/{i}.png", "hat": 10 + hat, "hat_name": f"hat{hat}"})
+    if parts:
+        (root / "parts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    colours = sorted({"#{:02x}{:02x}{:02x}".format(*c) for c in GROUNDS}) if ground else []
     palette = {"version": "artctl-palette-v1", "colors": PALETTE + colours}
     (root / "palette.json").write_text(json.dumps(palette))
     return root
@@ -212,7 +196,7 @@ def test_the_ground_around_each_value_is_drawn_in_the_colour_g_gave_pixel_0_0(
     from artctl_exporter.export import export_checkpoint
     from artctl_serving.local import LocalRenderer
 
-    data = _grounded(tmp_path / "art")
+    data = _layered(tmp_path / "art", ground=True)
     kept_out = {"trait_layers_in_training": False, "output": "rgb"}  # the same G with and without
     run = _train(data, tmp_path / "run", trait_ground=True, **kept_out)
     plain = _train(data, tmp_path / "plain", **kept_out)
