@@ -198,8 +198,9 @@ PRESET_NOTES: dict[str, str] = {
     "emoji64-stylegan": "the earlier name of stylegan64",
     "nouns32": "layered pixel art, 32 px, conditional on sub-folders (Nouns' glasses): SNGAN + hinge, "
     "trained through the palette snap, 16 colour slots per image, the label's shared pixels drawn "
-    "exactly (label layer), the head picked by the seed and drawn exactly from parts.jsonl (trait "
-    "layer), a long EMA averaged over the run's plateau (tail average), no flips",
+    "exactly (label layer), the head picked by the seed and drawn exactly from parts.jsonl with the "
+    "background around it (trait layer and its ground), a long EMA averaged over the run's plateau "
+    "(tail average), no flips",
     "pixel32-cond": "pixel art, 32 px, conditional on sub-folders: nouns32 without trait layers, no flips",
     "pixel32": "pixel art, 32 px, unconditional: nouns32 without labels or trait layers, no flips",
 }

@@ -211,7 +211,3 @@ class TraitLayers(nn.Module):
             layer = self.layers[i]
             layer.fit(images, codes[:, i], covered, share)
             covered |= layer.covers(codes[:, i])
-
-    def drawn(self) -> dict[str, float]:
-        """The share of pixels each layer draws, over its values."""
-        return {n: float(layer.mask.float().mean()) for n, layer in zip(self.names, self.layers, strict=True)}
